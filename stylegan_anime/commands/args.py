@@ -1,0 +1,39 @@
+"""Argument types and options shared by several commands."""
+from __future__ import annotations
+
+import argparse
+
+
+def float_arg(name: str):
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+    return parse
+
+
+def int_arg(name: str, minimum: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", default="default", help="registry name, weights file or URL (default: default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--psi", type=float_arg("--psi"), default=1.0, help="truncation psi (1 = none)")
+    p.add_argument("--cutoff", type=int_arg("--cutoff", 0), default=None, help="truncate only the first N ws")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    p.add_argument("--class", dest="class_idx", type=int_arg("--class", 0), default=None,
+                   help="class index for conditional networks")
+    p.add_argument("--labels", default=None, help="comma-separated label vector for conditional networks")

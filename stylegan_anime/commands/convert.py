@@ -1,0 +1,20 @@
+"""`stylegan-anime convert IN OUT`: any weights file we read → our safetensors format."""
+from __future__ import annotations
+
+import argparse
+
+from .. import loading
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("convert", help="convert weights to stylegan-anime safetensors")
+    p.add_argument("src", help="weights file, registry name or URL")
+    p.add_argument("dst", help="output .safetensors (a .json config is written beside it)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    nets = loading.load_networks(args.src)
+    path = loading.save(nets, args.dst)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,51 @@
+"""``load`` and ``save``: the one entry point from a weights source to networks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import formats, hub
+from .errors import UserError
+from .formats.native import Networks
+from .formats.native import save as _save_native
+from .networks import Generator
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) → CUDA if present, else CPU; otherwise the named device, checked."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but this machine has no CUDA GPU")
+    return dev
+
+
+def resolve_source(source: str | Path) -> Path:
+    """A path, a registry name or a URL → a local file path."""
+    path = Path(source)
+    if path.exists():
+        return path
+    text = str(source)
+    if "/" in text or text.endswith((".pkl", ".pt", ".safetensors")):
+        raise UserError(f"no such file: {text}")
+    return hub.fetch(text)
+
+
+def load_networks(source: str | Path, device: str | torch.device | None = "cpu") -> Networks:
+    """Every network a weights source holds (generator, and raw G / D where present), in eval mode."""
+    return formats.read(resolve_source(source), resolve_device(device))
+
+
+def load(source: str | Path, device: str | torch.device | None = "cpu") -> Generator:
+    """Registry name, path or URL → the inference Generator in eval mode on ``device``."""
+    return load_networks(source, device).G_ema
+
+
+def save(nets: Networks | Generator, path: str | Path) -> Path:
+    """Write our safetensors format (+ JSON config beside it), atomically."""
+    return _save_native(nets, path)

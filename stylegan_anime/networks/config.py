@@ -1,0 +1,125 @@
+"""Typed configs of the networks, saved beside the weights as JSON.
+
+A network's state is its ``state_dict`` plus one of these dataclasses; nothing
+else is pickled. ``extra`` keeps settings from other implementations (forks'
+keyword arguments) that do not change the architecture, so that a converted
+file remembers where it came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import UserError
+
+T = TypeVar("T", bound="ConfigBase")
+
+
+class ConfigBase:
+    """JSON round trip shared by the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["kind"] = type(self).__name__
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+        d = dict(d)
+        kind = d.pop("kind", cls.__name__)
+        if kind != cls.__name__:
+            raise UserError(f"config is a {kind}, expected a {cls.__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UserError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        for key in ("resample_filter",):
+            if key in d and d[key] is not None:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls: type[T], text: str) -> T:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"config is not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(d, dict):
+            raise UserError("config JSON must be an object")
+        return cls.from_dict(d)
+
+
+def _check_resolution(res: int) -> None:
+    if res < 4 or res & (res - 1):
+        raise UserError(f"resolution must be a power of two >= 4, got {res}")
+
+
+@dataclass
+class GeneratorConfig(ConfigBase):
+    """StyleGAN2 generator (config E/F by default: 512-d z and w, 8 mapping layers).
+
+    Channels at resolution r are ``min(channel_base // r, channel_max)``.
+    ``architecture`` is the synthesis output architecture: ``skip`` or ``resnet``.
+    ``conv_clamp``: clamp conv outputs to ±this (None: off). ``num_fp16_res``: the
+    highest N resolutions run in float16 on CUDA (float32 on the CPU).
+    """
+
+    img_resolution: int = 256
+    z_dim: int = 512
+    c_dim: int = 0
+    w_dim: int = 512
+    img_channels: int = 3
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.995
+    channel_base: int = 32768
+    channel_max: int = 512
+    architecture: str = "skip"
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
+    num_fp16_res: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_resolution(self.img_resolution)
+        if self.architecture not in ("skip", "resnet", "orig"):
+            raise UserError(f"generator architecture must be skip, resnet or orig, got {self.architecture!r}")
+        if self.z_dim < 1 or self.w_dim < 1 or self.c_dim < 0 or self.mapping_layers < 1:
+            raise UserError("z_dim, w_dim and mapping_layers must be >= 1 and c_dim >= 0")
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+
+@dataclass
+class DiscriminatorConfig(ConfigBase):
+    """StyleGAN2 discriminator (resnet by default) with minibatch standard deviation and,
+    when ``c_dim > 0``, projection conditioning through a label mapping network."""
+
+    img_resolution: int = 256
+    c_dim: int = 0
+    img_channels: int = 3
+    channel_base: int = 32768
+    channel_max: int = 512
+    architecture: str = "resnet"
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
+    num_fp16_res: int = 0
+    mbstd_group_size: int = 4
+    mbstd_num_channels: int = 1
+    cmap_dim: int | None = None
+    mapping_layers: int = 8
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_resolution(self.img_resolution)
+        if self.architecture not in ("skip", "resnet", "orig"):
+            raise UserError(f"discriminator architecture must be skip, resnet or orig, got {self.architecture!r}")
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)

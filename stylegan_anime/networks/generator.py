@@ -1,0 +1,46 @@
+"""The generator: mapping network + synthesis network, with the API people meet."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .config import GeneratorConfig
+from .mapping import MappingNetwork
+from .synthesis import SynthesisNetwork
+
+
+class Generator(nn.Module):
+    """z: [N, z_dim] (and c: [N, c_dim]) → images [N, img_channels, R, R] in about [-1, 1]."""
+
+    def __init__(self, cfg: GeneratorConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = cfg if cfg is not None else GeneratorConfig(**kwargs)
+        self.cfg = cfg
+        self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
+        self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
+        self.synthesis = SynthesisNetwork(cfg)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
+                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mapping.fc0.weight.device
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
+                noise_mode: str = "const", noise: Sequence[torch.Tensor | None] | None = None,
+                update_w_avg: bool = False, fused: bool = False) -> torch.Tensor:
+        """psi in [0, 1] is the truncation (1 = none); cutoff: truncate only the first N ws;
+        noise_mode: const | random | none."""
+        ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg)
+        return self.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused)
+
+    def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+        """Style mixing: ws of a with the listed ws taken from b. w_a, w_b: [N, num_ws, w_dim]."""
+        out = w_a.clone()
+        idx = [int(i) for i in layers]
+        if idx:
+            out[:, idx] = w_b[:, idx]
+        return out

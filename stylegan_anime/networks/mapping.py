@@ -1,0 +1,60 @@
+"""Mapping network: z (and labels c) → w, with the tracked average w for truncation."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import FullyConnectedLayer, normalize_2nd_moment
+
+
+class MappingNetwork(nn.Module):
+    """z: [N, z_dim], c: [N, c_dim] → ws: [N, num_ws, w_dim] (or [N, w_dim] when num_ws is None).
+
+    Labels are embedded by a dense layer and normalised like z, then concatenated
+    with z (the conditional StyleGAN2 variant). With ``z_dim == 0`` it maps labels
+    alone (the discriminator's projection head uses it so).
+    """
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
+                 lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.995):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
+        embed_features = w_dim if c_dim > 0 else 0
+        features = [z_dim + embed_features] + [w_dim] * num_layers
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, embed_features)
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation="lrelu",
+                                                        lr_multiplier=lr_multiplier))
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, psi: float = 1.0,
+                cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
+        """psi in [0, 1] (any float works): ws[:, :cutoff] = w_avg + psi * (w - w_avg)."""
+        parts = []
+        if self.z_dim > 0:
+            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+        if self.c_dim > 0:
+            if c is None or c.shape[-1] != self.c_dim:
+                raise ValueError(f"this network needs labels c: [N, {self.c_dim}]")
+            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if update_w_avg and self.w_avg_beta is not None and self.num_ws is not None:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is None:
+            return x
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        return self.truncate(ws, psi, cutoff)
+
+    def truncate(self, ws: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
+        """ws: [N, num_ws, w_dim] → same, the first ``cutoff`` ws (all if None) pulled towards w_avg."""
+        if psi == 1:
+            return ws
+        ws = ws.clone()
+        end = self.num_ws if cutoff is None else cutoff
+        ws[:, :end] = self.w_avg.lerp(ws[:, :end], psi)
+        return ws
