@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .. import kernels
+from .. import kernels, memory
 from .config import GeneratorConfig
 from .layers import Conv2dLayer
 from .modulated_conv import SynthesisLayer, ToRGBLayer
@@ -105,6 +105,8 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise is not None and len(noise) != len(self.noise_layers()):
             raise ValueError(f"noise needs {len(self.noise_layers())} entries, got {len(noise)}")
+        if ws.device.type == "cpu":
+            memory.keep_freed_memory()  # else big freed blocks go back to the kernel and fault in again
         noise_iter = iter(noise) if noise is not None else iter(lambda: None, 0)
         x = img = None
         w_idx = 0
