@@ -7,24 +7,30 @@ compiled: ada's custom ops take their reference path on the CPU by themselves, a
 rosinality's ``op`` package, which compiles CUDA extensions at import, is imported with
 ``torch.utils.cpp_extension.load`` stubbed out, so that its own CPU fallbacks run.
 
-Every case runs in a fresh process; the contenders alternate within each repeat (the
-machine's speed drifts) and the table reports each one's best repeat. The ports run with
+Every contender runs in its own fresh process, built once; then they take turns, one
+forward each per round (the machine's speed drifts, and other jobs share it), and the table
+reports medians: images/s (wall clock) and CPU seconds per image. The ports run with
 and without ``GLIBC_TUNABLES`` that keep freed memory (see DESIGN.md's performance notes);
 they are compared at their better figure.
 
     python -m benchmarks.compare_ports --ada /work/ext/ada --rosinality /work/ext/rosinality \\
-        [--res 512] [--batch 1 8] [--repeats 3] [--check]
+        [--res 512] [--batch 1 8] [--rounds 5] [--check]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
+import time
 import types
+from pathlib import Path
 
 import torch
 
-from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, time_calls, write_json
+from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, write_json
 
 KEEP_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 CONTENDERS = [  # (name, environment)
@@ -135,7 +141,7 @@ def forward_fn(name: str, case: dict, G):
     """A no-argument call producing images [N, 3, R, R] from fixed z (psi 1, const noise)."""
     z = torch.randn(case["batch"], G.z_dim, generator=torch.Generator().manual_seed(123))
     if name.startswith("ours"):
-        return lambda: G(z, noise_mode="const")
+        return lambda: G(z, noise_mode="const")  # ours_baseline: the same call in another checkout
     if name == "ada":
         A = build_ada(case["ada"], G)
         return lambda: A(z, None, noise_mode="const")
@@ -156,33 +162,102 @@ def run_case(case: dict) -> dict:
                     noise_mode="const")
             diffs = {n: (forward_fn(n, case, G)() - ref).abs().max().item() for n in ("ada", "rosinality")}
         return {**case, **{f"max_abs_diff_{n}": d for n, d in diffs.items()}}
-    fn = forward_fn(case["name"], case, G)
-    if case["name"] != "ours_ref" and case["name"].startswith("ours"):
-        fn()  # a native build (if any) happens outside the timing
+    raise ValueError(case["name"])
+
+
+def serve(case: dict) -> None:
+    """A contender process: build once, then time one forward per line read from stdin and
+    answer with a JSON line (wall and CPU seconds), until stdin closes."""
+    fn = forward_fn(case["name"], case, build_ours(case["res"]))
     with torch.inference_mode():
-        sec = time_calls(fn, warmup=1, min_seconds=case.get("min_seconds", 4.0), min_calls=2)
-    return {**case, "sec_per_batch": sec, "images_per_s": case["batch"] / sec, "peak_rss_mib": peak_rss_mib(),
-            "threads": torch.get_num_threads()}
+        fn()  # warm-up: first-call costs (and a native build, if any) stay out of the timing
+        print(json.dumps({"ready": True}), flush=True)
+        for _ in sys.stdin:
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                              "peak_rss_mib": peak_rss_mib()}), flush=True)
+
+
+def start_contender(case: dict, env: dict[str, str]) -> subprocess.Popen:
+    """``ours_baseline`` runs from another checkout of this project (its own code)."""
+    cwd = case["baseline"] if case["name"] == "ours_baseline" else Path(__file__).resolve().parent.parent
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.compare_ports", "--serve", json.dumps(case)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+                            cwd=cwd)
+
+
+def _ask(proc: subprocess.Popen, line: str | None) -> dict:
+    if line is not None:
+        proc.stdin.write(line)
+        proc.stdin.flush()
+    out = proc.stdout.readline()
+    if not out:
+        raise RuntimeError(f"contender {proc.args[-1]} died (exit {proc.wait()})")
+    return json.loads(out)
+
+
+def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
+    """Start every contender, then let them run one forward each in turn, ``rounds`` times:
+    all of them see the same drift in the machine's speed. Rows carry median times."""
+    procs = [start_contender(case, env) for case, env in cases]
+    try:
+        for p in procs:
+            _ask(p, None)
+        samples: list[list[dict]] = [[] for _ in procs]
+        for r in range(rounds):
+            for i, p in enumerate(procs):
+                samples[i].append(_ask(p, "go\n"))
+            print(f"  round {r + 1}/{rounds}: " + ", ".join(
+                f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s" for (c, _), s in zip(cases, samples)),
+                flush=True)
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait()
+    rows = []
+    for (case, _), s in zip(cases, samples):
+        wall, cpu = statistics.median(x["wall"] for x in s), statistics.median(x["cpu"] for x in s)
+        rows.append({**case, "sec_per_batch": wall, "images_per_s": case["batch"] / wall,
+                     "cpu_s_per_image": cpu / case["batch"], "peak_rss_mib": max(x["peak_rss_mib"] for x in s),
+                     "rounds": len(s)})
+    return rows
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """vs_best_port: images/s over the faster port's best (with or without tunables) at that
+    size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load)."""
+    for r in rows:
+        ports = [p for p in rows if p["name"] in ("ada", "rosinality") and p["res"] == r["res"]
+                 and p["batch"] == r["batch"]]
+        if ports:
+            r["vs_best_port"] = r["images_per_s"] / max(p["images_per_s"] for p in ports)
+            r["cpu_vs_best_port"] = min(p["cpu_s_per_image"] for p in ports) / r["cpu_s_per_image"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--ada", required=False, help="checkout of NVlabs/stylegan2-ada-pytorch")
     ap.add_argument("--rosinality", required=False, help="checkout of rosinality/stylegan2-pytorch")
     ap.add_argument("--res", type=int, nargs="+", default=[512])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5, help="forwards per contender, taken in turns")
     ap.add_argument("--only", nargs="+", help="contender names to run (default: all)")
+    ap.add_argument("--baseline", help="another checkout of this project (say, main) to run as ours_baseline")
     ap.add_argument("--check", action="store_true", help="first check that all three agree on the same weights")
     ap.add_argument("--out", default="benchmarks/results/compare_ports.json")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(json.loads(args.case))))
         return
+    if args.serve:
+        serve(json.loads(args.serve))
+        return
     if not (args.ada and args.rosinality):
         ap.error("--ada and --rosinality checkouts are required")
-    dirs = {"ada": args.ada, "rosinality": args.rosinality}
+    dirs = {"ada": args.ada, "rosinality": args.rosinality, "baseline": args.baseline}
     checks = []
     if args.check:
         for res in args.res:
@@ -191,31 +266,19 @@ def main() -> None:
             print(f"{res}²: max |ours - ada| = {row['max_abs_diff_ada']:.2e}, "
                   f"max |ours - rosinality| = {row['max_abs_diff_rosinality']:.2e}")
     contenders = [c for c in CONTENDERS if not args.only or c[0] in args.only]
-    best: dict[tuple, dict] = {}
-    for rep in range(args.repeats):
-        for res in args.res:
-            for batch in args.batch:
-                for name, env in contenders:
-                    case = {"name": name, "res": res, "batch": batch, "tunables": "GLIBC_TUNABLES" in env, **dirs}
-                    row = run_case_in_subprocess("benchmarks.compare_ports", case, env=env)
-                    print(f"  repeat {rep}: {name:12s} {res}² batch {batch} tunables={case['tunables']!s:5s} "
-                          f"{row['images_per_s']:.3f} img/s", flush=True)
-                    key = (name, res, batch, case["tunables"])
-                    if key not in best or row["images_per_s"] > best[key]["images_per_s"]:
-                        best[key] = row
-    rows = [{k: v for k, v in r.items() if k not in dirs} for r in best.values()]
+    if args.baseline:
+        contenders.insert(0, ("ours_baseline", {}))
+    rows = []
+    for res in args.res:
+        for batch in args.batch:
+            print(f"{res}² batch {batch}:")
+            cases = [({"name": name, "res": res, "batch": batch, "tunables": "GLIBC_TUNABLES" in env, **dirs}, env)
+                     for name, env in contenders]
+            rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
     add_ratios(rows)
-    print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "sec_per_batch", "peak_rss_mib",
-                       "vs_best_port"])
+    print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
+                       "vs_best_port", "cpu_vs_best_port"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
-
-
-def add_ratios(rows: list[dict]) -> None:
-    """vs_best_port: images/s over the faster port's best (with or without tunables) at that size."""
-    for r in rows:
-        ports = [p["images_per_s"] for p in rows if p["name"] in ("ada", "rosinality")
-                 and p["res"] == r["res"] and p["batch"] == r["batch"]]
-        r["vs_best_port"] = r["images_per_s"] / max(ports) if ports else None
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 
 from stylegan_anime import kernels
 from stylegan_anime.networks import Generator
-from stylegan_anime.networks.fast_modconv import demod_coefficients, upsample_conv2d
+from stylegan_anime.networks.fast_modconv import demod_coefficients, upsample_conv2d, upsample_image
 from stylegan_anime.networks.resample_conv import conv2d_resample
 
 from conftest import randomize_buffers, small_g_config
@@ -82,3 +82,10 @@ def test_keeping_freed_memory_changes_no_result(tmp_path):
         assert outs["1"][0] == "True" and outs["0"][0] == "False"
     assert torch.equal(outs["1"][1], outs["0"][1])
 
+
+
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 1], [1, 2, 1], [1, 4, 6, 4, 1]])
+def test_upsample_image_equals_upsample2d(taps):
+    torch.manual_seed(0)
+    f, img = kernels.setup_filter(taps), torch.randn(2, 3, 9, 9)
+    torch.testing.assert_close(upsample_image(img, f), kernels.upsample2d(img, f), rtol=1e-5, atol=1e-6)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import kernels
 from .resample_conv import _conv, conv2d_resample
 
 LRELU_ALPHA = 0.2
@@ -57,6 +58,21 @@ def upsample_conv2d(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, up: int, 
     c = y.shape[1]
     taps = (f * (up * up)).flip([0, 1]).to(y.dtype)  # conv2d correlates: flip for a true convolution
     return F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), padding=(py0, px0), groups=c)
+
+
+def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    """``kernels.upsample2d(img, f, up)`` as one depthwise transposed conv: zero insertion,
+    padding and FIR filter in a single op. img: [N, C, H, W] → [N, C, H*up, W*up]."""
+    if f.ndim != 2 or f.shape[0] != f.shape[1]:
+        return kernels.upsample2d(img, f, up)
+    fw = f.shape[0]
+    p0, p1 = (fw + up - 1) // 2, (fw - up) // 2
+    crop = fw - 1 - p0
+    if crop < 0 or p0 - p1 != up - 1:
+        return kernels.upsample2d(img, f, up)
+    c = img.shape[1]
+    taps = (f * (up * up)).to(img.dtype)
+    return F.conv_transpose2d(img, taps[None, None].expand(c, 1, fw, fw), stride=up, padding=crop, groups=c)
 
 
 def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,

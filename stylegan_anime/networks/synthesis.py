@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import kernels, memory
 from .config import GeneratorConfig
+from . import fast_modconv
 from .layers import Conv2dLayer
 from .modulated_conv import SynthesisLayer, ToRGBLayer
 
@@ -67,7 +68,10 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
             x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if img is not None:
-            img = kernels.upsample2d(img, self.resample_filter)
+            if fast_modconv.needs_grad(img):
+                img = kernels.upsample2d(img, self.resample_filter)
+            else:
+                img = fast_modconv.upsample_image(img, self.resample_filter)
         if self.num_torgb:
             y = self.torgb(x, next(w_iter), fused).to(torch.float32)
             img = img + y if img is not None else y
