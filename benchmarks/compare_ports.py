@@ -208,9 +208,9 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
         for r in range(rounds):
             for i, p in enumerate(procs):
                 samples[i].append(_ask(p, "go\n"))
-            print(f"  round {r + 1}/{rounds}: " + ", ".join(
-                f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s" for (c, _), s in zip(cases, samples)),
-                flush=True)
+            times = [f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s"
+                     for (c, _), s in zip(cases, samples)]
+            print(f"  round {r + 1}/{rounds}: " + ", ".join(times), flush=True)
     finally:
         for p in procs:
             p.stdin.close()
