@@ -287,3 +287,32 @@ def status(op: str, device_kind: str, try_build: bool = True) -> tuple[str, str]
     if result.module is None:
         return "ref", result.reason
     return "native", f"{result.reason}, cache {result.build_dir}"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python stylegan_anime/native_build.py cuda --check-only``: build ahead of first use (CI
+    checks the CUDA sources this way; the file runs stand-alone, needing only torch)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("device_kind", choices=DEVICE_KINDS)
+    ap.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    ap.add_argument("--check-only", action="store_true", help="compile and link; do not require importing")
+    ap.add_argument("--verbose", action="store_true", help="show the compiler's output")
+    args = ap.parse_args(argv)
+    failed = 0
+    for op in args.ops:
+        try:
+            result = build(op, args.device_kind, verbose=args.verbose, check_only=args.check_only)
+            print(f"{op} {args.device_kind}: ok ({result.reason}; {result.build_dir})", flush=True)
+        except BuildError as e:
+            print(f"{op} {args.device_kind}: FAILED: {e}", flush=True)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

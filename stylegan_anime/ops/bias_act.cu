@@ -1,8 +1,12 @@
 // bias_act on CUDA: one thread per element, the same element code as the CPU.
-#include <torch/extension.h>
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
+// Only c10's CUDA headers: ATen/cuda/CUDAContext.h would pull in cuBLAS / cuSPARSE headers,
+// which a minimal CUDA toolkit does not have.
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "bias_act.h"
 
@@ -19,13 +23,13 @@ __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ b
     }
 }
 
-void bias_act_cuda(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& dy, const BiasActArgs& a,
-                   torch::Tensor& y) {
+void bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Tensor& dy, const BiasActArgs& a,
+                   at::Tensor& y) {
     const c10::cuda::CUDAGuard guard(x.device());
     const int64_t total = x.numel();
     const int threads = 256;
     const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535 * 8);
-    auto stream = at::cuda::getCurrentCUDAStream();
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         bias_act_kernel<scalar_t, acc_t><<<(unsigned)blocks, threads, 0, stream>>>(
