@@ -1,0 +1,30 @@
+"""`stylegan-anime dataset`: build a training data set (folder or .zip) from images, or draw a synthetic one."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .args import int_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("dataset", help="build a training data set",
+                       description="SRC OUT: a folder or zip of images → a square RGB data set. "
+                       "--synthetic N OUT: N labelled synthetic anime portraits. OUT is a folder or a .zip.")
+    p.add_argument("paths", nargs="+", metavar="SRC OUT", help="source (not with --synthetic) and output")
+    p.add_argument("--resolution", type=int_arg("--resolution", 4), required=True, help="side of the square images")
+    p.add_argument("--synthetic", type=int_arg("--synthetic", 1), default=None, metavar="N",
+                   help="draw N synthetic portraits instead of reading SRC")
+    p.add_argument("--seed", type=int_arg("--seed", 0), default=0, help="first seed for --synthetic")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.synthetic is not None:
+        if len(args.paths) != 1:
+            raise UserError("with --synthetic give only OUT, e.g. dataset --synthetic 1000 out.zip --resolution 64")
+        from ..data.synthetic import write_synthetic_dataset
+        out = write_synthetic_dataset(args.paths[0], args.synthetic, args.resolution, seed=args.seed)
+        print(f"wrote {args.synthetic} portraits at {args.resolution}² to {out}")
+        return 0
+    raise UserError("give --synthetic N (building from SRC is not available yet)")
