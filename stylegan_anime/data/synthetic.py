@@ -68,6 +68,7 @@ class PortraitParams:
     eye_height: float          # eye centre below the head centre
     hair_length: float         # bottom of long hair / tails (may pass the frame)
     bang_tips: tuple[float, ...]  # drop of each bang lock below the brow line
+    bang_sweep: float          # -1..1: bang tips lean left / right
     part_offset: float         # hair parting, sideways from the centre
     side: int                  # -1 | 1: ponytail and ribbon side
     hat_kind: str              # beret | brim
@@ -137,6 +138,7 @@ def sample_params(seed: int) -> PortraitParams:
         eye_height=float(rng.uniform(0.045, 0.065)),
         hair_length=float(rng.uniform(0.85, 1.15)),
         bang_tips=tuple(float(v) for v in rng.uniform(0.0, 1.0, int(rng.integers(4, 7)))),
+        bang_sweep=float(rng.uniform(-1.0, 1.0)),
         part_offset=float(rng.uniform(-0.06, 0.06)),
         side=int(rng.choice([-1, 1])),
         hat_kind=_pick(rng, ("beret", "brim")),
@@ -223,7 +225,7 @@ def draw_portrait(params: PortraitParams, resolution: int) -> Image.Image:
     size = resolution * SUPERSAMPLE
     image = _background(params, size)
     pen = Pen(image, params.zoom, params.shift, params.tilt)
-    head = _Head(0.5 + params.part_offset * 0.0, 0.45, params.face_width, params.chin_length)
+    head = _Head(0.5, 0.45, params.face_width, params.chin_length)
     _back_hair(pen, params, head)
     _body(pen, params, head)
     _face(pen, params, head)
@@ -255,17 +257,17 @@ def _hair_shades(p: PortraitParams) -> tuple[RGB, RGB, RGB]:
 
 def _back_hair(pen: Pen, p: PortraitParams, h: _Head) -> None:
     base, shadow, _ = _hair_shades(p)
-    ink = _mix(shadow, LINE, 0.5)
+    ink, back = _mix(shadow, LINE, 0.5), _mix(base, shadow, 0.45)
     bottom = h.y + 0.35 + (p.hair_length - 0.85) * 0.5
     if p.hair_style == "long":
         pts = ([(h.x - h.w * 1.2, h.y - 0.05), (h.x - h.w * 1.45, h.y + 0.3), (h.x - h.w * 1.6, bottom)]
                + [(h.x + h.w * 1.6 * t, bottom - 0.04 * (i % 2)) for i, t in enumerate(np.linspace(-0.8, 0.8, 7))]
                + [(h.x + h.w * 1.6, bottom), (h.x + h.w * 1.45, h.y + 0.3), (h.x + h.w * 1.2, h.y - 0.05)])
-        pen.poly(chaikin(pts, 1), shadow, ink, 0.008)
+        pen.poly(chaikin(pts, 1), back, ink, 0.008)
     elif p.hair_style == "short":
         pts = [(h.x - h.w * 1.2, h.y - 0.05), (h.x - h.w * 1.25, h.y + h.chin * 0.75),
                (h.x + h.w * 1.25, h.y + h.chin * 0.75), (h.x + h.w * 1.2, h.y - 0.05)]
-        pen.poly(chaikin(pts, 2), shadow, ink, 0.008)
+        pen.poly(chaikin(pts, 2), back, ink, 0.008)
     elif p.hair_style == "twintails":
         for s in (-1, 1):
             _tail(pen, (h.x + s * h.w * 1.05, h.y - h.w * 0.75), s, 0.2, bottom, base, ink)
@@ -285,9 +287,9 @@ def _tail(pen: Pen, root: Point, side: int, spread: float, bottom: float, color:
 
 def _body(pen: Pen, p: PortraitParams, h: _Head) -> None:
     neck = _mix(p.skin_rgb, (150, 90, 90), 0.18)
-    pen.poly([(h.x - 0.06, h.y + 0.15), (h.x + 0.06, h.y + 0.15), (h.x + 0.065, h.y + 0.45),
-              (h.x - 0.065, h.y + 0.45)], neck)
-    top = h.y + h.chin + 0.11
+    pen.poly([(h.x - 0.065, h.y + 0.15), (h.x + 0.065, h.y + 0.15), (h.x + 0.07, h.y + 0.45),
+              (h.x - 0.07, h.y + 0.45)], neck)
+    top = h.y + h.chin + 0.07
     pts = [(h.x - 0.6, 1.4), (h.x - 0.45, top + 0.1), (h.x - 0.3, top + 0.02), (h.x - 0.07, top),
            (h.x, top + 0.09), (h.x + 0.07, top), (h.x + 0.3, top + 0.02), (h.x + 0.45, top + 0.1), (h.x + 0.6, 1.4)]
     pen.poly(chaikin(pts, 1, closed=True), p.clothes_rgb, _mix(p.clothes_rgb, LINE, 0.6), 0.008)
@@ -376,26 +378,45 @@ def _front_hair(pen: Pen, p: PortraitParams, h: _Head) -> None:
         pen.poly(chaikin(lock, 1), base, ink, 0.008)
     cap = ellipse_points(h.x, h.y - 0.01, h.w * 1.15, h.w * 1.25, 180, 360, 28)
     if p.bangs:
-        n = len(p.bang_tips)
-        xs = np.linspace(h.x + h.w * 1.1, h.x - h.w * 1.1, 2 * n + 1)
-        brow = h.y + p.eye_height - p.eye_size * 1.55
-        edge = []
-        for i, x in enumerate(xs):
-            if i % 2:   # a lock's tip
-                edge.append((x, brow + (p.bang_tips[i // 2] - 0.3) * 0.05))
-            else:       # the gap between locks
-                edge.append((x, brow - 0.06 - 0.02 * (i in (0, 2 * n))))
-        pts = cap + edge
+        pts = cap + _bang_edge(p, h)
     else:
         part = h.x + p.part_offset
         pts = cap + [(h.x + h.w * 1.1, h.y + 0.02), (h.x + h.w * 0.6, h.y - 0.06), (part, h.y - h.w * 0.8),
                      (h.x - h.w * 0.6, h.y - 0.06), (h.x - h.w * 1.1, h.y + 0.02)]
     pen.poly(pts, base, ink, 0.009)
+    if p.bangs:
+        _strands(pen, p, h, _mix(base, shadow, 0.6))
     # The "angel ring": a shine band across the crown.
     ring_y = h.y - h.w * 0.8
     ring = ellipse_points(h.x, ring_y + 0.03, h.w * 0.75, 0.05, 200, 340, 12)
     ring += [(x, y + 0.02 + 0.012 * (i % 2)) for i, (x, y) in reversed(list(enumerate(ring)))]
     pen.poly(ring, shine)
+
+
+def _bang_edge(p: PortraitParams, h: _Head) -> list[Point]:
+    """The lower edge of the bangs, right to left: pointed locks with curved sides."""
+    n = len(p.bang_tips)
+    xs = np.linspace(h.x + h.w * 1.12, h.x - h.w * 1.12, n + 1)
+    brow = h.y + p.eye_height - p.eye_size * 1.55
+    lock = xs[0] - xs[1]
+    edge: list[Point] = []
+    for i in range(n):
+        x0, x1 = xs[i], xs[i + 1]
+        root = brow - 0.055 - 0.02 * (i == 0)
+        tip_x = (x0 + x1) / 2 + p.bang_sweep * lock * 0.45
+        tip_y = brow + (p.bang_tips[i] - 0.35) * 0.05 - 0.025 * (i in (0, n - 1))
+        edge += [(x0, root), (x0 * 0.55 + tip_x * 0.45, root + (tip_y - root) * 0.6), (tip_x, tip_y),
+                 (x1 * 0.55 + tip_x * 0.45, root + (tip_y - root) * 0.45)]
+    edge.append((xs[-1], brow - 0.075))
+    return edge
+
+
+def _strands(pen: Pen, p: PortraitParams, h: _Head, color: RGB) -> None:
+    """A few strand lines from the crown towards the fringe."""
+    for k in (-0.55, -0.15, 0.3, 0.65):
+        x = h.x + k * h.w
+        pen.line(chaikin([(h.x + k * h.w * 0.4, h.y - h.w * 1.1), (x + p.bang_sweep * 0.01, h.y - h.w * 0.6),
+                          (x + k * 0.02, h.y - h.w * 0.45)], 1, closed=False), color, 0.006)
 
 
 def _accessories(pen: Pen, p: PortraitParams, h: _Head) -> None:
