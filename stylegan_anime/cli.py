@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .errors import UserError
 
-COMMANDS = ["generate", "convert", "new"]
+COMMANDS = ["generate", "convert", "new", "interpolate", "mix", "truncation_grid"]
 
 
 class _Parser(argparse.ArgumentParser):
