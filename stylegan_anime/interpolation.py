@@ -215,7 +215,8 @@ def interpolation_video(G, seeds, path: str | Path, frames: int | None = None,
                         gif_loop: int | None = 0, batch_size: int = 8, progress: bool = True) -> Path:
     """Write an interpolation video (.gif or .mp4) through ``seeds``; returns the path.
 
-    seeds: '0,5,9', '0,5,a.npz', '0,5,9/1,2,3' (one group per grid cell), or a list of keyframes.
+    seeds: '0,5,9' or '0,5,a.npz' (or a list of keyframes): one path, or a list of such paths,
+    one per grid cell.
     grid: (cols, rows), each cell its own path (see ``cell_keyframes``). Without frames,
     frames_per_transition and duration: 60 frames per transition. space: w | z | slerp.
     size: output (width, height), or an int for the longer side. c: [1, c_dim] labels.

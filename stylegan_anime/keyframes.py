@@ -34,9 +34,9 @@ def parse_keyframes(text: str | Sequence[int | str | Path | Latent]) -> list[Key
     return keys
 
 
-def parse_keyframe_groups(text: str) -> list[list[Keyframe]]:
-    """'0,5,9/1,6,10' → one keyframe list per group ('/' separates grid cells' paths)."""
-    return [parse_keyframes(part) for part in text.split("/")]
+def parse_keyframe_groups(texts: str | Sequence[str]) -> list[list[Keyframe]]:
+    """One keyframe list per text: ['0,5,9', '1,6,10'] → [[0, 5, 9], [1, 6, 10]] (grid cells' paths)."""
+    return [parse_keyframes(t) for t in ([texts] if isinstance(texts, str) else texts)]
 
 
 def keyframe_z(G, key: Keyframe) -> torch.Tensor:

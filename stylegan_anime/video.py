@@ -1,7 +1,8 @@
 """Frame iterators → GIF / MP4 files, streamed: each frame is encoded as it arrives, so memory
 does not grow with the number of frames. Files are written to a temp file, then renamed.
 
-GIF: Pillow's GIF encoder, one frame at a time (each frame its own 256-colour palette).
+GIF: Pillow's GIF encoder, one frame at a time (each frame its own 256-colour octree palette:
+median cut looks a little better but is ~100x slower).
 MP4: H.264 through the ffmpeg binary that imageio-ffmpeg ships (the same one moviepy uses).
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ class GifStream:
 
     def write(self, frame: np.ndarray) -> None:
         """frame: uint8 [H, W, 3]."""
-        image = Image.fromarray(frame).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        image = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)
         if self.count == 0:
             info = {"loop": self.loop} if self.loop is not None else {"duration": 10}
             header, _ = GifImagePlugin.getheader(image, info=info)

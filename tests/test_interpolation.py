@@ -121,11 +121,11 @@ def test_grid_cells_walk_their_own_paths():
     cells = cell_keyframes(groups, 4)
     assert cells[0] == [0, 5, 9] and cells[3] == [3 * CELL_SEED_STRIDE, 5 + 3 * CELL_SEED_STRIDE,
                                                    9 + 3 * CELL_SEED_STRIDE]
-    assert cell_keyframes(parse_keyframe_groups("0,1/2,3"), 2) == [[0, 1], [2, 3]]
+    assert cell_keyframes(parse_keyframe_groups(["0,1", "2,3"]), 2) == [[0, 1], [2, 3]]
     with pytest.raises(UserError, match="groups"):
-        cell_keyframes(parse_keyframe_groups("0,1/2,3/4,5"), 2)
+        cell_keyframes(parse_keyframe_groups(["0,1", "2,3", "4,5"]), 2)
     with pytest.raises(UserError, match="same number"):
-        cell_keyframes(parse_keyframe_groups("0,1/2,3,4"), 2)
+        cell_keyframes(parse_keyframe_groups(["0,1", "2,3,4"]), 2)
 
 
 def test_grid_frames_show_each_cells_keyframes(small_G):

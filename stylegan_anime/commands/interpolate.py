@@ -12,11 +12,12 @@ from .generate import conditioning
 def add_parser(sub) -> None:
     p = sub.add_parser("interpolate", help="interpolation video through seeds / saved latents",
                        description="A GIF or MP4 that walks through keyframes. Keyframes are seeds and "
-                       "saved latents (.npz), e.g. --seeds 0,5,walk.npz; with --grid each cell walks its "
-                       "own path: '/' separates per-cell keyframes (0,5,9/1,6,10/...), or one list is "
-                       "shifted by 1000 per cell.")
+                       "saved latents (.npz), e.g. --seeds 0,5,walk.npz. With --grid each cell walks its "
+                       "own path: repeat --seeds once per cell, or give it once and cell i walks the "
+                       "seeds + 1000 * i.")
     add_network_options(p)
-    p.add_argument("--seeds", required=True, help="keyframes: seeds, ranges and .npz files, e.g. 0,5,9 or 0,a.npz")
+    p.add_argument("--seeds", required=True, action="append",
+                   help="keyframes: seeds, ranges and .npz files, e.g. 0,5,9 or 0,a.npz (repeat: one path per cell)")
     p.add_argument("--space", choices=SPACES, default="slerp",
                    help="w: lerp the truncated ws; z: lerp z; slerp: spherical z (default)")
     length = p.add_mutually_exclusive_group()
