@@ -93,6 +93,8 @@ def _allowed() -> dict[tuple[str, str], Callable]:
         ("dnnlib", "EasyDict"): EasyDictStub,
         ("dnnlib.util", "EasyDict"): EasyDictStub,
     }
+    for name in ("set", "frozenset", "slice", "complex"):  # protocol 2 spells builtins as __builtin__
+        allowed[("__builtin__", name)] = allowed[("builtins", name)]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = _numpy_global("_reconstruct")
         allowed[(mod, "scalar")] = _numpy_global("scalar")
