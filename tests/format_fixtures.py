@@ -163,14 +163,14 @@ def tf_discriminator_network(D: Discriminator, src: str) -> Network:
 
 
 def write_tf_pickle(path: Path, G_ema: Generator, G: Generator, D: Discriminator, marker: Path,
-                    label_mode: str = "embed", extra_kwargs: dict | None = None) -> Path:
+                    label_mode: str = "embed", extra_kwargs: dict | None = None, protocol: int = 4) -> Path:
     src = hostile_source(marker)
     nets = (tf_generator_networks(G, "G", src, label_mode), tf_discriminator_network(D, src),
             tf_generator_networks(G_ema, "Gs", src, label_mode))
     for n in (nets[0], nets[2]):
         n._state["static_kwargs"].update(extra_kwargs or {})
     with fake_modules(**{"dnnlib.tflib.network": {"Network": Network}}):
-        path.write_bytes(pickle.dumps(nets, protocol=4))
+        path.write_bytes(pickle.dumps(nets, protocol=protocol))
     return path
 
 

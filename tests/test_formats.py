@@ -3,7 +3,6 @@ bit-exactly, and no file makes the loader run its code."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -106,13 +105,22 @@ def test_tf_pickle_loads_the_same_networks(tmp_path, c_dim, arch, g_mode, d_mode
     assert_converts_bit_exactly(path, tmp_path, nets)
 
 
+def test_tf_pickle_from_python2_era_numpy_names_loads(tmp_path):
+    """Pickles written under numpy 1.x name numpy.core.multiarray (and protocol 2 spells bytes with
+    _codecs.encode); both are read."""
+    G_ema, G, D = make_nets()
+    path = ff.write_tf_pickle(tmp_path / "old.pkl", G_ema, G, D, tmp_path / "m", protocol=2)
+    data = path.read_bytes()
+    assert b"numpy._core.multiarray\n" in data and b"_codecs\nencode" in data
+    path.write_bytes(data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+    assert_same_generator(G_ema, sa.load(path))
+
+
 def _tf_params(G: Generator, tmp_path):
-    import pickle
+    """The Gs variables as stored in a TF pickle, keyed 'mapping/Dense0/weight' etc."""
     from stylegan_anime.formats import tf_pickle
     from stylegan_anime.formats.python_pickle import read_pickle
-    marker = tmp_path / ff.MARKER_NAME
-    path = ff.write_tf_pickle(tmp_path / "p.pkl", G, G, make_nets()[2], marker)
-    del pickle
+    path = ff.write_tf_pickle(tmp_path / "p.pkl", G, G, make_nets()[2], tmp_path / ff.MARKER_NAME)
     return tf_pickle.collect_params(read_pickle(path)[2])
 
 

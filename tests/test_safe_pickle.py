@@ -27,16 +27,8 @@ class Reduce:
         return (self.fn, self.args)
 
 
-def _s(text: str) -> bytes:
-    return repr(text).encode()
-
-
 def _touch_py(marker) -> str:
     return f"open({str(marker)!r}, 'w').write('ran')"
-
-
-def case(name, build):
-    return pytest.param(build, id=name)
 
 
 def _global_call(module: str, attr: str, arg: str) -> bytes:

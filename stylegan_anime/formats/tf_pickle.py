@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..networks import Discriminator, Generator
 from . import kwargs_map
 from .native import Networks
 from .safe_pickle import TFNetworkStub
