@@ -5,6 +5,7 @@
     img = G(sa.seeds_to_z([0, 1, 2], G.z_dim), psi=0.7)   # [N, 3, H, W] in [-1, 1]
     sa.save_grid(img, "grid.png", cols=3)
 """
+from . import hub
 from .errors import UserError
 from .generation import generate_images
 from .latents import parse_seeds, seeds_to_z
@@ -12,6 +13,6 @@ from .loading import load, load_networks, resolve_device, save
 from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .render import make_grid, save_grid, save_images, to_pil, to_uint8
 
-__all__ = ["UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
-           "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
+__all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks",
+           "resolve_device", "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
            "save_grid", "save_images", "to_pil", "to_uint8"]
