@@ -14,5 +14,5 @@ from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorCo
 from .render import make_grid, save_grid, save_images, to_pil, to_uint8
 
 __all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks",
-           "resolve_device", "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
-           "save_grid", "save_images", "to_pil", "to_uint8"]
+           "resolve_device", "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig",
+           "make_grid", "save_grid", "save_images", "to_pil", "to_uint8"]

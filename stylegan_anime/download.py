@@ -184,6 +184,6 @@ def describe(cause: BaseException, policy: DownloadPolicy = DownloadPolicy()) ->
         return "connection refused (offline, or the server is down?)"
     if _find(cause, requests.Timeout) or _find(cause, TimeoutError):
         return f"no answer within {policy.timeout:g} s"
-    if isinstance(cause, (ConnectionAbortedError, ConnectionResetError)) or not isinstance(cause, requests.RequestException):
+    if not isinstance(cause, requests.RequestException):  # our own messages (HTTP 503, short read)
         return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
     return "the connection broke off"
