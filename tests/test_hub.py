@@ -264,3 +264,19 @@ def test_the_bundled_registry_parses_and_names_sources():
     for entry in hub.registry().values():
         assert entry.source.startswith("https://") and entry.resolution > 0
         assert entry.bundled or entry.remote().filename
+
+
+def test_a_host_that_does_not_resolve_is_not_retried(monkeypatch, cache):
+    calls = []
+
+    def unresolvable(self, url, **kwargs):
+        calls.append(url)
+        e = dl.requests.ConnectionError("Max retries exceeded")
+        e.__cause__ = socket.gaierror(-2, "Name or service not known")
+        raise e
+
+    monkeypatch.setattr(dl.requests.Session, "get", unresolvable)
+    with pytest.raises(UserError) as e:
+        hub.fetch("https://example.invalid/m.pkl", progress=False)
+    assert len(calls) == 1 and "does not resolve (offline?)" in str(e.value) and "\n" not in str(e.value)
+    assert files_in(cache) == []
