@@ -163,6 +163,11 @@ def test_the_trained_classifier_beats_chance_on_held_out_images(synthetic, one_t
     # hair colour (8 values) is the easiest cue to see; most-common-colour guessing gets ~1/8
     assert acc["hair_color"] > base["hair_color"] + 0.3, (acc, base)
     assert np.mean(list(acc.values())) > np.mean(list(base.values())), (acc, base)
+    predicted = model.predict_attributes(images.float() / 127.5 - 1)
+    truth = [ds.get_attributes(int(i)) for i in held]
+    hits = np.mean([p["hair_color"] == t["hair_color"] for p, t in zip(predicted, truth)])
+    assert hits == pytest.approx(acc["hair_color"])  # the readable predictions are the scored ones
+    assert set(predicted[0]) == {a.name for a in attributes.ATTRIBUTES}
 
 
 def test_generator_fid_in_classifier_space_and_the_cli(synthetic, small_G, tmp_path, capsys, one_thread):

@@ -97,7 +97,7 @@ class AttributeClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] in [-1, 1] → [N, feature_dim]."""
-        return self.trunk(self._resize(x.float()))
+        return self.trunk(self._resize(x.to(self.head.weight.device, torch.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Label logits [N, c_dim]."""
@@ -113,6 +113,21 @@ class AttributeClassifier(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] in [-1, 1] → label probabilities [N, c_dim] in [0, 1] (same layout as the labels)."""
         return self.probabilities(self.forward(x))
+
+    @torch.no_grad()
+    def predict_attributes(self, x: torch.Tensor) -> list[dict[str, str | bool]]:
+        """x: [N, 3, H, W] in [-1, 1] → one dict per image: {"hair_color": "blonde", "glasses": False, ...}."""
+        out = []
+        for row in self.predict(x).cpu():
+            values: dict[str, str | bool] = {}
+            for g in self.groups:
+                if g.binary:
+                    values[g.name] = bool(row[g.start] > 0.5)
+                else:
+                    best = g.start + int(row[g.start:g.start + g.width].argmax())
+                    values[g.name] = self.cfg.label_names[best].split("=", 1)[1]
+            out.append(values)
+        return out
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean over groups of cross-entropy (categorical) / binary cross-entropy; labels [N, c_dim] 0/1."""

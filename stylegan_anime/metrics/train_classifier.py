@@ -73,7 +73,8 @@ def train_classifier(data: str | os.PathLike | ImageDataset, cfg: ClassifierConf
 
 
 @torch.no_grad()
-def accuracy(model: AttributeClassifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 64) -> dict[str, float]:
+def accuracy(model: AttributeClassifier, images: torch.Tensor, labels: torch.Tensor,
+             batch: int = 64) -> dict[str, float]:
     """Per attribute: the fraction of images whose predicted value (argmax / > 0.5) is the label's."""
     probs = torch.cat([model.predict(to_float(images[i:i + batch])) for i in range(0, len(images), batch)])
     out = {}
