@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .errors import UserError
 
-COMMANDS = ["generate", "convert", "new", "dataset"]
+COMMANDS = ["generate", "convert", "new", "project", "dataset"]
 
 
 class _Parser(argparse.ArgumentParser):
