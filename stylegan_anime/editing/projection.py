@@ -46,6 +46,7 @@ class ProjectionConfig(ConfigBase):
     lr_rampdown: float = 0.25       # fraction of steps to ramp it down to 0 at the end (cosine)
     w_noise: float = 0.05           # initial std of the jitter added to w, times σ_w
     w_noise_ramp: float = 0.75      # fraction of steps over which the jitter falls (quadratically) to 0
+    tie_until: float = 0.5          # w+ only: fraction of steps during which every layer shares one w
     optimize_noise: bool = True
     noise_reg_weight: float = 1e5
     w_avg_samples: int = 10000      # z samples that estimate σ_w (and w_avg, when the network's is zero)
@@ -192,10 +193,11 @@ class Projection:
         self.losses: list[float] = []
         self.psnrs: list[float] = []
 
-    def ws(self, w: torch.Tensor | None = None) -> torch.Tensor:
-        """[1, num_ws, w_dim]: the optimised w (broadcast to every layer in w mode)."""
+    def ws(self, w: torch.Tensor | None = None, tied: bool = False) -> torch.Tensor:
+        """[1, num_ws, w_dim]: the optimised w, broadcast to every layer in w mode. ``tied``: the layers'
+        mean for all (the copies start equal and then get equal gradients, so they stay equal)."""
         w = self.w if w is None else w
-        return w.expand(-1, self.G.num_ws, -1)
+        return (w.mean(dim=1, keepdim=True) if tied else w).expand(-1, self.G.num_ws, -1)
 
     def steps(self) -> Iterator[ProjectionStep]:
         cfg = self.cfg
@@ -207,8 +209,10 @@ class Projection:
                 t = i / cfg.steps
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(t, cfg)
-                jitter = torch.randn(self.w.shape, generator=self.gen, device=self.w.device)
-                img = self.G.synthesis(self.ws(self.w + jitter * w_noise_std(t, cfg, self.w_std)), noise=self.noise)
+                tied = t < cfg.tie_until
+                jitter = torch.randn(self.w[:, :1].shape if tied else self.w.shape, generator=self.gen,
+                                     device=self.w.device) * w_noise_std(t, cfg, self.w_std)
+                img = self.G.synthesis(self.ws(self.w + jitter, tied), noise=self.noise)
                 loss = loss_fn(img)
                 if cfg.optimize_noise and cfg.noise_reg_weight:
                     loss = loss + cfg.noise_reg_weight * losses.noise_regularization(self.noise)
