@@ -99,6 +99,10 @@ class ImageDataset(torch.utils.data.Dataset):
         if missing:
             raise UserError(f"{len(missing)} images have no label in {METADATA} (e.g. {missing[0]})")
         labels = np.array([table[n] for n in self.image_names], dtype=np.float32)
+        if labels.ndim == 1:   # class indices (the official format for class-conditional sets) → one-hot
+            if not np.all(labels == np.round(labels)) or labels.min() < 0:
+                raise UserError(f"labels in {METADATA} must be vectors or class indices")
+            labels = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels.astype(np.int64)]
         if labels.ndim != 2:
             raise UserError(f"labels in {METADATA} must be vectors of one length")
         names = self.meta.get("label_names")
