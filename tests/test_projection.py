@@ -101,6 +101,25 @@ def test_callback_sees_every_step_and_networks_are_left_as_they_were(quiet_G, sm
     assert all(p.grad is None for p in [*quiet_G.parameters(), *small_D.parameters()])
 
 
+def test_video_of_the_optimisation(quiet_G, tmp_path):
+    _, target = known_image(quiet_G)
+    path = tmp_path / "proj.gif"
+    images = []
+    project(quiet_G, target, ProjectionConfig(steps=8, mode="w+", w_avg_samples=500), video=path, video_fps=10,
+            video_every=3, on_step=lambda s: images.append(s.image))
+    with Image.open(path) as gif:
+        assert (gif.n_frames, gif.size) == (4, (64, 32))  # steps 1, 4, 7 and the last, 8
+        gif.seek(3)
+        last = np.asarray(gif.convert("RGB")).astype(float)
+    # Left: the target; right: step 8's image, not step 1's (up to the GIF's fast 256-colour palette).
+    def dist(a, img):
+        return np.abs(a - sa.to_uint8(img)[0].numpy()).mean()
+    assert dist(last[:, :32], target) < 10
+    assert dist(last[:, 32:], images[-1]) < 10 < dist(last[:, 32:], images[0])
+    with pytest.raises(UserError, match="use a .gif or .mp4"):
+        project(quiet_G, target, ProjectionConfig(steps=1), video=tmp_path / "proj.avi")
+
+
 def test_tied_wplus_stays_one_w_until_it_is_untied(quiet_G):
     _, target = known_image(quiet_G)
     run = Projection(quiet_G, target, ProjectionConfig(steps=10, mode="w+", tie_until=0.5, w_avg_samples=500))
@@ -225,6 +244,12 @@ def test_cli_writes_latent_and_pictures(quiet_G, net_with_d, tmp_path, capsys):
     assert side.size[0] == 64
     np.testing.assert_array_equal(np.asarray(side)[:32, :32], np.asarray(Image.open(tmp_path / "target.png")))
     assert "PSNR" in capsys.readouterr().out
+    video = tmp_path / "proj.mp4"
+    assert main(["project", "--network", str(net_with_d), "--target", str(tmp_path / "target.png"), "--steps", "6",
+                 "--video", str(video), "--video-every", "2", "--video-size", "128", "-o", str(out)]) == 0
+    import imageio.v3 as iio
+    frames = iio.imread(video)
+    assert frames.shape == (4, 64, 128, 3)  # steps 1, 3, 5 and the last, 6
 
 
 @pytest.mark.parametrize("kind,message", [

@@ -10,6 +10,7 @@ from .. import loading, render
 from ..editing import ProjectionConfig, load_perceptual, load_target, project
 from ..errors import UserError
 from ..latent_files import save_latent
+from ..video import check_video_path
 from .args import add_network_options, float_arg, int_arg
 from .generate import conditioning
 
@@ -35,7 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="class_idx", type=int_arg("--class", 0), default=None,
                    help="class index for conditional networks")
     p.add_argument("--labels", default=None, help="comma-separated label vector for conditional networks")
-    p.add_argument("--video", default=None, help="also write the optimisation as a .gif or .mp4")
+    p.add_argument("--video", default=None, help="also write the optimisation (target | projection) as .gif or .mp4")
+    p.add_argument("--video-fps", type=float_arg("--video-fps"), default=30)
+    p.add_argument("--video-every", type=int_arg("--video-every", 1), default=1, help="one frame every N steps")
+    p.add_argument("--video-size", type=int_arg("--video-size", 2), default=None,
+                   help="longer side of the video in pixels (default: 2R x R)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.set_defaults(run=run)
 
@@ -51,20 +56,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix:
         raise UserError(f"{out} looks like a file: -o names a folder for projected.npz/.png")
-    if args.video is not None and Path(args.video).suffix.lower() not in (".gif", ".mp4"):
-        raise UserError(f"cannot write a video to {Path(args.video).name!r}: use a .gif or .mp4 file name")
+    if args.video is not None:
+        check_video_path(args.video, args.video_fps)
     cfg = config_from_args(args)
     nets = loading.load_networks(args.network, device=loading.resolve_device(args.device))
     G = nets.G_ema
     target = load_target(args.target, G.img_resolution, G.img_channels)
     perceptual = load_perceptual(args.perceptual, G.device, cfg.perceptual_size) if args.perceptual else None
     c = conditioning(args, G.c_dim, 1)
-    if args.video is not None:
-        raise UserError("--video needs stylegan_anime.video, which is not in this build yet")
-    result = project(G, target, cfg, c=c, D=nets.D, perceptual=perceptual, progress=True)
+    result = project(G, target, cfg, c=c, D=nets.D, perceptual=perceptual, progress=True, video=args.video,
+                     video_fps=args.video_fps, video_every=args.video_every, video_size=args.video_size)
     save_latent(result.latent, out / "projected.npz")
     render.save_images(result.image, [out / "projected.png"])
     render.save_grid(torch.cat([target, result.image.cpu().clamp(-1, 1)]), out / "target_vs_projected.png", cols=2,
                      labels=["target", "projected"])
     print(f"wrote {out}/projected.npz, projected.png, target_vs_projected.png (PSNR {result.psnr:.2f} dB)")
+    if args.video is not None:
+        print(f"wrote {args.video}")
     return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -27,7 +28,8 @@ from ..errors import UserError
 from ..latent_files import Latent
 from ..networks import Discriminator, Generator
 from ..networks.config import ConfigBase
-from ..render import image_to_tensor
+from ..render import image_to_tensor, to_uint8
+from ..video import check_video_path, write_video
 from . import losses
 
 MODES = ("w", "w+")
@@ -246,20 +248,45 @@ def side_by_side(target: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 def project(G: Generator, target: torch.Tensor, cfg: ProjectionConfig | None = None, *,
             c: torch.Tensor | None = None, D: Discriminator | None = None,
             perceptual: losses.PerceptualFeatures | None = None, progress: bool = False,
-            on_step: Callable[[ProjectionStep], None] | None = None) -> ProjectionResult:
+            on_step: Callable[[ProjectionStep], None] | None = None, video: str | Path | None = None,
+            video_fps: float = 30, video_every: int = 1, video_size: int | None = None) -> ProjectionResult:
     """Project ``target``: [1, C, R, R] in [-1, 1] (see ``load_target``) into ``G``'s latent space.
 
     ``D``: a discriminator whose features join the loss; ``perceptual``: ``losses.load_perceptual(...)``.
-    ``on_step`` is called after every step (e.g. to write a video frame of ``step.image``).
+    ``on_step`` is called after every step. ``video``: a .gif / .mp4 of target | projection, one frame
+    every ``video_every`` steps (and the last), streamed as it runs; ``video_size``: its longer side.
     """
+    if video is not None:
+        check_video_path(video, video_fps)
     run = Projection(G, target, cfg, c=c, D=D, perceptual=perceptual)
+    steps = reported_steps(run, progress, on_step)
+    if video is None:
+        for _ in steps:
+            pass
+    else:
+        total = run.cfg.steps
+        frames = (video_frame(run.target, s.image) for s in steps
+                  if (s.step - 1) % video_every == 0 or s.step == total)
+        write_video(frames, video, fps=video_fps, size=video_size)
+    return run.result()
+
+
+def reported_steps(run: Projection, progress: bool,
+                   on_step: Callable[[ProjectionStep], None] | None) -> Iterator[ProjectionStep]:
+    """``run.steps()`` with a tqdm bar (loss, PSNR) and the callback."""
     with tqdm(total=run.cfg.steps, desc="project", unit="step", disable=not progress) as bar:
         for step in run.steps():
             bar.set_postfix(loss=f"{step.loss:.4f}", psnr=f"{step.psnr:.2f}dB", refresh=False)
             bar.update(1)
             if on_step is not None:
                 on_step(step)
-    return run.result()
+            yield step
+
+
+def video_frame(target: torch.Tensor, image: torch.Tensor) -> np.ndarray:
+    """uint8 [R, 2R, 3]: target left, projection right (grey images repeated to RGB)."""
+    frame = to_uint8(side_by_side(target, image))[0].numpy()
+    return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
 
 
 def load_target(path: str | Path, resolution: int, channels: int = 3) -> torch.Tensor:
