@@ -78,6 +78,28 @@ def test_saved_latent_reloads_to_the_same_image(projections, quiet_G, tmp_path):
     assert torch.equal(w, w[:1].expand_as(w))  # w mode: one w for every layer
 
 
+def test_without_noise_optimisation_the_w_alone_reproduces_the_projection(quiet_G):
+    _, target = known_image(quiet_G)
+    r = project(quiet_G, target, ProjectionConfig(steps=20, optimize_noise=False, w_avg_samples=500))
+    with torch.no_grad():
+        img = quiet_G.synthesis(r.latent.ws(quiet_G), noise_mode="const")
+    torch.testing.assert_close(img, r.image, rtol=0, atol=1e-6)
+    assert r.psnrs[-1] > r.psnrs[0]
+
+
+def test_conditional_network_needs_labels():
+    from conftest import small_g_config
+    torch.manual_seed(0)
+    G = sa.Generator(small_g_config(c_dim=3)).eval()
+    c = torch.tensor([[0.0, 1.0, 0.0]])
+    with torch.no_grad():
+        target = G(torch.randn([1, G.z_dim]), c).clamp(-1, 1)
+    with pytest.raises(UserError, match="conditional: projection needs labels c of size 3"):
+        project(G, target, ProjectionConfig(steps=2, w_avg_samples=100))
+    r = project(G, target, ProjectionConfig(steps=40, w_avg_samples=100), c=c)
+    assert r.psnr > r.psnrs[0] + 3
+
+
 def test_projection_is_deterministic_and_seeded(quiet_G):
     _, target = known_image(quiet_G, seed=2)
     cfg = ProjectionConfig(steps=5, mode="w+", w_avg_samples=500)

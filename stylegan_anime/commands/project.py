@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float_arg("--lr"), default=0.1, help="peak learning rate")
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0)
     p.add_argument("--noise-reg", type=float_arg("--noise-reg"), default=1e5, help="noise regularisation weight")
-    p.add_argument("--no-noise", action="store_true", help="keep the noise maps fixed (random, seeded)")
+    p.add_argument("--no-noise", action="store_true", help="keep the network's own noise: the saved w alone then reproduces the projection (e.g. in interpolate)")
     p.add_argument("--pixel-loss", choices=["l2", "l1"], default="l2")
     p.add_argument("--discriminator-weight", type=float_arg("--discriminator-weight"), default=0.1,
                    help="weight of the D-feature loss when the file holds a discriminator (0: off)")

@@ -49,7 +49,7 @@ class ProjectionConfig(ConfigBase):
     w_noise: float = 0.05           # initial std of the jitter added to w, times σ_w
     w_noise_ramp: float = 0.75      # fraction of steps over which the jitter falls (quadratically) to 0
     tie_until: float = 0.5          # w+ only: fraction of steps during which every layer shares one w
-    optimize_noise: bool = True
+    optimize_noise: bool = True     # False: keep the network's constant noise (the w alone then suffices)
     noise_reg_weight: float = 1e5
     w_avg_samples: int = 10000      # z samples that estimate σ_w (and w_avg, when the network's is zero)
     pixel_loss: str = "l2"          # l2 | l1
@@ -190,10 +190,17 @@ class Projection:
         w_avg, self.w_std = w_statistics(G, self.cfg.w_avg_samples, self.c, self.gen)
         num = 1 if self.cfg.mode == "w" else G.num_ws
         self.w = w_avg.reshape(1, 1, -1).repeat(1, num, 1).requires_grad_(True)
-        self.noise = [torch.randn([1, 1, layer.resolution, layer.resolution], generator=self.gen, device=G.device)
-                      .requires_grad_(self.cfg.optimize_noise) for layer in G.synthesis.noise_layers()]
+        self.noise = [self._initial_noise(layer) for layer in G.synthesis.noise_layers()]
         self.losses: list[float] = []
         self.psnrs: list[float] = []
+
+    def _initial_noise(self, layer) -> torch.Tensor:
+        """[1, 1, r, r]: random (seeded) when optimised; else the network's own constant noise, so that the
+        saved w alone reproduces the projection wherever the network runs with noise_mode='const'."""
+        r = layer.resolution
+        if not self.cfg.optimize_noise:
+            return layer.noise_const.detach().clone().reshape(1, 1, r, r)
+        return torch.randn([1, 1, r, r], generator=self.gen, device=self.G.device).requires_grad_(True)
 
     def ws(self, w: torch.Tensor | None = None, tied: bool = False) -> torch.Tensor:
         """[1, num_ws, w_dim]: the optimised w, broadcast to every layer in w mode. ``tied``: the layers'
@@ -221,7 +228,8 @@ class Projection:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                self._renormalize_noise()
+                if cfg.optimize_noise:
+                    self._renormalize_noise()
                 self.losses.append(loss.item())
                 self.psnrs.append(losses.psnr(img, self.target))
                 yield ProjectionStep(i + 1, self.losses[-1], self.psnrs[-1], img.detach())
