@@ -7,6 +7,7 @@
     sa.interpolation_video(G, "0,5,9", "walk.gif", frames=60, space="w", grid=(3, 3))
 """
 from . import hub
+from .editing import ProjectionConfig, load_target, project
 from .errors import UserError
 from .generation import generate_images, synthesize
 from .interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
@@ -23,4 +24,4 @@ __all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "
            "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
            "save_grid", "save_images", "to_pil", "to_uint8", "synthesize", "KeyframePath", "interpolation_frames",
            "interpolation_video", "lerp", "make_schedule", "slerp", "mixing_grid", "save_mixing_grid", "parse_layers",
-           "save_truncation_grid", "truncation_grid", "write_video"]
+           "save_truncation_grid", "truncation_grid", "write_video", "ProjectionConfig", "load_target", "project"]
