@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -272,7 +272,7 @@ def _back_hair(pen: Pen, p: PortraitParams, h: _Head) -> None:
         for s in (-1, 1):
             _tail(pen, (h.x + s * h.w * 1.05, h.y - h.w * 0.75), s, 0.2, bottom, base, ink)
     else:  # ponytail: sticks out behind the head on one side
-        _tail(pen, (h.x + p.side * h.w * 0.8, h.y - h.w * 1.0), p.side, 0.24, h.y + 0.3 + p.hair_length * 0.15,
+        _tail(pen, (h.x + p.side * h.w * 0.72, h.y - h.w * 1.12), p.side, 0.34, h.y + 0.28 + p.hair_length * 0.15,
               base, ink)
     pen.ellipse(h.x, h.y - 0.015, h.w * 1.22, h.w * 1.28, shadow, ink, 0.008)
 
@@ -426,13 +426,13 @@ def _accessories(pen: Pen, p: PortraitParams, h: _Head) -> None:
             for s in (-1, 1):
                 _bow(pen, h.x + s * h.w * 1.08, h.y - h.w * 0.78, 0.06, p.accessory_rgb, ink)
         else:
-            _bow(pen, h.x + p.side * h.w * 0.75, h.y - h.w * 1.05, 0.075, p.accessory_rgb, ink)
+            _bow(pen, h.x + p.side * h.w * 0.72, h.y - h.w * 1.1, 0.075, p.accessory_rgb, ink)
     elif p.hair_style in ("twintails", "ponytail"):   # plain hair ties
         roots = [(-1, 1), (1, 1)] if p.hair_style == "twintails" else [(p.side, 0)]
         for s, twin in roots:
-            x = h.x + s * h.w * (1.05 if twin else 0.8)
-            y = h.y - h.w * (0.75 if twin else 1.0)
-            pen.ellipse(x, y, 0.02, 0.02, p.accessory_rgb, ink, 0.005)
+            x = h.x + s * h.w * (1.05 if twin else 0.72)
+            y = h.y - h.w * (0.75 if twin else 1.12)
+            pen.ellipse(x, y, 0.022, 0.022, p.accessory_rgb, ink, 0.005)
     if p.glasses:
         frame = _mix(p.accessory_rgb, LINE, 0.75)
         ey, r = h.y + p.eye_height, p.eye_size * 1.15
@@ -485,8 +485,3 @@ def write_synthetic_dataset(out: str | Path, n: int, resolution: int, seed: int 
             writer.add(draw_portrait(params, resolution), label=params.label(), attributes=params.attributes())
         writer.extra["synthetic"] = {"seed": seed, "count": n}
     return Path(out)
-
-
-def params_dict(params: PortraitParams) -> dict:
-    """All parameters as plain JSON-able values."""
-    return asdict(params)

@@ -45,6 +45,7 @@ class ImageDataset(torch.utils.data.Dataset):
             raise UserError(f"data set {self.path} holds no images")
         self.meta: dict[str, Any] = self._read_metadata() if METADATA in names else {}
         self._labels = self._load_labels() if use_labels else None
+        self._attributes: dict[str, dict[str, Any]] | None = None
         self._resolution = int(self.meta.get("resolution") or self._read_image(0).shape[1])
 
     # ------------------------------------------------------------------ files
@@ -132,8 +133,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def get_attributes(self, idx: int) -> dict[str, Any]:
         """The human-readable attributes of item idx ({} when the set has none)."""
-        table = {name: attrs for name, attrs in self.meta.get("attributes", [])}
-        return dict(table.get(self.image_names[idx % len(self.image_names)], {}))
+        if self._attributes is None:
+            self._attributes = {name: attrs for name, attrs in self.meta.get("attributes", [])}
+        return dict(self._attributes.get(self.image_names[idx % len(self.image_names)], {}))
 
     # ------------------------------------------------------------------ images
 
