@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("dataset", help="build a training data set",
                        description="SRC OUT: a folder or zip of images → a square RGB data set. "
                        "--synthetic N OUT: N labelled synthetic anime portraits. OUT is a folder or a .zip.")
-    p.add_argument("paths", nargs="+", metavar="SRC OUT", help="source (not with --synthetic) and output")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="SRC OUT, or only OUT with --synthetic")
     p.add_argument("--resolution", type=int_arg("--resolution", 4), required=True, help="side of the square images")
     p.add_argument("--synthetic", type=int_arg("--synthetic", 1), default=None, metavar="N",
                    help="draw N synthetic portraits instead of reading SRC")
