@@ -103,6 +103,12 @@ def test_zip_is_deterministic(tmp_path):
     assert digests[0] == digests[1]
 
 
+def test_parallel_workers_write_the_same_bytes(tmp_path):
+    write_synthetic_dataset(tmp_path / "one.zip", 40, 16, seed=5, progress=False)
+    write_synthetic_dataset(tmp_path / "two.zip", 40, 16, seed=5, progress=False, workers=2)
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+
+
 def test_xflip_and_unlabelled_reading(tmp_path):
     write_synthetic_dataset(tmp_path / "s.zip", 3, 32, progress=False)
     ds = ImageDataset(tmp_path / "s.zip", use_labels=False, xflip=True)
