@@ -83,6 +83,7 @@ def test_written_set_reads_back_pixel_exact(tmp_path, suffix):
     write_synthetic_dataset(out, 6, 32, seed=10, progress=False)
     ds = ImageDataset(out)
     assert len(ds) == 6 and ds.resolution == 32 and ds.c_dim == len(vocab.label_names())
+    assert ds.has_labels and ds.image_shape == (3, 32, 32)
     assert ds.label_names == vocab.label_names()
     for i in (0, 5):
         img, label = ds[i]
@@ -112,7 +113,7 @@ def test_parallel_workers_write_the_same_bytes(tmp_path):
 def test_xflip_and_unlabelled_reading(tmp_path):
     write_synthetic_dataset(tmp_path / "s.zip", 3, 32, progress=False)
     ds = ImageDataset(tmp_path / "s.zip", use_labels=False, xflip=True)
-    assert len(ds) == 6 and ds.c_dim == 0 and ds.label_names == []
+    assert len(ds) == 6 and ds.c_dim == 0 and ds.label_names == [] and not ds.has_labels
     img, label = ds[1]
     flipped, _ = ds[4]
     assert label.shape == (0,)

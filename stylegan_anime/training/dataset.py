@@ -125,6 +125,14 @@ class ImageDataset(torch.utils.data.Dataset):
     def resolution(self) -> int:
         return self._resolution
 
+    @property
+    def has_labels(self) -> bool:
+        return self._labels is not None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self._resolution, self._resolution)
+
     def get_label(self, idx: int) -> torch.Tensor:
         """float32 [c_dim] (empty without labels)."""
         if self._labels is None:
