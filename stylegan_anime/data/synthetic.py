@@ -70,6 +70,7 @@ class PortraitParams:
     eye_size: float            # eye half-height
     eye_spacing: float         # eye centre to face centre
     eye_height: float          # eye centre below the head centre
+    eye_tilt: float            # -1 (drooping, tareme) .. 1 (upturned, tsurime) outer corners
     hair_length: float         # bottom of long hair / tails (may pass the frame)
     bang_tips: tuple[float, ...]  # drop of each bang lock below the brow line
     bang_sweep: float          # -1..1: bang tips lean left / right
@@ -140,6 +141,7 @@ def sample_params(seed: int) -> PortraitParams:
         eye_size=float(rng.uniform(0.068, 0.085)),
         eye_spacing=float(rng.uniform(0.1, 0.115)),
         eye_height=float(rng.uniform(0.045, 0.065)),
+        eye_tilt=float(rng.uniform(-1.0, 1.0)),
         hair_length=float(rng.uniform(0.85, 1.15)),
         bang_tips=tuple(float(v) for v in rng.uniform(0.0, 1.0, int(rng.integers(4, 7)))),
         bang_sweep=float(rng.uniform(-1.0, 1.0)),
@@ -347,7 +349,7 @@ def _eye(pen: Pen, p: PortraitParams, h: _Head, side: int) -> None:
     top = ellipse_points(ex, ey, ew * 1.08, eh * 1.02, 200, 340, 12)
     if side < 0:
         top = [(2 * ex - x, y) for x, y in top]
-    outer = (ex + side * ew * 1.35, ey - eh * 0.55)
+    outer = (ex + side * ew * 1.35, ey - eh * (0.55 + 0.3 * p.eye_tilt))
     band = top + [outer] + [(x, y + eh * 0.28 * math.sin(math.pi * i / (len(top) - 1)) + eh * 0.08)
                             for i, (x, y) in reversed(list(enumerate(top)))]
     pen.poly(band, lash)
