@@ -156,3 +156,18 @@ def test_cli_synthetic(tmp_path, capsys):
     assert len(ds) == 5 and ds.get_attributes(0) == sample_params(4).attributes()
     assert main(["dataset", "--synthetic", "5", "a", "b", "--resolution", "32"]) == 2
     assert "only OUT" in capsys.readouterr().err
+
+
+def test_writer_replaces_only_an_earlier_data_set(tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(UserError, match="not a data set"):
+        write_synthetic_dataset(mine, 2, 16, progress=False)
+    assert (mine / "holiday.jpg").read_bytes() == b"precious"
+    (tmp_path / "notes.zip").write_text("not a zip")
+    with pytest.raises(UserError, match="not a zip"):
+        write_synthetic_dataset(tmp_path / "notes.zip", 2, 16, progress=False)
+    write_synthetic_dataset(tmp_path / "set", 2, 16, progress=False)
+    write_synthetic_dataset(tmp_path / "set", 3, 16, seed=9, progress=False)     # an earlier set: replaced
+    assert len(ImageDataset(tmp_path / "set")) == 3
