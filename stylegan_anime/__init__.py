@@ -8,6 +8,8 @@
 """
 from . import hub
 from .editing import ProjectionConfig, load_target, project
+from .data.build import BuildOptions, build_dataset
+from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
 from .generation import generate_images, synthesize
 from .interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
@@ -17,6 +19,8 @@ from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorCo
 from .mixing import mixing_grid, save_mixing_grid
 from .render import make_grid, save_grid, save_images, to_pil, to_uint8
 from .style_layers import parse_layers
+from .training.augment import AdaConfig, AdaptiveP, AugmentConfig, AugmentPipe
+from .training.dataset import ImageDataset
 from .truncation import save_truncation_grid, truncation_grid
 from .video import write_video
 
@@ -25,3 +29,5 @@ __all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "
            "save_grid", "save_images", "to_pil", "to_uint8", "synthesize", "KeyframePath", "interpolation_frames",
            "interpolation_video", "lerp", "make_schedule", "slerp", "mixing_grid", "save_mixing_grid", "parse_layers",
            "save_truncation_grid", "truncation_grid", "write_video", "ProjectionConfig", "load_target", "project"]
+__all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", "sample_params",
+            "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
