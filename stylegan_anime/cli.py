@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .errors import UserError
 
-COMMANDS = ["generate", "convert", "new"]
+COMMANDS = ["generate", "convert", "new", "train"]
 
 
 class _Parser(argparse.ArgumentParser):
