@@ -56,3 +56,26 @@ def tiny_config(res: int = 16, c_dim: int = 0, **overrides) -> TrainingConfig:
                 augment="off", grid_seeds=4)
     base.update(overrides)
     return TrainingConfig(**base)
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    """One process of a 2-process gloo run: trains, then writes its own final weights."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from stylegan_anime.training import distributed
+    from stylegan_anime.training.loop import train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist = distributed.init_from_env(torch.device("cpu"))
+    try:
+        trainer = train(tiny_config(kimg=0.024, c_dim=2), Path(out_dir) / "run", dataset=BlobDataset(c_dim=2),
+                        dist=dist, progress_bar=False)
+        tensors = {f"{role}.{k}": v.contiguous() for role in ("G", "D", "G_ema")
+                   for k, v in getattr(trainer, role).state_dict().items()}
+        save_file(tensors, str(Path(out_dir) / f"rank{rank}.safetensors"))
+    finally:
+        distributed.shutdown(dist)
