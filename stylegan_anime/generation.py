@@ -35,3 +35,13 @@ def generate_images(G: Generator, seeds: Sequence[int] | str, psi: float = 1.0, 
         cb = c[i: i + batch_size].to(G.device) if c is not None else None
         out.append(G(zb, cb, psi=psi, cutoff=cutoff, noise_mode=noise_mode).cpu())
     return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])
+
+
+@torch.no_grad()
+def synthesize(G: Generator, ws: torch.Tensor, noise_mode: str = "const", batch_size: int = 8) -> torch.Tensor:
+    """ws: [N, num_ws, w_dim] → images [N, C, R, R] in [-1, 1] on the CPU, ``batch_size`` at a time."""
+    if noise_mode not in NOISE_MODES:
+        raise UserError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+    out = [G.synthesis(ws[i: i + batch_size].to(G.device), noise_mode=noise_mode).cpu()
+           for i in range(0, ws.shape[0], batch_size)]
+    return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])

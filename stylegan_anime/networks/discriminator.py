@@ -69,6 +69,7 @@ class DiscriminatorEpilogue(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig, in_channels: int, cmap_dim: int, resolution: int = 4):
         super().__init__()
         self.cmap_dim = cmap_dim
+        self.cmap_scale = 1 / math.sqrt(cmap_dim) if cfg.label_mode == "project" and cmap_dim else 1.0
         self.mbstd_group_size, self.mbstd_num_channels = cfg.mbstd_group_size, cfg.mbstd_num_channels
         # At 4×4 there are no blocks before the epilogue, so it reads the image itself.
         if cfg.architecture == "skip" or cfg.img_resolution == resolution:
@@ -87,7 +88,7 @@ class DiscriminatorEpilogue(nn.Module):
         x = self.fc(self.conv(x).flatten(1))
         x = self.out(x)
         if self.cmap_dim > 0:
-            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+            x = (x * cmap).sum(dim=1, keepdim=True) * self.cmap_scale
         return x
 
 
@@ -104,15 +105,19 @@ class Discriminator(nn.Module):
             in_ch = cfg.channels(res) if res < cfg.img_resolution else 0
             setattr(self, f"b{res}", DiscriminatorBlock(cfg, in_ch, cfg.channels(res), cfg.channels(res // 2), res))
         cmap_dim = 0
-        if cfg.c_dim > 0:
+        if cfg.c_dim > 0 and cfg.label_mode == "output":
+            cmap_dim = cfg.c_dim
+        elif cfg.c_dim > 0:
             cmap_dim = cfg.cmap_dim if cfg.cmap_dim is not None else cfg.channels(4)
             self.mapping = MappingNetwork(0, cfg.c_dim, cmap_dim, num_ws=None, num_layers=cfg.mapping_layers,
-                                          w_avg_beta=None)
+                                          lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=None)
         self.b4 = DiscriminatorEpilogue(cfg, cfg.channels(4), cmap_dim)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = None
         for res in self.block_resolutions:
             x, img = getattr(self, f"b{res}")(x, img)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        cmap = None
+        if self.c_dim > 0:
+            cmap = c.to(torch.float32) if self.cfg.label_mode == "output" else self.mapping(None, c)
         return self.b4(x, img, cmap)
