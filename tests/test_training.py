@@ -95,15 +95,17 @@ def _all_tensors(path) -> dict[str, torch.Tensor]:
 
 def test_a_stopped_run_resumes_exactly_like_an_uninterrupted_run(tmp_path):
     ds = BlobDataset()
-    full = train(tiny_config(kimg=0.024), tmp_path / "full", dataset=ds, progress_bar=False)
+    cfg = dict(kimg=0.024, augment="ada", ada_interval=1, ada_kimg=0.05)
+    full = train(tiny_config(**cfg), tmp_path / "full", dataset=ds, progress_bar=False)
     # Stop one step after the first snapshot (at 8 images): that step's work is lost, as after a kill.
-    train(tiny_config(kimg=0.024), tmp_path / "cut", dataset=ds, progress_bar=False, max_steps=3)
+    train(tiny_config(**cfg), tmp_path / "cut", dataset=ds, progress_bar=False, max_steps=3)
     assert checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "cut")).progress.nimg == 8
     resumed = train(None, tmp_path / "cut", dataset=ds, resume_run=True, progress_bar=False)
     a = _all_tensors(checkpoint.latest_snapshot(tmp_path / "full"))
     b = _all_tensors(checkpoint.latest_snapshot(tmp_path / "cut"))
     assert a.keys() == b.keys()
     assert any(k.startswith("opt.G.") for k in a) and "extra.pl_mean" in a
+    assert 0 < float(a["extra.augment_p"]) < 1  # ADA moved p, and resumed with it
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert full.progress.nimg == resumed.progress.nimg == 24

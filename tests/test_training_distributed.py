@@ -26,6 +26,7 @@ def test_two_gloo_processes_finish_with_identical_weights(tmp_path):
         assert torch.equal(a[k], b[k]), k
     snap = checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "run"))
     assert snap.progress.nimg == 24
+    assert 0 < float(a["augment_p"]) < 1  # ADA moved p, identically on both ranks
     assert sorted(snap.meta["rng"]) == ["0", "1"]  # every rank's RNG state, written by rank 0 alone
     first = snap.network_state("G")
     assert all(torch.equal(first[k], a[f"G.{k}"]) for k in first)

@@ -72,10 +72,12 @@ def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist = distributed.init_from_env(torch.device("cpu"))
     try:
-        trainer = train(tiny_config(kimg=0.024, c_dim=2), Path(out_dir) / "run", dataset=BlobDataset(c_dim=2),
+        trainer = train(tiny_config(kimg=0.024, c_dim=2, augment="ada", ada_interval=1, ada_kimg=0.05,
+                                    ada_target=-1.5), Path(out_dir) / "run", dataset=BlobDataset(c_dim=2),
                         dist=dist, progress_bar=False)
         tensors = {f"{role}.{k}": v.contiguous() for role in ("G", "D", "G_ema")
                    for k, v in getattr(trainer, role).state_dict().items()}
+        tensors["augment_p"] = trainer.augment_pipe.p.reshape(1).clone()
         save_file(tensors, str(Path(out_dir) / f"rank{rank}.safetensors"))
     finally:
         distributed.shutdown(dist)

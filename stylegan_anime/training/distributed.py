@@ -71,6 +71,15 @@ def mean_tensor(x: torch.Tensor, d: Dist) -> torch.Tensor:
     return y / d.world_size
 
 
+def gather_tensor(x: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Every rank's ``x`` (same shape everywhere) concatenated along dim 0, in rank order."""
+    if not d.active:
+        return x
+    parts = [torch.empty_like(x) for _ in range(d.world_size)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
 def sync_module(module: nn.Module, d: Dist, average_buffers: bool = False) -> None:
     """Rank 0's parameters to everyone; buffers (e.g. the tracked w average, which each
     rank updates from its own batch) averaged when ``average_buffers``, else broadcast."""

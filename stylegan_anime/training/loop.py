@@ -24,6 +24,7 @@ from ..errors import UserError
 from ..formats.native import Networks
 from ..networks import Discriminator, Generator
 from . import checkpoint, distributed
+from .augment import AdaConfig, AdaptiveP, AugmentPipe
 from .checkpoint import Progress
 from .config import TrainingConfig
 from .loss import StyleGAN2Loss
@@ -59,17 +60,27 @@ def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
         b_ema.copy_(b)
 
 
-def build_augment(cfg: TrainingConfig, device: torch.device) -> nn.Module | None:
-    """The ADA pipeline (None with ``--augment off`` or when the module is unavailable)."""
+def build_augment(cfg: TrainingConfig, device: torch.device,
+                  pipe: nn.Module | None = None) -> tuple[nn.Module | None, AdaptiveP | None]:
+    """The augmentation pipeline and, with ``--augment ada``, the controller of its p
+    (both None with ``--augment off``)."""
     if cfg.augment == "off":
-        return None
-    try:
-        from .augment import AugmentPipe  # written by the augmentation module; optional here
-    except ImportError:
-        return None
-    pipe = AugmentPipe().to(device)
-    pipe.p.copy_(torch.as_tensor(cfg.augment_p))
-    return pipe
+        return None, None
+    pipe = (pipe if pipe is not None else AugmentPipe(p=cfg.augment_p)).to(device)
+    mode = "adaptive" if cfg.augment == "ada" else "fixed"
+    ada = AdaptiveP(pipe, AdaConfig(mode=mode, target=cfg.ada_target, interval=cfg.ada_interval, kimg=cfg.ada_kimg,
+                                    p=cfg.augment_p))
+    return pipe, ada
+
+
+def ada_state(ada: AdaptiveP | None) -> tuple[float, float]:
+    """The controller's pending statistics (sum of signs, count), which a snapshot keeps."""
+    return (ada._sign_sum, float(ada._count)) if ada is not None else (0.0, 0.0)
+
+
+def set_ada_state(ada: AdaptiveP | None, sign_sum: float, count: float, calls: int) -> None:
+    if ada is not None:
+        ada._sign_sum, ada._count, ada._calls = sign_sum, int(count), calls
 
 
 def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discriminator, dict[str, str]]:
@@ -117,7 +128,7 @@ class Trainer:
         distributed.sync_module(self.D, self.dist)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.frozen = frozen_discriminator_params(self.D, cfg.freezed)
-        self.augment_pipe = augment_pipe if augment_pipe is not None else build_augment(cfg, self.device)
+        self.augment_pipe, self.ada = build_augment(cfg, self.device, augment_pipe)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, cfg.resolved_r1_gamma(), cfg.style_mixing,
                                   cfg.pl_weight, cfg.pl_decay, cfg.pl_batch_shrink,
                                   mean_across_ranks=lambda x: distributed.mean_tensor(x, self.dist))
@@ -201,22 +212,9 @@ class Trainer:
         update_ema(self.G_ema, self.G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
         prog.nimg += cfg.batch
         prog.step += 1
-        if self.augment_pipe is not None and cfg.augment == "ada":
-            signs = torch.stack([real_logits.sign().sum(), torch.tensor(float(real_logits.numel()))])
-            signs = distributed.mean_tensor(signs.to(self.device), self.dist) * self.dist.world_size
-            prog.ada_sum += float(signs[0])
-            prog.ada_count += float(signs[1])
-            if prog.step % cfg.ada_interval == 0:
-                self._adjust_ada()
-
-    def _adjust_ada(self) -> None:
-        """p moves towards keeping E[sign(D(real))] at the target; it can go 0 → 1 in ada_kimg."""
-        cfg, prog = self.cfg, self.progress
-        rt = prog.ada_sum / max(prog.ada_count, 1.0)
-        adjust = math.copysign(1.0, rt - cfg.ada_target) * cfg.batch * cfg.ada_interval / (cfg.ada_kimg * 1000)
-        p = self.augment_pipe.p
-        p.copy_((p + adjust).clamp(0.0, 1.0))
-        prog.ada_sum = prog.ada_count = 0.0
+        if self.ada is not None:
+            # Every rank feeds the same (global) logits, so p stays identical across ranks.
+            self.ada.update(distributed.gather_tensor(real_logits, self.dist))
 
     # ------------------------------------------------------------------ snapshots and logs
 
@@ -234,6 +232,7 @@ class Trainer:
         metrics; the RNG is put back afterwards so that snapshots do not change the run."""
         prog = self.progress
         prog.sampler_epoch, prog.sampler_pos = self.sampler.epoch, self.sampler.pos
+        prog.ada_sum, prog.ada_count = ada_state(self.ada)
         rng = checkpoint.capture_rng()
         states = distributed.gather_objects(rng, self.dist)
         path = None
@@ -298,6 +297,7 @@ class Trainer:
             self.augment_pipe.p.copy_(snap.extra("augment_p").reshape(self.augment_pipe.p.shape))
         self.meta = dict(snap.meta["meta"])
         self.progress = snap.progress
+        set_ada_state(self.ada, self.progress.ada_sum, self.progress.ada_count, self.progress.step)
         self.sampler = InfiniteSampler(len(self.dataset), seed=self.cfg.seed, epoch=self.progress.sampler_epoch,
                                        pos=self.progress.sampler_pos)
         if self.dist.is_writer:
