@@ -175,3 +175,19 @@ def test_training_config_round_trips_through_json():
     assert TrainingConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(UserError, match="augment"):
         tiny_config(augment="maybe")
+
+
+def test_fp16_settings_are_ignored_on_the_cpu():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    G32, D32 = Generator(cfg.g), Discriminator(cfg.d)
+    g16 = type(cfg.g).from_dict({**cfg.g.to_dict(), "num_fp16_res": 2})
+    d16 = type(cfg.d).from_dict({**cfg.d.to_dict(), "num_fp16_res": 2})
+    G16, D16 = Generator(g16), Discriminator(d16)
+    G16.load_state_dict(G32.state_dict())
+    D16.load_state_dict(D32.state_dict())
+    assert any(b.use_fp16 for b in G16.synthesis.blocks()) and D16.b16.use_fp16
+    z = torch.randn([4, 16])
+    img = G16(z)
+    assert img.dtype == torch.float32 and torch.equal(img, G32(z))
+    assert torch.equal(D16(img), D32(img))
