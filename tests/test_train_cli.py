@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from stylegan_anime import cli, loading
 from stylegan_anime.formats import native
@@ -44,3 +51,29 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert "32² model but the data set is 16²" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["train", "--resume-run", str(tmp_path / "nothing"), "--quiet"]) == 2
     assert "no snapshot" in capsys.readouterr().err
+
+
+def test_a_run_killed_after_a_snapshot_resumes_bit_for_bit(tmp_path):
+    data = write_folder_dataset(tmp_path / "data", BlobDataset(n=8))
+    common = ["--data", str(data), "--snap", "0.008", "--augment", "ada", *TINY]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "stylegan_anime.train", "--out", str(tmp_path / "killed"),
+                             "--kimg", "1", *common], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "killed" / "latest.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no snapshot within the time limit"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cli.main(["train", "--resume-run", str(tmp_path / "killed"), "--kimg", "0.024", "--quiet"]) == 0
+    assert cli.main(["train", "--out", str(tmp_path / "whole"), "--kimg", "0.024", *common]) == 0
+    a = checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "killed"))
+    b = checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "whole"))
+    assert a.progress.nimg == b.progress.nimg == 24
+    keys = [k for k in b.tensors if not k.startswith("rng.")]
+    assert sorted(k for k in a.tensors if not k.startswith("rng.")) == sorted(keys)
+    for k in keys:
+        assert torch.equal(a.tensors[k], b.tensors[k]), k
