@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class Progress:
     ada_count: float = 0.0
     next_snap_nimg: int = 0
     next_tick_nimg: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -115,7 +114,8 @@ class Snapshot:
 
     @property
     def progress(self) -> Progress:
-        return Progress(**self.meta["progress"])
+        known = {f.name for f in fields(Progress)}
+        return Progress(**{k: v for k, v in self.meta["progress"].items() if k in known})
 
     def network_state(self, role: str) -> dict[str, torch.Tensor]:
         return {k[len(role) + 1:]: v for k, v in self.tensors.items() if k.startswith(role + ".")}
