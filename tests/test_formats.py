@@ -312,3 +312,15 @@ def test_other_architectures_are_named(tmp_path):
     path.write_bytes(data)
     with pytest.raises(UserError, match="do not fit a StyleGAN2 generator"):
         sa.load(path)
+
+
+def test_format_comes_from_the_content_not_the_name(tmp_path):
+    from stylegan_anime import formats
+    files = _fixture_files(tmp_path)
+    expected = {"tf": "NVlabs TensorFlow pickle", "ada": "stylegan2-ada-pytorch pickle",
+                "ros": "rosinality torch checkpoint"}
+    G_ema = sa.load(files["tf"])
+    for kind, path in files.items():
+        misnamed = path.rename(tmp_path / f"{kind}_weights.safetensors")
+        assert formats.detect(misnamed).name == expected[kind]
+        torch.testing.assert_close(sa.load(misnamed).synthesis.b4.const, G_ema.synthesis.b4.const)
