@@ -105,6 +105,16 @@ def test_tf_pickle_loads_the_same_networks(tmp_path, c_dim, arch, g_mode, d_mode
     assert_converts_bit_exactly(path, tmp_path, nets)
 
 
+def test_a_lone_tf_gs_pickle_loads(tmp_path):
+    import pickle
+    G_ema, _, _ = make_nets(c_dim=2)
+    with ff.fake_modules(**{"dnnlib.tflib.network": {"Network": ff.Network}}):
+        (tmp_path / "gs.pkl").write_bytes(pickle.dumps(ff.tf_generator_networks(G_ema, "Gs", ""), protocol=4))
+    nets = sa.load_networks(tmp_path / "gs.pkl")
+    assert nets.G is None and nets.D is None
+    assert_same_generator(G_ema, nets.G_ema)
+
+
 def test_tf_pickle_from_python2_era_numpy_names_loads(tmp_path):
     """Pickles written under numpy 1.x name numpy.core.multiarray (and protocol 2 spells bytes with
     _codecs.encode); both are read."""
