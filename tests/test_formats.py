@@ -119,9 +119,11 @@ def test_tf_pickle_from_python2_era_numpy_names_loads(tmp_path):
     """Pickles written under numpy 1.x name numpy.core.multiarray (and protocol 2 spells bytes with
     _codecs.encode); both are read."""
     G_ema, G, D = make_nets()
-    path = ff.write_tf_pickle(tmp_path / "old.pkl", G_ema, G, D, tmp_path / "m", protocol=2)
+    # The TF training loop passed the data set's shape as numpy integers.
+    shape = {"resolution": np.int64(16), "num_channels": np.int64(3), "label_size": np.int64(0)}
+    path = ff.write_tf_pickle(tmp_path / "old.pkl", G_ema, G, D, tmp_path / "m", protocol=2, extra_kwargs=shape)
     data = path.read_bytes()
-    assert b"numpy._core.multiarray\n" in data and b"_codecs\nencode" in data
+    assert b"numpy._core.multiarray\nscalar" in data and b"_codecs\nencode" in data
     path.write_bytes(data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
     assert_same_generator(G_ema, sa.load(path))
 
