@@ -336,3 +336,22 @@ def test_format_comes_from_the_content_not_the_name(tmp_path):
         misnamed = path.rename(tmp_path / f"{kind}_weights.safetensors")
         assert formats.detect(misnamed).name == expected[kind]
         torch.testing.assert_close(sa.load(misnamed).synthesis.b4.const, G_ema.synthesis.b4.const)
+
+
+def test_tf_label_concat_mapping_follows_the_published_formula(tmp_path):
+    """Original TF StyleGAN2 labels: x = normalize(concat(z, c @ W)) with W used unscaled, then the
+    Dense layers (lrmul / sqrt(in) weight gain, lrmul bias gain, lrelu * sqrt 2)."""
+    G_ema, G, D = make_nets(c_dim=3, g_label_mode="concat", d_label_mode="output")
+    from stylegan_anime.formats import tf_pickle
+    from stylegan_anime.formats.python_pickle import read_pickle
+    path = ff.write_tf_pickle(tmp_path / "c.pkl", G_ema, G, D, tmp_path / "m", label_mode="concat")
+    p = {k: torch.from_numpy(np.array(v)) for k, v in tf_pickle.collect_params(read_pickle(path)[2]).items()}
+    loaded = sa.load(path)
+    z, c = inputs(G_ema, 3)
+    x = torch.cat([z, c @ p["mapping/LabelConcat/weight"]], dim=1)
+    x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+    lrmul = 0.01
+    for i in range(2):
+        W, b = p[f"mapping/Dense{i}/weight"], p[f"mapping/Dense{i}/bias"]
+        x = F.leaky_relu(x @ W * (lrmul / math.sqrt(W.shape[0])) + b * lrmul, 0.2) * math.sqrt(2)
+    torch.testing.assert_close(loaded.mapping(z, c)[:, 0], x, rtol=1e-5, atol=1e-5)
