@@ -23,7 +23,7 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
-                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta)
+                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta, cfg.label_mode)
 
     @property
     def device(self) -> torch.device:
@@ -37,10 +37,13 @@ class Generator(nn.Module):
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg)
         return self.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused)
 
-    def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-        """Style mixing: ws of a with the listed ws taken from b. w_a, w_b: [N, num_ws, w_dim]."""
+    def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: str | Sequence[int]) -> torch.Tensor:
+        """Style mixing: ws of a with the chosen ws taken from b. w_a, w_b: [N, num_ws, w_dim]
+        (or [num_ws, w_dim]). layers: ws indices, or a spec like 'coarse', 'middle,fine', '0-6'
+        (see ``style_layers``). Taking the coarse ws from b gives b's pose and face shape with a's colours."""
+        from ..style_layers import parse_layers  # the spec parser lives with the latent tools
+        idx = parse_layers(layers, self.synthesis) if isinstance(layers, str) else [int(i) for i in layers]
         out = w_a.clone()
-        idx = [int(i) for i in layers]
         if idx:
-            out[:, idx] = w_b[:, idx]
+            out[..., idx, :] = w_b[..., idx, :]
         return out
