@@ -77,14 +77,15 @@ class ProjectionStep:
     """What one optimisation step saw: image: [1, C, R, R] in [-1, 1] (before this step's update)."""
 
     step: int                       # 1-based
-    loss: float
+    loss: float                     # the weighted distance to the target (without the noise penalty)
     psnr: float
     image: torch.Tensor
 
 
 @dataclass
 class ProjectionResult:
-    """The projected latent, its image [1, C, R, R] in [-1, 1], and the per-step loss and PSNR."""
+    """The projected latent, its image [1, C, R, R] in [-1, 1], and the per-step loss (distance to the
+    target) and PSNR."""
 
     latent: Latent
     image: torch.Tensor
@@ -226,7 +227,8 @@ class Projection:
         jitter = torch.randn(self.w[:, :1].shape if tied else self.w.shape, generator=self.gen,
                              device=self.w.device) * w_noise_std(t, cfg, self.w_std)
         img = self.G.synthesis(self.ws(self.w + jitter, tied), noise=self.noise)
-        loss = loss_fn(img)
+        distance = loss_fn(img)
+        loss = distance
         if cfg.optimize_noise and cfg.noise_reg_weight:
             loss = loss + cfg.noise_reg_weight * losses.noise_regularization(self.noise)
         opt.zero_grad(set_to_none=True)
@@ -234,7 +236,7 @@ class Projection:
         opt.step()
         if cfg.optimize_noise:
             self._renormalize_noise()
-        self.losses.append(loss.item())
+        self.losses.append(distance.item())
         self.psnrs.append(losses.psnr(img, self.target))
         return ProjectionStep(i + 1, self.losses[-1], self.psnrs[-1], img.detach())
 
