@@ -214,7 +214,7 @@ def _convert_one(source: Source, name: str, options: BuildOptions, table: LabelT
                  writer: DatasetWriter, report: BuildReport) -> str:
     try:
         data = source.read(name)
-    except OSError:
+    except Exception:   # OSError from a folder; BadZipFile (bad CRC), zlib errors from a zip member
         raise Skip("unreadable") from None
     try:
         image, done, digest = prepare(data, options)
