@@ -1,18 +1,26 @@
 """``stylegan-anime <command>``: a thin layer over the Python API.
 
 Each command lives in ``stylegan_anime/commands/<name>.py`` with ``add_parser(subparsers)``
-(which sets ``run`` as the parser default) and ``run(args) -> int``.
+(which sets ``run`` as the parser default) and ``run(args) -> int``; it is found by name.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from typing import Sequence
 
+from . import commands
 from .errors import UserError
 
-COMMANDS = ["generate", "convert", "new", "interpolate", "mix", "truncation_grid"]
+
+def command_modules() -> list[str]:
+    """Every module in ``stylegan_anime.commands`` that defines ``add_parser``, in a stable order.
+
+    Discovered rather than listed, so that adding a command is adding its module."""
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return [n for n in names if hasattr(importlib.import_module(f"{commands.__name__}.{n}"), "add_parser")]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stylegan-anime", description="StyleGAN2 toolkit for anime character generation")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
+    for name in command_modules():
         importlib.import_module(f"stylegan_anime.commands.{name}").add_parser(sub)
     return parser
 

@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from ..errors import UserError
-from . import native
+from . import ada_pickle, native, python_pickle, rosinality, tf_pickle
 from .native import Networks
 
 
@@ -23,6 +23,10 @@ class Reader(NamedTuple):
 
 READERS: list[Reader] = [
     Reader("stylegan-anime safetensors", native.is_native, native.load),
+    Reader("NVlabs TensorFlow pickle", tf_pickle.sniff, python_pickle.load),
+    Reader("stylegan2-ada-pytorch pickle", ada_pickle.sniff, python_pickle.load),
+    Reader("rosinality torch checkpoint", rosinality.sniff, rosinality.load),
+    Reader("Python pickle", python_pickle.sniff, python_pickle.load),
 ]
 
 HEAD_BYTES = 4096
@@ -43,7 +47,21 @@ def detect(path: Path) -> Reader:
         if reader.sniff(head):
             return reader
     names = ", ".join(r.name for r in READERS)
-    raise UserError(f"{path.name} is not a weights file this toolkit reads (expected one of: {names})")
+    raise UserError(f"{path.name} ({describe_head(head)}) is not a weights file this toolkit reads "
+                    f"(expected one of: {names})")
+
+
+def describe_head(head: bytes) -> str:
+    """What a file that no reader takes looks like, for the error message."""
+    if head[:4] == b"PK\x03\x04":
+        return "a zip file"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "a JSON/text file"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return "an image"
+    if head.lstrip()[:1] == b"<":
+        return "an HTML/XML page"
+    return "unknown content"
 
 
 def read(path: str | Path, device: torch.device | str = "cpu") -> Networks:
@@ -51,4 +69,4 @@ def read(path: str | Path, device: torch.device | str = "cpu") -> Networks:
     return detect(path).load(path, device)
 
 
-__all__ = ["Networks", "READERS", "Reader", "detect", "read"]
+__all__ = ["Networks", "READERS", "describe_head", "Reader", "detect", "read"]

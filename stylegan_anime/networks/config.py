@@ -65,6 +65,8 @@ class GeneratorConfig(ConfigBase):
 
     Channels at resolution r are ``min(channel_base // r, channel_max)``.
     ``architecture`` is the synthesis output architecture: ``skip`` or ``resnet``.
+    ``label_mode``: ``embed`` (labels embedded and normalised apart from z, as in
+    stylegan2-ada) or ``concat`` (the original TF StyleGAN2: normalised together with z).
     ``conv_clamp``: clamp conv outputs to ±this (None: off). ``num_fp16_res``: the
     highest N resolutions run in float16 on CUDA (float32 on the CPU).
     """
@@ -83,10 +85,13 @@ class GeneratorConfig(ConfigBase):
     resample_filter: tuple[float, ...] = (1, 3, 3, 1)
     conv_clamp: float | None = None
     num_fp16_res: int = 0
+    label_mode: str = "embed"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)
+        if self.label_mode not in ("embed", "concat"):
+            raise UserError(f"generator label_mode must be embed or concat, got {self.label_mode!r}")
         if self.architecture not in ("skip", "resnet", "orig"):
             raise UserError(f"generator architecture must be skip, resnet or orig, got {self.architecture!r}")
         if self.z_dim < 1 or self.w_dim < 1 or self.c_dim < 0 or self.mapping_layers < 1:
@@ -99,7 +104,9 @@ class GeneratorConfig(ConfigBase):
 @dataclass
 class DiscriminatorConfig(ConfigBase):
     """StyleGAN2 discriminator (resnet by default) with minibatch standard deviation and,
-    when ``c_dim > 0``, projection conditioning through a label mapping network."""
+    when ``c_dim > 0``, projection conditioning through a label mapping network
+    (``label_mode="project"``), or the original TF StyleGAN2 head (``"output"``): one output
+    per label, summed against the labels."""
 
     img_resolution: int = 256
     c_dim: int = 0
@@ -114,12 +121,16 @@ class DiscriminatorConfig(ConfigBase):
     mbstd_num_channels: int = 1
     cmap_dim: int | None = None
     mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    label_mode: str = "project"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)
         if self.architecture not in ("skip", "resnet", "orig"):
             raise UserError(f"discriminator architecture must be skip, resnet or orig, got {self.architecture!r}")
+        if self.label_mode not in ("project", "output"):
+            raise UserError(f"discriminator label_mode must be project or output, got {self.label_mode!r}")
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)

@@ -20,6 +20,9 @@ class DiscriminatorBlock(nn.Module):
                  resolution: int):
         super().__init__()
         self.in_channels, self.resolution, self.architecture = in_channels, resolution, cfg.architecture
+        # The highest num_fp16_res resolutions run in float16 on CUDA (float32 on the CPU).
+        self.use_fp16 = cfg.num_fp16_res > 0 and \
+            resolution >= 2 ** (int(math.log2(cfg.img_resolution)) + 1 - cfg.num_fp16_res)
         clamp, filt = cfg.conv_clamp, cfg.resample_filter
         self.register_buffer("resample_filter", kernels.setup_filter(filt), persistent=False)
         if in_channels == 0 or cfg.architecture == "skip":
@@ -33,7 +36,11 @@ class DiscriminatorBlock(nn.Module):
                                     resample_filter=filt)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None):
+        device = (x if x is not None else img).device
+        dtype = torch.float16 if self.use_fp16 and device.type == "cuda" else torch.float32
+        x = x.to(dtype) if x is not None else None
         if self.in_channels == 0 or self.architecture == "skip":
+            img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = kernels.downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
@@ -69,6 +76,7 @@ class DiscriminatorEpilogue(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig, in_channels: int, cmap_dim: int, resolution: int = 4):
         super().__init__()
         self.cmap_dim = cmap_dim
+        self.cmap_scale = 1 / math.sqrt(cmap_dim) if cfg.label_mode == "project" and cmap_dim else 1.0
         self.mbstd_group_size, self.mbstd_num_channels = cfg.mbstd_group_size, cfg.mbstd_num_channels
         # At 4×4 there are no blocks before the epilogue, so it reads the image itself.
         if cfg.architecture == "skip" or cfg.img_resolution == resolution:
@@ -79,15 +87,16 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
+        x = x.to(torch.float32) if x is not None else None
         if hasattr(self, "fromrgb"):
-            y = self.fromrgb(img)
+            y = self.fromrgb(img.to(torch.float32))
             x = x + y if x is not None else y
         if self.mbstd_num_channels > 0:
             x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
         x = self.fc(self.conv(x).flatten(1))
         x = self.out(x)
         if self.cmap_dim > 0:
-            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+            x = (x * cmap).sum(dim=1, keepdim=True) * self.cmap_scale
         return x
 
 
@@ -104,15 +113,19 @@ class Discriminator(nn.Module):
             in_ch = cfg.channels(res) if res < cfg.img_resolution else 0
             setattr(self, f"b{res}", DiscriminatorBlock(cfg, in_ch, cfg.channels(res), cfg.channels(res // 2), res))
         cmap_dim = 0
-        if cfg.c_dim > 0:
+        if cfg.c_dim > 0 and cfg.label_mode == "output":
+            cmap_dim = cfg.c_dim
+        elif cfg.c_dim > 0:
             cmap_dim = cfg.cmap_dim if cfg.cmap_dim is not None else cfg.channels(4)
             self.mapping = MappingNetwork(0, cfg.c_dim, cmap_dim, num_ws=None, num_layers=cfg.mapping_layers,
-                                          w_avg_beta=None)
+                                          lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=None)
         self.b4 = DiscriminatorEpilogue(cfg, cfg.channels(4), cmap_dim)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = None
         for res in self.block_resolutions:
             x, img = getattr(self, f"b{res}")(x, img)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        cmap = None
+        if self.c_dim > 0:
+            cmap = c.to(torch.float32) if self.cfg.label_mode == "output" else self.mapping(None, c)
         return self.b4(x, img, cmap)

@@ -23,7 +23,7 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
-                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta)
+                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta, cfg.label_mode)
 
     @property
     def device(self) -> torch.device:

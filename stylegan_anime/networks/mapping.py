@@ -16,14 +16,14 @@ class MappingNetwork(nn.Module):
     """
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
-                 lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.995):
+                 lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.995, label_mode: str = "embed"):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
-        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
-        embed_features = w_dim if c_dim > 0 else 0
+        self.num_layers, self.w_avg_beta, self.label_mode = num_layers, w_avg_beta, label_mode
+        embed_features = (z_dim if label_mode == "concat" else w_dim) if c_dim > 0 else 0
         features = [z_dim + embed_features] + [w_dim] * num_layers
         if c_dim > 0:
-            self.embed = FullyConnectedLayer(c_dim, embed_features)
+            self.embed = FullyConnectedLayer(c_dim, embed_features, bias=(label_mode != "concat"))
         for i in range(num_layers):
             setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation="lrelu",
                                                         lr_multiplier=lr_multiplier))
@@ -33,14 +33,21 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, psi: float = 1.0,
                 cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
         """psi in [0, 1] (any float works): ws[:, :cutoff] = w_avg + psi * (w - w_avg)."""
+        if self.c_dim > 0 and (c is None or c.shape[-1] != self.c_dim):
+            raise ValueError(f"this network needs labels c: [N, {self.c_dim}]")
+        if self.label_mode == "concat" and self.c_dim > 0:
+            x = normalize_2nd_moment(torch.cat([z.to(torch.float32), self.embed(c.to(torch.float32))], dim=1))
+            return self._layers_and_broadcast(x, psi, cutoff, update_w_avg)
         parts = []
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
-            if c is None or c.shape[-1] != self.c_dim:
-                raise ValueError(f"this network needs labels c: [N, {self.c_dim}]")
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return self._layers_and_broadcast(x, psi, cutoff, update_w_avg)
+
+    def _layers_and_broadcast(self, x: torch.Tensor, psi: float, cutoff: int | None,
+                              update_w_avg: bool) -> torch.Tensor:
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg and self.w_avg_beta is not None and self.num_ws is not None:

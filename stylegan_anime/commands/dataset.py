@@ -1,0 +1,45 @@
+"""`stylegan-anime dataset`: build a training data set (folder or .zip) from images, or draw a synthetic one."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .args import int_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("dataset", help="build a training data set",
+                       description="SRC OUT: a folder or zip of images → a square RGB data set. "
+                       "--synthetic N OUT: N labelled synthetic anime portraits. OUT is a folder or a .zip.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="SRC OUT, or only OUT with --synthetic")
+    p.add_argument("--resolution", type=int_arg("--resolution", 4), required=True, help="side of the square images")
+    p.add_argument("--synthetic", type=int_arg("--synthetic", 1), default=None, metavar="N",
+                   help="draw N synthetic portraits instead of reading SRC")
+    p.add_argument("--seed", type=int_arg("--seed", 0), default=0, help="first seed for --synthetic")
+    p.add_argument("--workers", type=int_arg("--workers", 1), default=1,
+                   help="processes drawing --synthetic portraits (same output for any number)")
+    p.add_argument("--crop", choices=["center", "pad"], default="center",
+                   help="non-square images: crop the centre square, or pad to a square (white)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="dataset.json (labels) or .csv (file,tags); default: SRC's own dataset.json if any")
+    p.add_argument("--min-size", type=int_arg("--min-size", 1), default=None,
+                   help="skip images whose shorter side is below this (default: resolution / 2)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.synthetic is not None:
+        if len(args.paths) != 1:
+            raise UserError("with --synthetic give only OUT, e.g. dataset --synthetic 1000 out.zip --resolution 64")
+        from ..data.synthetic import write_synthetic_dataset
+        out = write_synthetic_dataset(args.paths[0], args.synthetic, args.resolution, seed=args.seed,
+                                      workers=args.workers)
+        print(f"wrote {args.synthetic} portraits at {args.resolution}² to {out}")
+        return 0
+    if len(args.paths) != 2:
+        raise UserError("give SRC and OUT, e.g. dataset photos/ out.zip --resolution 256")
+    from ..data.build import BuildOptions, build_dataset
+    options = BuildOptions(args.resolution, crop=args.crop, min_size=args.min_size)
+    report = build_dataset(args.paths[0], args.paths[1], options, labels=args.labels)
+    print(f"wrote {args.paths[1]}: {report.summary()}")
+    return 0

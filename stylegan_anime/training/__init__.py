@@ -1,0 +1,1 @@
+"""Training: data set reader, augmentation (ADA), losses, loop, checkpoints."""
