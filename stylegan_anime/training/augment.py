@@ -103,7 +103,7 @@ def blit(x: torch.Tensor, flip: torch.Tensor, quarter_turns: torch.Tensor, shift
         sel = k >= turn
         u, v = torch.where(sel, v, u), torch.where(sel, -u, v)
     u = torch.where(flip.bool()[:, None], -u, u)
-    src_x, src_y = _mirror((u + (w - 1)) // 2, w), _mirror((v + (h - 1)) // 2, h)
+    src_x, src_y = _mirror((u + (w - 1)) >> 1, w), _mirror((v + (h - 1)) >> 1, h)   # exact halving
     index = (src_y * w + src_x)[:, None, :].expand(n, c, h * w)
     return x.reshape(n, c, h * w).gather(2, index).reshape(n, c, h, w)
 
@@ -256,7 +256,12 @@ class AugmentPipe(nn.Module):
         x = self._geometric(x)
         return self._colour(x)
 
+    def _enabled(self, group: tuple[str, ...]) -> bool:
+        return any(getattr(self.config, name) > 0 for name in group)
+
     def _blit(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.BLIT):
+            return x
         n, _, h, w = x.shape
         cfg, dev = self.config, x.device
         flip = self._chance("xflip", n, dev) & (torch.rand(n, device=dev) < 0.5)
@@ -270,6 +275,8 @@ class AugmentPipe(nn.Module):
         return _on_subset(x, moved, lambda i: blit(x[i], flip[i], turns[i], shift[i]))
 
     def _geometric(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.GEOM):
+            return x
         n, _, h, w = x.shape
         cfg, dev = self.config, x.device
         ones, m = torch.ones(n, device=dev), torch.eye(3, device=dev).repeat(n, 1, 1)
@@ -292,6 +299,8 @@ class AugmentPipe(nn.Module):
         return _on_subset(x, applied, lambda i: geometric(x[i], m[i], cfg.supersample))
 
     def _colour(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.COLOR):
+            return x
         n, dev, cfg = x.shape[0], x.device, self.config
         m = torch.eye(4, device=dev).repeat(n, 1, 1)
         applied = torch.zeros(n, dtype=torch.bool, device=dev)
