@@ -6,6 +6,8 @@
     sa.save_grid(img, "grid.png", cols=3)
     sa.interpolation_video(G, "0,5,9", "walk.gif", frames=60, space="w", grid=(3, 3))
 """
+from . import hub
+from .editing import ProjectionConfig, load_target, project
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
@@ -22,10 +24,10 @@ from .training.dataset import ImageDataset
 from .truncation import save_truncation_grid, truncation_grid
 from .video import write_video
 
-__all__ = ["UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
+__all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
            "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
            "save_grid", "save_images", "to_pil", "to_uint8", "synthesize", "KeyframePath", "interpolation_frames",
            "interpolation_video", "lerp", "make_schedule", "slerp", "mixing_grid", "save_mixing_grid", "parse_layers",
-           "save_truncation_grid", "truncation_grid", "write_video"]
+           "save_truncation_grid", "truncation_grid", "write_video", "ProjectionConfig", "load_target", "project"]
 __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", "sample_params",
             "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]

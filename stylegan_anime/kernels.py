@@ -3,7 +3,9 @@
 This module holds their plain-PyTorch reference implementations, which *define*
 the semantics; the native kernels in ``ops/`` must match them. Every network layer
 calls ``upfirdn2d`` / ``bias_act`` from here, never the reference functions
-directly, so that the native path can be switched in at one place.
+directly, so that the native path can be switched in at one place: the native kernels
+(``native_ops``, built on first use by ``native_build``) run wherever they build, and
+``STYLEGAN_ANIME_OPS=ref`` or ``native_build.use_ops("ref")`` turns them off.
 
 Parameters follow the public StyleGAN2 ops (facts, not code, carried over):
 
@@ -24,6 +26,8 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from . import native_ops
 
 
 # --------------------------------------------------------------------------- bias_act
@@ -191,15 +195,33 @@ def upfirdn2d_ref(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[in
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] = 1,
               down: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
               flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
-    """upfirdn2d on the fastest path available (native kernel or reference)."""
-    return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+    """upfirdn2d on the native kernel where it runs (see ``native_build``), else the reference.
+
+    Same arguments and result as ``upfirdn2d_ref``; gradients flow to x (not to the filter).
+    """
+    module = native_ops.native_module("upfirdn2d", x) if x.ndim == 4 else None
+    if module is None or (f is not None and f.requires_grad):
+        return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+    up, down, pad = parse_scaling(up), parse_scaling(down), parse_padding(padding)
+    fw, fh = filter_size(f)
+    upfirdn2d_out_size(x.shape[2], x.shape[3], fh, fw, up, down, pad)
+    return native_ops.upfirdn2d(x, native_ops.filter_2d(f, x), up, down, pad, bool(flip_filter), float(gain))
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
              alpha: float | None = None, gain: float | None = None,
              clamp: float | None = None) -> torch.Tensor:
-    """bias_act on the fastest path available (native kernel or reference)."""
-    return bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+    """bias_act on the native kernel where it runs (see ``native_build``), else the reference.
+
+    Same arguments and result as ``bias_act_ref``, computed in one pass over memory.
+    """
+    module = native_ops.native_module("bias_act", x)
+    if module is None:
+        return bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+    alpha, gain, clamp = resolve_bias_act_args(act, alpha, gain, clamp)
+    if b is not None and (b.ndim != 1 or not 0 <= dim < x.ndim or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"bias shape {tuple(b.shape)} does not match x.shape[{dim}]")
+    return native_ops.bias_act(x, b, dim, act, alpha, gain, clamp)
 
 
 # --------------------------------------------------------------------------- resampling helpers

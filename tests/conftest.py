@@ -42,3 +42,35 @@ def small_G() -> Generator:
 def small_D() -> Discriminator:
     torch.manual_seed(1)
     return Discriminator(small_d_config()).eval()
+
+
+ALLOW_NO_NATIVE_ENV = "STYLEGAN_ANIME_ALLOW_NO_NATIVE"
+
+
+@pytest.fixture(scope="session")
+def native_cpu_ops() -> dict:
+    """Both CPU extensions, built once per test run (in parallel) into $TORCH_EXTENSIONS_DIR.
+
+    A machine with a compiler must build them, so a failure fails the tests that need them,
+    unless $STYLEGAN_ANIME_ALLOW_NO_NATIVE=1 says this environment may lack a toolchain.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stylegan_anime import native_build
+
+    def build(op):
+        try:
+            return op, native_build.load(op, "cpu"), None
+        except native_build.BuildError as e:
+            return op, None, str(e)
+
+    with native_build.use_ops("native"), ThreadPoolExecutor(len(native_build.OPS)) as pool:
+        results = list(pool.map(build, native_build.OPS))
+    failures = [f"{op}: {err}" for op, module, err in results if module is None]
+    if failures:
+        message = "native CPU ops did not build: " + "; ".join(failures)
+        if os.environ.get(ALLOW_NO_NATIVE_ENV) == "1":
+            pytest.skip(message)
+        pytest.fail(message)
+    return {op: module for op, module, _ in results}

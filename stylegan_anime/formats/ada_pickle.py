@@ -105,8 +105,7 @@ def _config(obj: PersistentStub, kind: type, fields: dict[str, str], what: str, 
     if kind is DiscriminatorConfig and values.get("mbstd_group_size", 4) is None:
         values["mbstd_group_size"] = 0
     values = {k: v for k, v in values.items() if v is not None or k in ("conv_clamp", "cmap_dim")}
-    own = {k: v for k, v in extras.items()}
-    return kind(**values, extra=own)
+    return kind(**values, extra=dict(extras))
 
 
 def _build(obj: PersistentStub, role: str, what: str, extras: dict[str, str]):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..networks import Discriminator, Generator
 from . import kwargs_map
 from .native import Networks
 from .safe_pickle import TFNetworkStub
@@ -145,7 +145,7 @@ def convert_params(net: torch.nn.Module, params: TFParams, rules, what: str) -> 
         tf_name, transform = found
         if tf_name not in params:
             raise UserError(f"{what}: TF variable {tf_name} is missing (a StyleGAN2 config E/F network has it)")
-        value = np.ascontiguousarray(transform(params[tf_name]), dtype=np.float32)
+        value = np.array(transform(params[tf_name]), dtype=np.float32, order="C")
         if tuple(value.shape) != tuple(ours.shape):
             raise UserError(f"{what}: TF variable {tf_name} has shape {list(params[tf_name].shape)}, "
                             f"which does not fit {name} {list(ours.shape)}")

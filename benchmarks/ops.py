@@ -1,0 +1,80 @@
+"""Native vs reference upfirdn2d and bias_act on the CPU, over the shapes a 512² config-F
+generator runs them on (float32). The two paths alternate within one process, each case
+timed several times, and the best time of each is kept (the machine's speed drifts).
+
+    python -m benchmarks.ops [--batch 1] [--max-res 512] [--repeats 3] [--out benchmarks/results/ops.json]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+from benchmarks.common import print_table, time_calls, write_json
+from stylegan_anime import kernels, native_build
+
+
+def channels(res: int) -> int:
+    return min(32768 // res, 512)
+
+
+def cases(batch: int, max_res: int) -> list[dict]:
+    """(name, shape, call) for every op call a synthesis block at each resolution makes."""
+    f = kernels.setup_filter([1, 3, 3, 1])
+    out = []
+    res = 8
+    while res <= max_res:
+        c, h = channels(res), res // 2
+        # The upsampling conv's transposed conv leaves [N, C, 2h+1, 2h+1]; the FIR filter finishes it.
+        out.append(dict(op="upfirdn2d", what="up-conv filter", res=res, shape=[batch, c, 2 * h + 1, 2 * h + 1],
+                        call=lambda x: kernels.upfirdn2d(x, f, padding=1, gain=4)))
+        out.append(dict(op="upfirdn2d", what="rgb upsample", res=res, shape=[batch, 3, h, h],
+                        call=lambda x: kernels.upsample2d(x, f)))
+        out.append(dict(op="upfirdn2d", what="downsample", res=res, shape=[batch, c, res, res],
+                        call=lambda x: kernels.downsample2d(x, f)))
+        b = torch.randn(c)
+        out.append(dict(op="bias_act", what="lrelu+clamp", res=res, shape=[batch, c, res, res],
+                        call=lambda x, b=b: kernels.bias_act(x, b, act="lrelu", gain=math.sqrt(2), clamp=256)))
+        res *= 2
+    return out
+
+
+def run(batch: int, max_res: int, repeats: int, min_seconds: float) -> list[dict]:
+    rows = []
+    for case in cases(batch, max_res):
+        x = torch.randn(case["shape"])
+        best = {"ref": math.inf, "native": math.inf}
+        with torch.inference_mode():
+            for _ in range(repeats):
+                for mode in best:
+                    with native_build.use_ops(mode):
+                        best[mode] = min(best[mode], time_calls(lambda: case["call"](x), min_seconds=min_seconds))
+        rows.append({"op": case["op"], "what": case["what"], "res": case["res"],
+                     "shape": "x".join(map(str, case["shape"])), "ref_ms": best["ref"] * 1e3,
+                     "native_ms": best["native"] * 1e3, "speedup": best["ref"] / best["native"]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--max-res", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--min-seconds", type=float, default=0.2)
+    ap.add_argument("--out", default="benchmarks/results/ops.json")
+    args = ap.parse_args()
+    with native_build.use_ops("native"):  # build first, so that no build lands inside a timing
+        for op in native_build.OPS:
+            native_build.load(op, "cpu")
+    rows = run(args.batch, args.max_res, args.repeats, args.min_seconds)
+    print_table(rows, ["op", "what", "res", "shape", "ref_ms", "native_ms", "speedup"])
+    by_op = {op: sum(r["ref_ms"] for r in rows if r["op"] == op) / sum(r["native_ms"] for r in rows if r["op"] == op)
+             for op in native_build.OPS}
+    print("\ntotal-time speedup (ref / native): " + ", ".join(f"{op} {v:.2f}x" for op, v in by_op.items()))
+    write_json(rows, args.out, torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
+               total_speedup=by_op)
+
+
+if __name__ == "__main__":
+    main()

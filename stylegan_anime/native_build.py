@@ -1,0 +1,318 @@
+"""Build and load the native kernels in ``stylegan_anime/ops/`` lazily, and choose between
+them and the reference ops.
+
+Nothing is compiled at import: the first call of an op on a device kind builds that op's
+extension with ``torch.utils.cpp_extension.load`` (ninja) into
+``$TORCH_EXTENSIONS_DIR/stylegan_anime/<name>``, where ``<name>`` carries a hash of the
+sources, torch's version, the device kind and the flags, so a changed source or torch never
+loads a stale library and never clobbers another build. Later processes import the finished
+library directly. A build that cannot run (no compiler, no ninja, no nvcc, a compile error)
+warns once with the reason and the op runs on its reference implementation.
+
+The choice: ``STYLEGAN_ANIME_OPS=auto`` (default: native where it builds), ``native`` (a build
+failure is an error) or ``ref``; in Python ``set_ops_mode(...)`` or ``with use_ops(...)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import torch
+
+OPS = ("upfirdn2d", "bias_act")
+DEVICE_KINDS = ("cpu", "cuda")
+MODES = ("auto", "native", "ref")
+ENV_MODE = "STYLEGAN_ANIME_OPS"
+SOURCE_DIR = Path(__file__).resolve().parent / "ops"
+# A build that another live process holds the lock for is waited on this long at most.
+LOCK_TIMEOUT_S = float(os.environ.get("STYLEGAN_ANIME_OPS_LOCK_TIMEOUT", "1200"))
+COMPLETE_MARKER = ".complete"
+
+# at::parallel_for runs serially unless the extension itself is compiled with OpenMP.
+CXX_FLAGS = ("-O3", "-fopenmp")
+LD_FLAGS = ("-fopenmp",)
+NVCC_FLAGS = ("-O3",)
+
+
+class BuildError(RuntimeError):
+    """A native op could not be built or loaded; the message's first line says why."""
+
+
+@dataclass
+class BuildResult:
+    """What happened to one op on one device kind in this process."""
+
+    op: str
+    device_kind: str
+    module: ModuleType | None
+    reason: str  # "built in 41 s", "loaded from cache", or why the reference is used
+    build_dir: Path | None = None
+
+
+class _State:
+    """Process-wide choices: the Python override of the mode and the results of builds."""
+
+    mode_override: str | None = None
+    results: dict[tuple[str, str], BuildResult] = {}
+
+
+# --------------------------------------------------------------------------- mode
+
+
+def ops_mode() -> str:
+    """The current mode: the Python override, else $STYLEGAN_ANIME_OPS, else "auto"."""
+    mode = _State.mode_override or os.environ.get(ENV_MODE, "").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV_MODE}={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def set_ops_mode(mode: str | None) -> None:
+    """Choose "auto", "native" or "ref" for this process; None goes back to the environment."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"ops mode must be one of {MODES}, got {mode!r}")
+    _State.mode_override = mode
+
+
+@contextlib.contextmanager
+def use_ops(mode: str) -> Iterator[None]:
+    """``with use_ops("ref"): ...`` runs the block with the given ops mode."""
+    previous = _State.mode_override
+    set_ops_mode(mode)
+    try:
+        yield
+    finally:
+        _State.mode_override = previous
+
+
+# --------------------------------------------------------------------------- sources and cache
+
+
+def sources(op: str, device_kind: str) -> list[Path]:
+    """The files compiled for ``op``: its .cpp, plus its .cu for CUDA."""
+    if op not in OPS or device_kind not in DEVICE_KINDS:
+        raise ValueError(f"unknown op/device kind {op!r}/{device_kind!r}")
+    files = [SOURCE_DIR / f"{op}.cpp"]
+    if device_kind == "cuda":
+        files.append(SOURCE_DIR / f"{op}.cu")
+    return files
+
+
+def _flags(device_kind: str) -> dict[str, list[str]]:
+    """Fresh lists each time: cpp_extension.load appends to the lists it is given."""
+    if device_kind == "cuda":
+        return dict(extra_cflags=[*CXX_FLAGS, "-DSA_WITH_CUDA"], extra_cuda_cflags=[*NVCC_FLAGS, "-DSA_WITH_CUDA"],
+                    extra_ldflags=list(LD_FLAGS))
+    return dict(extra_cflags=list(CXX_FLAGS), extra_cuda_cflags=[], extra_ldflags=list(LD_FLAGS))
+
+
+def extension_name(op: str, device_kind: str) -> str:
+    """``sa_<op>_<kind>_<hash>``: the hash covers every source and header, torch's version, Python's
+    version, the flags and (CUDA) the architecture list."""
+    h = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.glob("*.h")) + sources(op, device_kind):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    key = [torch.__version__, sys.version.split()[0], device_kind, repr(_flags(device_kind))]
+    if device_kind == "cuda":
+        key.append(os.environ.get("TORCH_CUDA_ARCH_LIST", ""))
+    h.update("\0".join(key).encode())
+    return f"sa_{op}_{device_kind}_{h.hexdigest()[:12]}"
+
+
+def cache_root() -> Path:
+    """$TORCH_EXTENSIONS_DIR (torch's own default otherwise) / stylegan_anime."""
+    base = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
+    return Path(base) / "stylegan_anime"
+
+
+# --------------------------------------------------------------------------- locking
+
+
+@contextlib.contextmanager
+def _build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold an flock beside ``build_dir`` for the build. The kernel releases an flock when its
+    process dies, so a killed build never leaves it held; torch's own lock file inside the
+    build dir, which a killed build does leave behind, is therefore stale whenever we hold
+    ours, and is removed instead of being waited on forever."""
+    import fcntl
+
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.with_name(build_dir.name + ".flock"), "a+") as fh:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BuildError(f"another process has been building {build_dir.name} "
+                                     f"for over {LOCK_TIMEOUT_S:.0f} s") from None
+                time.sleep(0.5)
+        try:
+            stale = build_dir / "lock"
+            if stale.exists():
+                stale.unlink()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- build and load
+
+
+def _import_built(name: str, build_dir: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, build_dir / f"{name}.so")
+    if spec is None or spec.loader is None:
+        raise BuildError(f"cannot import {build_dir / name}.so")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _first_error_line(text: str) -> str:
+    """The line of a compiler / ninja log that says what went wrong."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for pattern in (r"\berror\b", r"not found|No such file|required|cannot|failed|FAILED"):
+        for ln in lines:
+            if re.search(pattern, ln, re.IGNORECASE) and not ln.startswith("Error building extension"):
+                return ln[:300]
+    return (lines[0] if lines else "unknown error")[:300]
+
+
+def _compile(op: str, device_kind: str, name: str, build_dir: Path, verbose: bool,
+             check_only: bool) -> ModuleType | None:
+    from torch.utils import cpp_extension
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    (build_dir / COMPLETE_MARKER).unlink(missing_ok=True)
+    try:
+        module = cpp_extension.load(name=name, sources=[str(p) for p in sources(op, device_kind)],
+                                    extra_include_paths=[str(SOURCE_DIR)], build_directory=str(build_dir),
+                                    with_cuda=device_kind == "cuda", verbose=verbose, **_flags(device_kind))
+    except Exception as e:  # noqa: BLE001 - every failure of the toolchain means "use the reference"
+        (build_dir / "build.log").write_text(f"{type(e).__name__}: {e}\n")
+        built = not str(e).startswith("Error building extension") and (build_dir / f"{name}.so").exists()
+        if check_only and built:  # compiled and linked; importing may need a GPU driver that is not here
+            (build_dir / COMPLETE_MARKER).write_text(f"{name}\n")
+            return None
+        raise BuildError(f"build failed: {_first_error_line(str(e))} (log: {build_dir / 'build.log'})") from e
+    (build_dir / COMPLETE_MARKER).write_text(f"{name}\n")
+    return module
+
+
+def build(op: str, device_kind: str = "cpu", verbose: bool = False, check_only: bool = False) -> BuildResult:
+    """Build (or load from the cache) one op's extension; raises BuildError with the reason.
+
+    ``check_only``: compile and link without needing to import the result (CI builds the CUDA
+    extension on a machine without a GPU); the result's module may then be None.
+    """
+    name = extension_name(op, device_kind)
+    build_dir = cache_root() / name
+    if (build_dir / COMPLETE_MARKER).exists() and (build_dir / f"{name}.so").exists():
+        if check_only:
+            return BuildResult(op, device_kind, None, "found in cache", build_dir)
+        return BuildResult(op, device_kind, _import_built(name, build_dir), "loaded from cache", build_dir)
+    if device_kind == "cuda":
+        _check_cuda_toolkit()
+    start = time.monotonic()
+    print(f"stylegan-anime: compiling the native {op} op for {device_kind} (once, about a minute)...",
+          file=sys.stderr, flush=True)
+    with _build_lock(build_dir):
+        if (build_dir / COMPLETE_MARKER).exists():  # another process finished it while we waited
+            if check_only:
+                return BuildResult(op, device_kind, None, "found in cache", build_dir)
+            return BuildResult(op, device_kind, _import_built(name, build_dir), "loaded from cache", build_dir)
+        module = _compile(op, device_kind, name, build_dir, verbose, check_only)
+    return BuildResult(op, device_kind, module, f"built in {time.monotonic() - start:.0f} s", build_dir)
+
+
+def _check_cuda_toolkit() -> None:
+    from torch.utils import cpp_extension
+
+    if torch.version.cuda is None:
+        raise BuildError("torch has no CUDA support (a CPU build of torch)")
+    if cpp_extension.CUDA_HOME is None:
+        raise BuildError("no CUDA toolkit found (set CUDA_HOME to the folder holding bin/nvcc)")
+
+
+def load(op: str, device_kind: str) -> ModuleType | None:
+    """The op's native module for the device kind, building it on first use; None (after one
+    warning per op and kind) when it cannot be built. Mode "native" raises instead."""
+    key = (op, device_kind)
+    result = _State.results.get(key)
+    if result is None:
+        try:
+            result = build(op, device_kind)
+        except BuildError as e:
+            result = BuildResult(op, device_kind, None, str(e).splitlines()[0])
+        except Exception as e:  # noqa: BLE001 - an unexpected failure must not take the networks down
+            result = BuildResult(op, device_kind, None, f"load failed: {type(e).__name__}: {e}".splitlines()[0])
+        _State.results[key] = result
+        if result.module is None and ops_mode() != "native":
+            warnings.warn(f"stylegan_anime: native {op} for {device_kind} is unavailable, using the "
+                          f"reference implementation ({result.reason})", RuntimeWarning, stacklevel=4)
+    if result.module is None and ops_mode() == "native":
+        raise BuildError(f"{ENV_MODE}=native but the native {op} for {device_kind} is unavailable: {result.reason}")
+    return result.module
+
+
+def status(op: str, device_kind: str, try_build: bool = True) -> tuple[str, str]:
+    """("native" | "ref", why) for one op and device kind, as the dispatchers would choose."""
+    mode = ops_mode()
+    if mode == "ref":
+        return "ref", f"{ENV_MODE}=ref"
+    if device_kind == "cuda" and not torch.cuda.is_available():
+        return "ref", "no CUDA device"
+    result = _State.results.get((op, device_kind))
+    if result is None and try_build:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                load(op, device_kind)
+            except BuildError:
+                pass
+        result = _State.results[(op, device_kind)]
+    if result is None:
+        return "?", "not built yet in this process"
+    if result.module is None:
+        return "ref", result.reason
+    return "native", f"{result.reason}, cache {result.build_dir}"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python stylegan_anime/native_build.py cuda --check-only``: build ahead of first use (CI
+    checks the CUDA sources this way; the file runs stand-alone, needing only torch)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("device_kind", choices=DEVICE_KINDS)
+    ap.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    ap.add_argument("--check-only", action="store_true", help="compile and link; do not require importing")
+    ap.add_argument("--verbose", action="store_true", help="show the compiler's output")
+    args = ap.parse_args(argv)
+    failed = 0
+    for op in args.ops:
+        try:
+            result = build(op, args.device_kind, verbose=args.verbose, check_only=args.check_only)
+            print(f"{op} {args.device_kind}: ok ({result.reason}; {result.build_dir})", flush=True)
+        except BuildError as e:
+            print(f"{op} {args.device_kind}: FAILED: {e}", flush=True)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+// upfirdn2d: argument checks, the CPU loop over output rows, and the Python binding.
+// Built with -DSA_WITH_CUDA (together with upfirdn2d.cu) for the CUDA extension.
+#include <torch/extension.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include "upfirdn2d.h"
+
+namespace sa {
+
+#ifdef SA_WITH_CUDA
+void upfirdn2d_cuda(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p, double gain,
+                    torch::Tensor& y);
+#endif
+
+static void upfirdn2d_cpu(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p, double gain,
+                          torch::Tensor& y) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const scalar_t* xp = x.data_ptr<scalar_t>();
+        const acc_t* fp = f.data_ptr<acc_t>();
+        scalar_t* yp = y.data_ptr<scalar_t>();
+        const acc_t g = static_cast<acc_t>(gain);
+        const int64_t rows = y.size(0) * p.channels * p.out_h;
+        const int64_t grain = std::max<int64_t>(1, 16384 / p.out_w);
+        at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r) {
+                const int64_t oy = r % p.out_h, c = (r / p.out_h) % p.channels, n = r / (p.out_h * p.channels);
+                scalar_t* yr = yp + r * p.out_w;
+                for (int64_t ox = 0; ox < p.out_w; ++ox)
+                    yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t>(xp, fp, p, g, n, c, oy, ox));
+            }
+        });
+    });
+}
+
+// x: [N, C, H, W] (any strides); f: [fh, fw] contiguous, float32 for half/float x, float64 for double x.
+torch::Tensor upfirdn2d(const torch::Tensor& x, const torch::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
+                        int64_t downy, int64_t px0, int64_t px1, int64_t py0, int64_t py1, bool flip, double gain) {
+    TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be [N, C, H, W]");
+    TORCH_CHECK(f.dim() == 2 && f.is_contiguous(), "upfirdn2d: f must be a contiguous 2-D filter");
+    TORCH_CHECK(f.device() == x.device(), "upfirdn2d: f and x must be on the same device");
+    TORCH_CHECK(f.scalar_type() == (x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat),
+                "upfirdn2d: f must be float64 for float64 x and float32 otherwise");
+    TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, "upfirdn2d: up/down must be >= 1");
+    Upfirdn2dParams p;
+    p.channels = x.size(1);
+    p.in_h = x.size(2);
+    p.in_w = x.size(3);
+    p.fh = f.size(0);
+    p.fw = f.size(1);
+    p.upx = upx, p.upy = upy, p.downx = downx, p.downy = downy;
+    p.px0 = px0, p.py0 = py0;
+    p.flip = flip;
+    p.out_h = (p.in_h * upy + py0 + py1 - p.fh) / downy + 1;
+    p.out_w = (p.in_w * upx + px0 + px1 - p.fw) / downx + 1;
+    TORCH_CHECK(p.in_h * upy + py0 + py1 - p.fh >= 0 && p.in_w * upx + px0 + px1 - p.fw >= 0,
+                "upfirdn2d: output would be empty");
+    p.sx_n = x.stride(0), p.sx_c = x.stride(1), p.sx_h = x.stride(2), p.sx_w = x.stride(3);
+    torch::Tensor y = torch::empty({x.size(0), p.channels, p.out_h, p.out_w}, x.options());
+    if (y.numel() == 0) return y;
+    if (x.is_cuda()) {
+#ifdef SA_WITH_CUDA
+        upfirdn2d_cuda(x, f, p, gain, y);
+        return y;
+#else
+        TORCH_CHECK(false, "upfirdn2d: this build has no CUDA support");
+#endif
+    }
+    TORCH_CHECK(x.is_cpu(), "upfirdn2d: unsupported device");
+    upfirdn2d_cpu(x, f, p, gain, y);
+    return y;
+}
+
+}  // namespace sa
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.def("upfirdn2d", &sa::upfirdn2d, "upsample, pad, FIR filter, downsample (NCHW)");
+}

@@ -1,0 +1,45 @@
+// upfirdn2d, one output element: zero-insertion upsampling, padding (negative crops),
+// FIR filtering and downsampling, computed straight from the input without temporaries.
+#pragma once
+
+#include "common.h"
+
+namespace sa {
+
+struct Upfirdn2dParams {
+    int64_t channels, in_h, in_w, out_h, out_w;
+    int64_t sx_n, sx_c, sx_h, sx_w;  // input strides in elements (any layout works)
+    int64_t fh, fw;                  // 2-D taps, row-major, contiguous
+    int64_t upx, upy, downx, downy;
+    int64_t px0, py0;                // leading padding; the trailing padding only sets out_h / out_w
+    bool flip;                       // true: correlate with the taps as stored; false: true convolution
+};
+
+// Output element (n, c, oy, ox), accumulated in A (float for half/float, double for double).
+// Tap t of the window starting at m0 = o*down - pad reads upsampled sample m0 + t, which is
+// nonzero only where it is a multiple of `up`, i.e. input sample i = (m0 + t) / up: so we visit
+// exactly the input samples under the window instead of the zeros between them.
+template <typename T, typename A>
+SA_HD A upfirdn2d_element(const T* x, const A* f, const Upfirdn2dParams& p, A gain,
+                          int64_t n, int64_t c, int64_t oy, int64_t ox) {
+    const int64_t my = oy * p.downy - p.py0;
+    const int64_t mx = ox * p.downx - p.px0;
+    const int64_t iy0 = max64(ceil_div(my, p.upy), 0);
+    const int64_t iy1 = min64(floor_div(my + p.fh - 1, p.upy), p.in_h - 1);
+    const int64_t ix0 = max64(ceil_div(mx, p.upx), 0);
+    const int64_t ix1 = min64(floor_div(mx + p.fw - 1, p.upx), p.in_w - 1);
+    const T* xp = x + n * p.sx_n + c * p.sx_c;
+    A acc = 0;
+    for (int64_t iy = iy0; iy <= iy1; ++iy) {
+        const int64_t ty = iy * p.upy - my;
+        const A* frow = f + (p.flip ? ty : p.fh - 1 - ty) * p.fw;
+        const T* xrow = xp + iy * p.sx_h;
+        for (int64_t ix = ix0; ix <= ix1; ++ix) {
+            const int64_t tx = ix * p.upx - mx;
+            acc += static_cast<A>(xrow[ix * p.sx_w]) * frow[p.flip ? tx : p.fw - 1 - tx];
+        }
+    }
+    return acc * gain;
+}
+
+}  // namespace sa

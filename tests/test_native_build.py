@@ -1,0 +1,110 @@
+"""Building the native ops never gets in the way: a broken toolchain falls back to the
+reference with one warning, and a lock left by a killed build is not waited on.
+
+Each case runs in a subprocess with its own cache dir, so that it neither pollutes nor
+rebuilds the shared one in $TORCH_EXTENSIONS_DIR."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stylegan_anime import cli, native_build
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, cache: Path, timeout: float = 300, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter with its own extension cache; it prints one JSON line."""
+    full_env = {k: v for k, v in os.environ.items() if k != native_build.ENV_MODE}
+    full_env.update(TORCH_EXTENSIONS_DIR=str(cache), **env)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=full_env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+BROKEN_COMPILER_SCRIPT = """
+    import json, warnings
+    import torch
+    from stylegan_anime import kernels, native_build
+    x = torch.randn(2, 3, 6, 6)
+    f = kernels.setup_filter([1, 3, 3, 1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same = []
+        for _ in range(2):
+            same.append(torch.equal(kernels.upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1]),
+                                    kernels.upfirdn2d_ref(x, f, up=2, padding=[2, 1, 2, 1])))
+            same.append(torch.equal(kernels.bias_act(x, None, act="lrelu", clamp=1.0),
+                                    kernels.bias_act_ref(x, None, act="lrelu", clamp=1.0)))
+    print(json.dumps({"same": same, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
+                      "status": [native_build.status(op, "cpu") for op in native_build.OPS]}))
+"""
+
+
+def test_broken_compiler_warns_once_and_uses_the_reference(tmp_path):
+    result = run_python(BROKEN_COMPILER_SCRIPT, tmp_path / "cache", CXX="/bin/false")
+    assert result["same"] == [True] * 4
+    assert len(result["warnings"]) == 2  # one per op, not one per call
+    assert all("build failed" in w and "/bin/false" in w for w in result["warnings"])
+    assert [s[0] for s in result["status"]] == ["ref", "ref"]
+
+
+def test_native_mode_turns_a_build_failure_into_an_error(tmp_path):
+    code = """
+        import json, torch
+        from stylegan_anime import kernels, native_build
+        try:
+            kernels.bias_act(torch.zeros(3), None)
+            print(json.dumps({"raised": None}))
+        except native_build.BuildError as e:
+            print(json.dumps({"raised": str(e)}))
+    """
+    result = run_python(code, tmp_path / "cache", CXX="/bin/false", STYLEGAN_ANIME_OPS="native")
+    assert result["raised"] and "build failed" in result["raised"]
+
+
+def test_stale_lock_from_a_killed_build_is_cleared(tmp_path, native_cpu_ops):
+    """A killed build leaves torch's lock file behind; the next build must clear it, not wait forever.
+
+    The shared build is copied (so ninja has nothing to recompile) and its completion marker
+    removed, which sends the next load through the locked build path."""
+    name = native_build.extension_name("bias_act", "cpu")
+    cache = tmp_path / "cache"
+    build_dir = cache / "stylegan_anime" / name
+    shutil.copytree(native_build.cache_root() / name, build_dir)
+    (build_dir / native_build.COMPLETE_MARKER).unlink()
+    (build_dir / "lock").write_text("")
+    code = """
+        import json, torch
+        from stylegan_anime import kernels, native_build
+        result = native_build.build("bias_act", "cpu")
+        x = torch.randn(4, 5)
+        with native_build.use_ops("native"):
+            same = torch.allclose(kernels.bias_act(x, None, act="tanh"), kernels.bias_act_ref(x, None, act="tanh"))
+        print(json.dumps({"reason": result.reason, "same": same}))
+    """
+    result = run_python(code, cache, timeout=240)
+    assert result["reason"].startswith("built in") and result["same"]
+    assert not (build_dir / "lock").exists()
+    assert (build_dir / native_build.COMPLETE_MARKER).exists()
+
+
+def test_doctor_reports_each_op_and_device(capsys, native_cpu_ops, monkeypatch):
+    monkeypatch.delenv(native_build.ENV_MODE, raising=False)
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    lines = {tuple(ln.split()[:3]) for ln in out.splitlines() if ln.split()[:1] in (["upfirdn2d"], ["bias_act"])}
+    assert ("upfirdn2d", "cpu", "native") in lines and ("bias_act", "cpu", "native") in lines
+    assert ("upfirdn2d", "cuda", "ref") in lines  # this machine has no GPU
+    monkeypatch.setenv(native_build.ENV_MODE, "ref")
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "bias_act   cpu     ref     STYLEGAN_ANIME_OPS=ref" in out
