@@ -355,8 +355,9 @@ class AdaptiveP:
     """Sets ``pipe.p`` from D's outputs on real images.
 
     Call ``update(real_logits)`` after each discriminator step. Every ``interval`` calls, with
-    r_t the mean sign of the logits seen since the last adjustment and n their number (summed over
-    all processes under torch.distributed), p ← clip(p + sign(r_t − target) · n / (kimg · 1000), 0, 1).
+    r_t the mean sign of the logits seen since the last adjustment and n their number,
+    p ← clip(p + sign(r_t − target) · n / (kimg · 1000), 0, 1). In distributed training pass every
+    rank the logits of all ranks (all_gather), so that all ranks compute the same p.
     """
 
     def __init__(self, pipe: AugmentPipe, config: AdaConfig | None = None):
@@ -371,6 +372,13 @@ class AdaptiveP:
     def p(self) -> float:
         return float(self.pipe.p)
 
+    def state(self) -> dict[str, float]:
+        """The pending statistics, for snapshots (p itself is the pipe's buffer)."""
+        return {"sign_sum": self._sign_sum, "count": float(self._count), "calls": float(self._calls)}
+
+    def load_state(self, state: dict[str, float]) -> None:
+        self._sign_sum, self._count, self._calls = float(state["sign_sum"]), int(state["count"]), int(state["calls"])
+
     def update(self, real_logits: torch.Tensor) -> float:
         """Record one step's D(real) logits ([N] or [N, 1]); returns the current p."""
         if self.config.mode != "adaptive":
@@ -379,23 +387,11 @@ class AdaptiveP:
         self._sign_sum += float(torch.sign(logits).sum())
         self._count += logits.numel()
         self._calls += 1
-        if self._calls % self.config.interval == 0:
-            sign_sum, count = self._gather(logits.device)
-            if count == 0:
-                return self.p
-            self.r_t = sign_sum / count
+        if self._calls % self.config.interval == 0 and self._count:
+            self.r_t = self._sign_sum / self._count
             direction = (self.r_t > self.config.target) - (self.r_t < self.config.target)
-            delta = direction * count / (self.config.kimg * 1000)
+            delta = direction * self._count / (self.config.kimg * 1000)
             with torch.no_grad():
                 self.pipe.p.copy_((self.pipe.p + delta).clamp(0, 1))
             self._sign_sum, self._count = 0.0, 0
         return self.p
-
-    def _gather(self, device) -> tuple[float, int]:
-        """The sign sum and count since the last adjustment, over all processes when training is
-        distributed (every rank calls update in lock step, so all ranks agree on p)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            stats = torch.tensor([self._sign_sum, float(self._count)], dtype=torch.float64, device=device)
-            torch.distributed.all_reduce(stats)
-            return float(stats[0]), int(stats[1])
-        return self._sign_sum, self._count
