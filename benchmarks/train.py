@@ -104,13 +104,13 @@ def run_rosinality(case: dict) -> dict:
     return {**case, "sec_per_step": sec, "kimg_per_s": BATCH / sec / 1000, "peak_rss_mib": peak_rss_mib()}
 
 
-def contenders(res: int, rosinality: str | None) -> list[tuple[dict, dict]]:
-    out = [({"impl": "ours", "ops": "native", "res": res}, {"STYLEGAN_ANIME_OPS": "native"}),
-           ({"impl": "ours", "ops": "ref", "res": res}, {"STYLEGAN_ANIME_OPS": "ref"})]
+def contenders(res: int, ops: list[str], rosinality: str | None, min_seconds: float) -> list[tuple[dict, dict]]:
+    out = [({"impl": "ours", "ops": o, "res": res, "min_seconds": min_seconds}, {"STYLEGAN_ANIME_OPS": o})
+           for o in ops]
     if rosinality:
         for env in ({}, {"GLIBC_TUNABLES": KEEP_MEMORY}):
             out.append(({"impl": "rosinality", "ops": "its own", "res": res, "dir": rosinality,
-                         "keep_memory": bool(env)}, env))
+                         "keep_memory": bool(env), "min_seconds": min_seconds}, env))
     return out
 
 
@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("--res", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--rosinality", default=None, help="a rosinality/stylegan2-pytorch checkout (optional)")
+    ap.add_argument("--ops", nargs="+", default=["native", "ref"], help="our contenders")
+    ap.add_argument("--min-seconds", type=float, default=5.0, help="time at least this long per case")
     ap.add_argument("--out", default="benchmarks/results/train.json")
     args = ap.parse_args()
     if args.case:
@@ -129,7 +131,7 @@ def main() -> None:
     best: dict[tuple, dict] = {}
     for _ in range(args.repeats):
         for res in args.res:
-            for case, env in contenders(res, args.rosinality):
+            for case, env in contenders(res, args.ops, args.rosinality, args.min_seconds):
                 row = run_case_in_subprocess("benchmarks.train", case, env)
                 key = (row["impl"], row["ops"], row["res"])  # a port's better figure over its environments
                 if key not in best or row["sec_per_step"] < best[key]["sec_per_step"]:
