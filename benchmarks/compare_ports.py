@@ -201,22 +201,43 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
     """Start every contender, then let them run one forward each in turn, ``rounds`` times:
     all of them see the same drift in the machine's speed. Rows carry median times."""
     procs = [start_contender(case, env) for case, env in cases]
+    alive = [True] * len(procs)
+
+    def ask(i: int, line: str | None) -> dict | None:
+        """A contender that dies (say, killed for memory) drops out; the others go on."""
+        if not alive[i]:
+            return None
+        try:
+            return _ask(procs[i], line)
+        except (RuntimeError, BrokenPipeError) as e:
+            print(f"  dropped: {e}", flush=True)
+            alive[i] = False
+            return None
+
     try:
-        for p in procs:
-            _ask(p, None)
+        for i in range(len(procs)):
+            ask(i, None)
         samples: list[list[dict]] = [[] for _ in procs]
         for r in range(rounds):
-            for i, p in enumerate(procs):
-                samples[i].append(_ask(p, "go\n"))
-            print(f"  round {r + 1}/{rounds}: " + ", ".join(
-                f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s" for (c, _), s in zip(cases, samples)),
-                flush=True)
+            for i in range(len(procs)):
+                got = ask(i, "go\n")
+                if got is not None:
+                    samples[i].append(got)
+            times = [f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s"
+                     for (c, _), s in zip(cases, samples) if s]
+            print(f"  round {r + 1}/{rounds}: " + ", ".join(times), flush=True)
     finally:
         for p in procs:
-            p.stdin.close()
+            try:
+                p.stdin.close()
+            except BrokenPipeError:
+                pass
             p.wait()
     rows = []
     for (case, _), s in zip(cases, samples):
+        if not s:
+            rows.append({**case, "died": True})
+            continue
         wall, cpu = statistics.median(x["wall"] for x in s), statistics.median(x["cpu"] for x in s)
         rows.append({**case, "sec_per_batch": wall, "images_per_s": case["batch"] / wall,
                      "cpu_s_per_image": cpu / case["batch"], "peak_rss_mib": max(x["peak_rss_mib"] for x in s),
@@ -229,8 +250,8 @@ def add_ratios(rows: list[dict]) -> None:
     size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load)."""
     for r in rows:
         ports = [p for p in rows if p["name"] in ("ada", "rosinality") and p["res"] == r["res"]
-                 and p["batch"] == r["batch"]]
-        if ports:
+                 and p["batch"] == r["batch"] and "images_per_s" in p]
+        if ports and "images_per_s" in r:
             r["vs_best_port"] = r["images_per_s"] / max(p["images_per_s"] for p in ports)
             r["cpu_vs_best_port"] = min(p["cpu_s_per_image"] for p in ports) / r["cpu_s_per_image"]
 
@@ -277,7 +298,7 @@ def main() -> None:
             rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "vs_best_port", "cpu_vs_best_port"])
+                       "vs_best_port", "cpu_vs_best_port", "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
 

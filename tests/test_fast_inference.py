@@ -2,6 +2,7 @@
 memory in malloc changes no result."""
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def _both_paths(G: Generator, z: torch.Tensor, **kw) -> tuple[torch.Tensor, torc
 
 
 @pytest.mark.parametrize("overrides", [
-    {}, {"architecture": "resnet"}, {"conv_clamp": 0.5}, {"img_resolution": 64, "channel_base": 2048, "channel_max": 64},
+    {}, {"architecture": "resnet"}, {"conv_clamp": 0.5},
+    {"img_resolution": 64, "channel_base": 2048, "channel_max": 64},
 ])
 @pytest.mark.parametrize("noise_mode", ["const", "none"])
 def test_inference_path_equals_reference_layers(overrides, noise_mode):
@@ -89,3 +91,18 @@ def test_upsample_image_equals_upsample2d(taps):
     torch.manual_seed(0)
     f, img = kernels.setup_filter(taps), torch.randn(2, 3, 9, 9)
     torch.testing.assert_close(upsample_image(img, f), kernels.upsample2d(img, f), rtol=1e-5, atol=1e-6)
+
+
+def test_cached_weight_norms_follow_weight_updates(small_G):
+    z = torch.randn(2, small_G.z_dim)
+    small_G.requires_grad_(False)
+    before = small_G(z)
+    with torch.no_grad():
+        for layer in small_G.synthesis.noise_layers():
+            layer.weight[:, : layer.weight.shape[1] // 2].mul_(3)  # changes the demodulation
+    ref, fast = _both_paths(small_G, z)
+    assert not torch.allclose(fast, before, atol=1e-3)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    clone = copy.deepcopy(small_G).requires_grad_(False)
+    with torch.no_grad():
+        torch.testing.assert_close(clone(z), fast, rtol=0, atol=0)

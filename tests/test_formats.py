@@ -105,13 +105,25 @@ def test_tf_pickle_loads_the_same_networks(tmp_path, c_dim, arch, g_mode, d_mode
     assert_converts_bit_exactly(path, tmp_path, nets)
 
 
+def test_a_lone_tf_gs_pickle_loads(tmp_path):
+    import pickle
+    G_ema, _, _ = make_nets(c_dim=2)
+    with ff.fake_modules(**{"dnnlib.tflib.network": {"Network": ff.Network}}):
+        (tmp_path / "gs.pkl").write_bytes(pickle.dumps(ff.tf_generator_networks(G_ema, "Gs", ""), protocol=4))
+    nets = sa.load_networks(tmp_path / "gs.pkl")
+    assert nets.G is None and nets.D is None
+    assert_same_generator(G_ema, nets.G_ema)
+
+
 def test_tf_pickle_from_python2_era_numpy_names_loads(tmp_path):
     """Pickles written under numpy 1.x name numpy.core.multiarray (and protocol 2 spells bytes with
     _codecs.encode); both are read."""
     G_ema, G, D = make_nets()
-    path = ff.write_tf_pickle(tmp_path / "old.pkl", G_ema, G, D, tmp_path / "m", protocol=2)
+    # The TF training loop passed the data set's shape as numpy integers.
+    shape = {"resolution": np.int64(16), "num_channels": np.int64(3), "label_size": np.int64(0)}
+    path = ff.write_tf_pickle(tmp_path / "old.pkl", G_ema, G, D, tmp_path / "m", protocol=2, extra_kwargs=shape)
     data = path.read_bytes()
-    assert b"numpy._core.multiarray\n" in data and b"_codecs\nencode" in data
+    assert b"numpy._core.multiarray\nscalar" in data and b"_codecs\nencode" in data
     path.write_bytes(data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
     assert_same_generator(G_ema, sa.load(path))
 
@@ -312,3 +324,34 @@ def test_other_architectures_are_named(tmp_path):
     path.write_bytes(data)
     with pytest.raises(UserError, match="do not fit a StyleGAN2 generator"):
         sa.load(path)
+
+
+def test_format_comes_from_the_content_not_the_name(tmp_path):
+    from stylegan_anime import formats
+    files = _fixture_files(tmp_path)
+    expected = {"tf": "NVlabs TensorFlow pickle", "ada": "stylegan2-ada-pytorch pickle",
+                "ros": "rosinality torch checkpoint"}
+    G_ema = sa.load(files["tf"])
+    for kind, path in files.items():
+        misnamed = path.rename(tmp_path / f"{kind}_weights.safetensors")
+        assert formats.detect(misnamed).name == expected[kind]
+        torch.testing.assert_close(sa.load(misnamed).synthesis.b4.const, G_ema.synthesis.b4.const)
+
+
+def test_tf_label_concat_mapping_follows_the_published_formula(tmp_path):
+    """Original TF StyleGAN2 labels: x = normalize(concat(z, c @ W)) with W used unscaled, then the
+    Dense layers (lrmul / sqrt(in) weight gain, lrmul bias gain, lrelu * sqrt 2)."""
+    G_ema, G, D = make_nets(c_dim=3, g_label_mode="concat", d_label_mode="output")
+    from stylegan_anime.formats import tf_pickle
+    from stylegan_anime.formats.python_pickle import read_pickle
+    path = ff.write_tf_pickle(tmp_path / "c.pkl", G_ema, G, D, tmp_path / "m", label_mode="concat")
+    p = {k: torch.from_numpy(np.array(v)) for k, v in tf_pickle.collect_params(read_pickle(path)[2]).items()}
+    loaded = sa.load(path)
+    z, c = inputs(G_ema, 3)
+    x = torch.cat([z, c @ p["mapping/LabelConcat/weight"]], dim=1)
+    x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+    lrmul = 0.01
+    for i in range(2):
+        W, b = p[f"mapping/Dense{i}/weight"], p[f"mapping/Dense{i}/bias"]
+        x = F.leaky_relu(x @ W * (lrmul / math.sqrt(W.shape[0])) + b * lrmul, 0.2) * math.sqrt(2)
+    torch.testing.assert_close(loaded.mapping(z, c)[:, 0], x, rtol=1e-5, atol=1e-5)

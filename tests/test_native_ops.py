@@ -259,3 +259,17 @@ def test_discriminator_r1_penalty_native_equals_reference(small_D):
     assert len(grads[0]) == len(grads[1]) > 0
     for a, e in zip(grads[1], grads[0]):
         assert_close(a, e, rtol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cuda_kernels_match_reference(dtype):
+    rtol = 1e-5 if dtype == torch.float32 else 2e-3
+    x = _seeded(0, 2, 8, 9, 7).cuda().to(dtype)
+    b = _seeded(1, 8).cuda().to(dtype)
+    f = kernels.setup_filter([1, 3, 3, 1], device="cuda")
+    for args in UPFIRDN2D_GRAD_CASES[:3]:
+        assert_close(kernels.upfirdn2d(x, f, **args).float(), kernels.upfirdn2d_ref(x.float(), f, **args), rtol)
+    for act in sorted(kernels.ACTIVATIONS):
+        assert_close(kernels.bias_act(x, b, act=act, clamp=1.0).float(),
+                     kernels.bias_act_ref(x.float(), b.float(), act=act, clamp=1.0), rtol)

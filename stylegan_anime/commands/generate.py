@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                        "(OUT is a folder) or one grid (--grid, OUT is a .png).")
     add_network_options(p)
     p.add_argument("--seeds", required=True, help="e.g. 0-8 or 1,2,5-10")
-    add_generation_options(p)
+    add_generation_options(p, tf_seed=True)
     p.add_argument("--grid", default=None, help="COLSxROWS, e.g. 3x3: write one grid image")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output folder, or .png file with --grid")

@@ -19,7 +19,7 @@ from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorC
 from .native import Networks
 from .safe_pickle import PersistentStub
 
-RUNTIME = {"channels_last", "fp16_channels_last", "freeze_layers", "num_fp16_res"}
+RUNTIME = {"channels_last", "fp16_channels_last", "freeze_layers", "num_fp16_res", "fused_modconv_default"}
 FIXED: dict[str, tuple] = {"activation": ("lrelu",), "use_noise": (True,), "kernel_size": (3,),
                            "fmap_decay": (1, 1.0)}
 

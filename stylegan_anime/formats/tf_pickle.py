@@ -191,6 +191,17 @@ def discriminator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str])
     return D
 
 
+def networks_from_tf_gs(net: TFNetworkStub, path: Path, device) -> Networks:
+    """A lone generator Network (people often share just Gs)."""
+    extras: dict[str, str] = {}
+    G_ema = generator_from_tf(net, path.name, extras)
+    if extras:
+        warnings.warn(f"{path.name}: kept unknown settings in the config's extra: {', '.join(sorted(extras))}",
+                      stacklevel=3)
+    meta = {"source_format": "nvlabs-tf-pickle", "source_file": path.name}
+    return Networks(G_ema=G_ema.to(device).eval().requires_grad_(False), meta=meta)
+
+
 def networks_from_tf(data: tuple, path: Path, device) -> Networks:
     what = path.name
     for net in data:

@@ -16,6 +16,8 @@ Only for forwards that need no gradients; training uses the reference layers.
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 
@@ -25,9 +27,40 @@ from .resample_conv import _conv, conv2d_resample
 LRELU_ALPHA = 0.2
 
 
-def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    """weight: [out, in, k, k], styles: [N, in] → [N, out]: 1 / ‖modulated weight of each output‖."""
-    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
+                       weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """weight: [out, in, k, k], styles: [N, in] → [N, out]: 1 / ‖modulated weight of each output‖.
+
+    ``weight_sq``: ``weight_square_sums(weight)`` if the caller keeps it.
+    """
+    if weight_sq is None:
+        weight_sq = weight_square_sums(weight)
+    return (styles.square() @ weight_sq.t() + 1e-8).rsqrt()
+
+
+def weight_square_sums(weight: torch.Tensor) -> torch.Tensor:
+    """[out, in, k, k] → [out, in]: the sum of squared taps."""
+    return weight.square().sum(dim=[2, 3])
+
+
+class WeightSquareCache:
+    """``weight_square_sums`` of a parameter, recomputed only when the parameter changes
+    (an optimiser step or ``load_state_dict`` bumps its version counter)."""
+
+    def __init__(self):
+        self.source: weakref.ref | None = None
+        self.version = -1
+        self.value: torch.Tensor | None = None
+
+    def get(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.source is None or self.source() is not weight or self.version != weight._version:
+            with torch.no_grad():
+                self.value = weight_square_sums(weight)
+            self.source, self.version = weakref.ref(weight), weight._version
+        return self.value
+
+    def __deepcopy__(self, memo) -> "WeightSquareCache":
+        return WeightSquareCache()  # a copied layer has its own weight
 
 
 def modulate_in_weights(weight_elems: int, in_pixels: int, out_pixels: int, in_c: int, out_c: int) -> bool:
@@ -77,17 +110,19 @@ def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Ten
 
 def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
                             noise: torch.Tensor | None, noise_strength: torch.Tensor, up: int, padding: int,
-                            resample_filter: torch.Tensor, gain: float, clamp: float | None) -> torch.Tensor:
+                            resample_filter: torch.Tensor, gain: float, clamp: float | None,
+                            weight_sq: torch.Tensor | None = None) -> torch.Tensor:
     """Modulated, demodulated conv + noise + bias + lrelu·gain + clamp.
 
     x: [N, in, H, W], weight: [out, in, k, k], styles: [N, in], bias: [out],
     noise: broadcastable to [N, 1, H*up, W*up] or None; gain > 0 (lrelu's gain times the
-    layer's); clamp: None or >= 0. Returns [N, out, H*up, W*up].
+    layer's); clamp: None or >= 0; weight_sq: ``weight_square_sums(weight)`` or None.
+    Returns [N, out, H*up, W*up].
     """
     n, in_c, h, w_ = x.shape
     out_c = weight.shape[0]
     dtype = x.dtype
-    gd = demod_coefficients(weight, styles) * gain  # [N, out]
+    gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
     gb = (bias * gain).to(dtype)
     if modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
@@ -122,9 +157,10 @@ def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, b
     """
     n, in_c, h, w_ = x.shape
     out_c = weight.shape[0]
-    wk = _per_sample_weights(weight, styles, None).to(x.dtype)
-    y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=bias.to(x.dtype).repeat(n), groups=n)
-    y = y.reshape(n, out_c, h, w_)
+    # A 1×1 conv to 3 channels is a batched matmul; MKL's runs it about twice as fast as the conv.
+    wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, out_c, in_c)
+    b = bias.to(x.dtype).reshape(1, out_c, 1).expand(n, out_c, 1)
+    y = torch.baddbmm(b, wk, x.reshape(n, in_c, h * w_)).reshape(n, out_c, h, w_)
     if clamp is not None:
         y.clamp_(-clamp, clamp)
     return y

@@ -22,12 +22,17 @@ static void bias_act_cpu(const torch::Tensor& x, const torch::Tensor& b, const t
         const scalar_t* dp = a.order ? dy.data_ptr<scalar_t>() : nullptr;
         scalar_t* yp = y.data_ptr<scalar_t>();
         const acc_t alpha = a.alpha, gain = a.gain, clamp = a.clamp;
+        // Runs of `inner` elements share one bias value, so the channel is found once per run.
+        const int64_t inner = a.inner;
         at::parallel_for(0, x.numel(), 16384, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; ++i) {
-                const acc_t bv = bp ? static_cast<acc_t>(bp[bias_channel(i, a.inner, a.channels)]) : acc_t(0);
-                const acc_t dv = dp ? static_cast<acc_t>(dp[i]) : acc_t(0);
-                yp[i] = static_cast<scalar_t>(
-                    bias_act_element<acc_t>(static_cast<acc_t>(xp[i]), bv, dv, a.act, alpha, gain, clamp, a.order));
+            for (int64_t i = begin; i < end;) {
+                const int64_t run_end = std::min(end, (i / inner + 1) * inner);
+                const acc_t bv = bp ? static_cast<acc_t>(bp[bias_channel(i, inner, a.channels)]) : acc_t(0);
+                for (; i < run_end; ++i) {
+                    const acc_t dv = dp ? static_cast<acc_t>(dp[i]) : acc_t(0);
+                    yp[i] = static_cast<scalar_t>(bias_act_element<acc_t>(static_cast<acc_t>(xp[i]), bv, dv, a.act,
+                                                                           alpha, gain, clamp, a.order));
+                }
             }
         });
     });
@@ -43,12 +48,12 @@ torch::Tensor bias_act(const torch::Tensor& x, const torch::Tensor& b, const tor
     BiasActArgs a;
     a.act = static_cast<int>(act), a.order = static_cast<int>(order);
     a.alpha = alpha, a.gain = gain, a.clamp = clamp;
-    a.channels = 1, a.inner = 1;
+    a.channels = 1, a.inner = std::max<int64_t>(x.numel(), 1);  // without a bias: one run
     if (b.numel()) {
         TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim out of range");
         TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim) && b.is_contiguous(), "bias_act: b must be [x.shape[dim]]");
         TORCH_CHECK(b.scalar_type() == x.scalar_type() && b.device() == x.device(), "bias_act: b must match x");
-        a.channels = x.size(dim);
+        a.channels = x.size(dim), a.inner = 1;
         for (int64_t d = dim + 1; d < x.dim(); ++d) a.inner *= x.size(d);
     }
     if (order) {
