@@ -158,8 +158,12 @@ def test_bias_act_gradients_match_reference(case):
     dy = _seeded(case["seed"] + 2, *x.shape)
     expected = torch.autograd.grad(kernels.bias_act_ref(x, b, **kwargs), inputs, dy)
     actual = torch.autograd.grad(kernels.bias_act(x, b, **kwargs), inputs, dy)
-    for a, e in zip(actual, expected):
-        assert_close(a, e)
+    assert_close(actual[0], expected[0])
+    if b is not None:
+        # db sums x.numel() / len(b) terms of dx's size: rounding grows with that, not with db's size.
+        terms = x.numel() // b.numel()
+        floor = 1e-5 * terms * max(expected[0].abs().max().item(), 1e-3)
+        torch.testing.assert_close(actual[1], expected[1], rtol=1e-5, atol=floor)
 
 
 @pytest.mark.parametrize("act", sorted(kernels.ACTIVATIONS))
