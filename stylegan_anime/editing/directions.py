@@ -106,6 +106,8 @@ def orthogonalize(directions: Directions, names: Sequence[str], against: Sequenc
         out.append((v / v.norm()).float())
         stds.append(directions.scale(n) * float(v.norm()))
         basis.append(v / v.norm())
+    if not out:
+        return Directions([], directions.vectors[:0], directions.std[:0])
     return Directions(list(names), torch.stack(out), torch.tensor(stds))
 
 
@@ -164,7 +166,7 @@ def edit_grid(G, seeds: Sequence[int], directions: Directions, strengths: Mappin
     The edited directions are first made orthogonal to each other and to ``keep``."""
     if steps < 2:
         raise UserError("an edit grid needs at least 2 steps")
-    ortho = orthogonalize(directions, list(strengths), keep)
+    ortho = orthogonalize(directions, list(strengths), [k for k in keep if k not in strengths])
     z = seeds_to_z(list(seeds), G.z_dim).to(G.device)
     c = None
     if G.c_dim:
