@@ -164,3 +164,24 @@ def test_training_stores_label_names_with_the_generator(tmp_path):
     trainer = Trainer(tiny_config(c_dim=3), tmp_path, ds, progress_bar=False)
     assert network_label_names(trainer.G_ema) == ds.label_names
     assert tag_labels("red hair", network_label_names(trainer.G_ema))[0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_directions_cli_fits_one_unit_direction_per_classifier_label(tmp_path, small_G):
+    from stylegan_anime import save
+    from stylegan_anime.metrics import AttributeClassifier, ClassifierConfig, save_classifier
+    torch.manual_seed(0)
+    clf = AttributeClassifier(ClassifierConfig(label_names=["hair_color=blonde", "hair_color=red", "glasses"],
+                                               resolution=8, channel_base=4, channel_max=8, feature_dim=8))
+    net, clf_path = save(small_G, tmp_path / "g.safetensors"), save_classifier(clf, tmp_path / "clf.safetensors")
+    out = tmp_path / "dirs.npz"
+    assert main(["directions", "--network", str(net), "--classifier", str(clf_path), "--samples", "24",
+                 "-o", str(out)]) == 0
+    d = load_directions(out)
+    assert d.names == clf.cfg.label_names and d.vectors.shape == (3, small_G.w_dim)
+    assert torch.allclose(d.vectors.norm(dim=1), torch.ones(3), atol=1e-5) and bool((d.std > 0).all())
+    # The fit is the least-squares one: the classifier's scores on the same samples regress onto it.
+    from stylegan_anime.editing.directions import sample_labelled_w
+    w, probs = sample_labelled_w(small_G, clf, 24)
+    assert torch.allclose(fit_directions(w, probs, d.names).vectors, d.vectors, atol=1e-5)
+    assert main(["directions", "--network", str(net), "--classifier", str(tmp_path / "no.safetensors"),
+                 "--samples", "4", "-o", str(out)]) == 2
