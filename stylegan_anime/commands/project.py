@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     G = nets.G_ema
     target = load_target(args.target, G.img_resolution, G.img_channels)
     perceptual = load_perceptual(args.perceptual, G.device, cfg.perceptual_size) if args.perceptual else None
-    c = conditioning(args, G.c_dim, 1)
+    c = conditioning(args, G.c_dim, 1, G)
     result = project(G, target, cfg, c=c, D=nets.D, perceptual=perceptual, progress=True, video=args.video,
                      video_fps=args.video_fps, video_every=args.video_every, video_size=args.video_size)
     save_latent(result.latent, out / "projected.npz")
