@@ -44,6 +44,12 @@ def test_unknown_and_conflicting_tags_are_one_line_user_errors():
         parse_tags("blonde hair, red hair", NAMES)
     with pytest.raises(UserError, match="unknown tag 'zzzz'"):
         parse_tags("zzzz", NAMES)
+    # A bare value shared by two groups is ambiguous: it names neither.
+    with pytest.raises(UserError, match="'blue eyes'") as e:
+        parse_tags("blue", NAMES)
+    assert "'blue hair'" in str(e.value)
+    with pytest.raises(UserError, match="only on/off attributes can be negated"):
+        parse_tags("no blonde hair", NAMES)
 
 
 def test_unmentioned_groups_sampled_per_seed_or_uniform():
