@@ -2,12 +2,13 @@
 generator runs them on (float32). The two paths alternate within one process, each case
 timed several times, and the best time of each is kept (the machine's speed drifts).
 
-    python -m benchmarks.ops [--batch 1] [--max-res 512] [--repeats 3] [--out benchmarks/results/ops.json]
+    python -m benchmarks.ops [--batch 1] [--max-res 512] [--repeats 3] [--threads N] [--out benchmarks/results/ops.json]
 """
 from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import torch
 
@@ -40,7 +41,21 @@ def cases(batch: int, max_res: int) -> list[dict]:
     return out
 
 
-def run(batch: int, max_res: int, repeats: int, min_seconds: float) -> list[dict]:
+def cpu_time_calls(fn, min_seconds: float) -> float:
+    """Median CPU seconds of this thread per call: on a shared machine this counts only our own
+    work, where wall time counts every other process's too (meaningful with one torch thread)."""
+    fn()
+    times: list[float] = []
+    start = time.thread_time()
+    while len(times) < 3 or time.thread_time() - start < min_seconds:
+        t = time.thread_time()
+        fn()
+        times.append(time.thread_time() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def run(batch: int, max_res: int, repeats: int, min_seconds: float, clock: str = "wall") -> list[dict]:
+    timer = cpu_time_calls if clock == "cpu" else (lambda fn, min_seconds: time_calls(fn, min_seconds=min_seconds))
     rows = []
     for case in cases(batch, max_res):
         x = torch.randn(case["shape"])
@@ -49,7 +64,7 @@ def run(batch: int, max_res: int, repeats: int, min_seconds: float) -> list[dict
             for _ in range(repeats):
                 for mode in best:
                     with native_build.use_ops(mode):
-                        best[mode] = min(best[mode], time_calls(lambda: case["call"](x), min_seconds=min_seconds))
+                        best[mode] = min(best[mode], timer(lambda: case["call"](x), min_seconds))
         rows.append({"op": case["op"], "what": case["what"], "res": case["res"],
                      "shape": "x".join(map(str, case["shape"])), "ref_ms": best["ref"] * 1e3,
                      "native_ms": best["native"] * 1e3, "speedup": best["ref"] / best["native"]})
@@ -62,18 +77,25 @@ def main() -> None:
     ap.add_argument("--max-res", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--min-seconds", type=float, default=0.2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: this thread's CPU time, robust on a busy machine (forces --threads 1)")
     ap.add_argument("--out", default="benchmarks/results/ops.json")
     args = ap.parse_args()
+    if args.clock == "cpu":
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with native_build.use_ops("native"):  # build first, so that no build lands inside a timing
         for op in native_build.OPS:
             native_build.load(op, "cpu")
-    rows = run(args.batch, args.max_res, args.repeats, args.min_seconds)
+    rows = run(args.batch, args.max_res, args.repeats, args.min_seconds, args.clock)
     print_table(rows, ["op", "what", "res", "shape", "ref_ms", "native_ms", "speedup"])
     by_op = {op: sum(r["ref_ms"] for r in rows if r["op"] == op) / sum(r["native_ms"] for r in rows if r["op"] == op)
              for op in native_build.OPS}
     print("\ntotal-time speedup (ref / native): " + ", ".join(f"{op} {v:.2f}x" for op, v in by_op.items()))
     write_json(rows, args.out, torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
-               total_speedup=by_op)
+               clock=args.clock, total_speedup=by_op)
 
 
 if __name__ == "__main__":

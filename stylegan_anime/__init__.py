@@ -5,9 +5,14 @@
     img = G(sa.seeds_to_z([0, 1, 2], G.z_dim), psi=0.7)   # [N, 3, H, W] in [-1, 1]
     sa.save_grid(img, "grid.png", cols=3)
     sa.interpolation_video(G, "0,5,9", "walk.gif", frames=60, space="w", grid=(3, 3))
+    dirs = sa.load_directions("dirs.npz")                      # from `stylegan-anime directions`
+    sa.save_grid(sa.edit_grid(G, [0, 1], dirs, sa.tag_strengths("blonde hair", dirs, 2.0)), "edit.png", cols=5)
 """
 from . import hub
-from .editing import ProjectionConfig, load_target, project
+from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
+                      load_target, network_label_names, orthogonalize, project, save_directions, tag_labels,
+                      tag_strengths)
+from .metrics import load_classifier
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
@@ -31,3 +36,5 @@ __all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "
            "save_truncation_grid", "truncation_grid", "write_video", "ProjectionConfig", "load_target", "project"]
 __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", "sample_params",
             "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
+__all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
+            "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]

@@ -303,15 +303,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-only", action="store_true", help="compile and link; do not require importing")
     ap.add_argument("--verbose", action="store_true", help="show the compiler's output")
     args = ap.parse_args(argv)
-    failed = 0
-    for op in args.ops:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(op: str) -> bool:
         try:
             result = build(op, args.device_kind, verbose=args.verbose, check_only=args.check_only)
             print(f"{op} {args.device_kind}: ok ({result.reason}; {result.build_dir})", flush=True)
+            return True
         except BuildError as e:
             print(f"{op} {args.device_kind}: FAILED: {e}", flush=True)
-            failed += 1
-    return 1 if failed else 0
+            return False
+
+    # The ops build side by side: one op's .cu file alone would keep a single core busy.
+    with ThreadPoolExecutor(len(args.ops)) as pool:
+        return 0 if all(pool.map(one, args.ops)) else 1
 
 
 if __name__ == "__main__":

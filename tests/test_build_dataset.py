@@ -200,3 +200,13 @@ def test_zip_source_with_a_damaged_member_and_exif_rotation(tmp_path):
     rotated = np.asarray(Image.open(tmp_path / "out" / "img00000001.png"))
     # 20 wide × 30 tall, turned upright → 30 wide × 20 tall: padding goes above and below.
     assert (rotated[0] >= 250).all() and (rotated[:, 0] < 250).any()
+
+
+def test_output_inside_the_source_is_not_read_back(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(_noise((32, 32, 3), i)).save(src / f"{i}.png")
+    for _ in range(2):   # the second run must not take the first run's output as input
+        report = build_dataset(src, src / "out", BuildOptions(16), progress=False)
+        assert report.written == 3 and not report.skipped

@@ -2,6 +2,7 @@
 the attribute classifier on a tiny synthetic set, and the fid / classifier commands."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -198,3 +199,23 @@ def test_classifier_command_trains_and_reports(synthetic, tmp_path, capsys, one_
     assert "hair_color" in report and "held-out" in report
     model = load_classifier(out)
     assert model.cfg.feature_dim == 16 and model.cfg.label_names == attributes.label_names()
+
+
+def test_training_logs_fid_at_each_snapshot(synthetic, tmp_path, one_thread):
+    from stylegan_anime import loading
+    from stylegan_anime.metrics import snapshot_fid
+    from stylegan_anime.training import checkpoint
+    torch.manual_seed(0)
+    clf = AttributeClassifier(ClassifierConfig(label_names=attributes.label_names(), resolution=16,
+                                               channel_base=8, channel_max=16, feature_dim=8))
+    feats = save_classifier(clf, tmp_path / "clf.safetensors")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(synthetic), "--out", str(run), "--kimg", "0.008", "--snap", "0.004",
+                 "--cbase", "128", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map", "2", "--batch", "4",
+                 "--augment", "off", "--quiet", "--fid-features", str(feats), "--fid-num", "24"]) == 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) >= 2 and all(line["fid_clf"] > 0 for line in lines)
+    G = loading.load(str(checkpoint.latest_snapshot(run)))
+    assert G.c_dim == len(attributes.label_names())  # conditional: samples take the data set's labels
+    again = snapshot_fid(synthetic, feats, num=24)(G, 8)["fid_clf"]
+    assert again == pytest.approx(lines[-1]["fid_clf"], rel=1e-5)

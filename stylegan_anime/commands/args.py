@@ -43,3 +43,5 @@ def add_generation_options(p: argparse.ArgumentParser, tf_seed: bool = False) ->
     p.add_argument("--class", dest="class_idx", type=int_arg("--class", 0), default=None,
                    help="class index for conditional networks")
     p.add_argument("--labels", default=None, help="comma-separated label vector for conditional networks")
+    p.add_argument("--tags", default=None, help='tag prompt for conditional networks, e.g. "blonde hair, blue '
+                   'eyes"; unmentioned hair/eye colours etc. are drawn from each seed')

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from .. import loading
-from ..metrics import dataset_stats, generator_fid, load_features
+from ..metrics import data_labels, dataset_stats, generator_fid, load_features
 from .args import add_network_options, float_arg, int_arg
 
 
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     extractor = load_features(args.features, device)  # first: a missing network is the likeliest mistake
     G = loading.load(args.network, device=device)
     real = dataset_stats(args.data, extractor, max_items=args.max_data)
-    value = generator_fid(G, extractor, real, num=args.num, psi=args.psi, batch=args.batch)
+    labels = data_labels(args.data) if G.c_dim else None
+    value = generator_fid(G, extractor, real, num=args.num, psi=args.psi, batch=args.batch, labels=labels)
     print(f"FID ({args.num} samples vs {real.count} images, {extractor.feature_dim} features): {value:.10g}")
     return 0

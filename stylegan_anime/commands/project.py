@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--video-every", type=int_arg("--video-every", 1), default=1, help="one frame every N steps")
     p.add_argument("--video-size", type=int_arg("--video-size", 2), default=None,
                    help="longer side of the video in pixels (default: 2R x R)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
     p.set_defaults(run=run)
 
 
@@ -63,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
     G = nets.G_ema
     target = load_target(args.target, G.img_resolution, G.img_channels)
     perceptual = load_perceptual(args.perceptual, G.device, cfg.perceptual_size) if args.perceptual else None
-    c = conditioning(args, G.c_dim, 1)
+    c = conditioning(args, G.c_dim, 1, G)
     result = project(G, target, cfg, c=c, D=nets.D, perceptual=perceptual, progress=True, video=args.video,
                      video_fps=args.video_fps, video_every=args.video_every, video_size=args.video_size)
     save_latent(result.latent, out / "projected.npz")
     render.save_images(result.image, [out / "projected.png"])
     render.save_grid(torch.cat([target, result.image.cpu().clamp(-1, 1)]), out / "target_vs_projected.png", cols=2,
-                     labels=["target", "projected"])
+                     labels=["target", "projected"] if G.img_resolution >= 64 else None)  # captions need room
     print(f"wrote {out}/projected.npz, projected.png, target_vs_projected.png (PSNR {result.psnr:.2f} dB)")
     if args.video is not None:
         print(f"wrote {args.video}")

@@ -6,6 +6,7 @@ Also the body of ``python -m stylegan_anime.train``, which ``torchrun`` starts o
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import loading
 from ..errors import UserError
@@ -44,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fid-features", default=None, metavar="PATH",
+                   help="at each snapshot, write FID in this feature network's space (a classifier from "
+                        "`stylegan-anime classifier`, or inception-2015-12-05.pt) to metrics.jsonl")
+    p.add_argument("--fid-num", type=int_arg("--fid-num", 2), default=500, help="samples per snapshot FID")
 
 
 def add_parser(sub) -> None:
@@ -71,6 +76,22 @@ def build_config(args: argparse.Namespace, resolution: int, c_dim: int):
                           freezed=args.freezed, resume=args.resume, seed=args.seed, device=args.device)
 
 
+def snapshot_metric(args: argparse.Namespace, dist, run_dir: str | None = None):
+    """The FID metric_fn asked for by --fid-features (None without it), on the writing process only."""
+    if not getattr(args, "fid_features", None) or not dist.is_writer:
+        return None
+    from ..metrics import snapshot_fid
+    data = args.data
+    if data is None and run_dir is not None:
+        from ..training.config import TrainingConfig
+        from ..training.loop import TRAINING_JSON
+        path = Path(run_dir) / TRAINING_JSON
+        data = TrainingConfig.from_json(path.read_text()).data if path.exists() else None
+    if data is None:
+        raise UserError("--fid-features needs the data set: give --data")
+    return snapshot_fid(data, args.fid_features, num=args.fid_num, device=dist.device)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training import distributed, loop
     device = loading.resolve_device(args.device)
@@ -78,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.resume_run:
             loop.train(None, args.resume_run, resume_run=True, kimg=args.kimg, dist=dist,
-                       progress_bar=not args.quiet)
+                       progress_bar=not args.quiet, metric_fn=snapshot_metric(args, dist, args.resume_run))
             out = args.resume_run
         else:
             if not args.data or not args.out:
@@ -86,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             from ..training.dataset import ImageDataset
             dataset = ImageDataset(args.data, use_labels=args.use_labels, xflip=args.mirror)
             cfg = build_config(args, dataset.resolution, dataset.c_dim)
-            loop.train(cfg, args.out, dataset=dataset, dist=dist, progress_bar=not args.quiet)
+            loop.train(cfg, args.out, dataset=dataset, dist=dist, progress_bar=not args.quiet,
+                       metric_fn=snapshot_metric(args, dist))
             out = args.out
     finally:
         distributed.shutdown(dist)

@@ -180,7 +180,7 @@ def build_dataset(src: str | Path, out: str | Path, options: BuildOptions, label
     src_path, out_path = Path(src), Path(out)
     if out_path.resolve() == src_path.resolve():
         raise UserError("OUT must differ from SRC (the source would be replaced)")
-    source = Source(src_path)
+    source = Source(src_path, exclude=out_path)
     try:
         table = source_labels(source, labels)
         report = _convert_all(source, out_path, options, table, progress)

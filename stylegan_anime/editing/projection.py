@@ -77,14 +77,15 @@ class ProjectionStep:
     """What one optimisation step saw: image: [1, C, R, R] in [-1, 1] (before this step's update)."""
 
     step: int                       # 1-based
-    loss: float
+    loss: float                     # the weighted distance to the target (without the noise penalty)
     psnr: float
     image: torch.Tensor
 
 
 @dataclass
 class ProjectionResult:
-    """The projected latent, its image [1, C, R, R] in [-1, 1], and the per-step loss and PSNR."""
+    """The projected latent, its image [1, C, R, R] in [-1, 1], and the per-step loss (distance to the
+    target) and PSNR."""
 
     latent: Latent
     image: torch.Tensor
@@ -209,30 +210,35 @@ class Projection:
         return (w.mean(dim=1, keepdim=True) if tied else w).expand(-1, self.G.num_ws, -1)
 
     def steps(self) -> Iterator[ProjectionStep]:
-        cfg = self.cfg
-        params = [self.w] + (self.noise if cfg.optimize_noise else [])
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
-        loss_fn = ProjectionLoss(self.target, cfg, self.D, self.perceptual)
+        """Run the optimisation, one ``ProjectionStep`` per step (the networks' own parameters are frozen
+        meanwhile)."""
+        params = [self.w] + (self.noise if self.cfg.optimize_noise else [])
+        opt = torch.optim.Adam(params, lr=self.cfg.lr, betas=(0.9, 0.999))
+        loss_fn = ProjectionLoss(self.target, self.cfg, self.D, self.perceptual)
         with frozen(self.G, self.D, self.perceptual.module if self.perceptual else None):
-            for i in range(cfg.steps):
-                t = i / cfg.steps
-                for group in opt.param_groups:
-                    group["lr"] = learning_rate(t, cfg)
-                tied = t < cfg.tie_until
-                jitter = torch.randn(self.w[:, :1].shape if tied else self.w.shape, generator=self.gen,
-                                     device=self.w.device) * w_noise_std(t, cfg, self.w_std)
-                img = self.G.synthesis(self.ws(self.w + jitter, tied), noise=self.noise)
-                loss = loss_fn(img)
-                if cfg.optimize_noise and cfg.noise_reg_weight:
-                    loss = loss + cfg.noise_reg_weight * losses.noise_regularization(self.noise)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if cfg.optimize_noise:
-                    self._renormalize_noise()
-                self.losses.append(loss.item())
-                self.psnrs.append(losses.psnr(img, self.target))
-                yield ProjectionStep(i + 1, self.losses[-1], self.psnrs[-1], img.detach())
+            for i in range(self.cfg.steps):
+                yield self._step(opt, loss_fn, i)
+
+    def _step(self, opt: torch.optim.Optimizer, loss_fn: ProjectionLoss, i: int) -> ProjectionStep:
+        cfg, t = self.cfg, i / self.cfg.steps
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(t, cfg)
+        tied = t < cfg.tie_until
+        jitter = torch.randn(self.w[:, :1].shape if tied else self.w.shape, generator=self.gen,
+                             device=self.w.device) * w_noise_std(t, cfg, self.w_std)
+        img = self.G.synthesis(self.ws(self.w + jitter, tied), noise=self.noise)
+        distance = loss_fn(img)
+        loss = distance
+        if cfg.optimize_noise and cfg.noise_reg_weight:
+            loss = loss + cfg.noise_reg_weight * losses.noise_regularization(self.noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cfg.optimize_noise:
+            self._renormalize_noise()
+        self.losses.append(distance.item())
+        self.psnrs.append(losses.psnr(img, self.target))
+        return ProjectionStep(i + 1, self.losses[-1], self.psnrs[-1], img.detach())
 
     @torch.no_grad()
     def _renormalize_noise(self) -> None:
@@ -244,7 +250,8 @@ class Projection:
         ws = self.ws().detach().clone()
         noise = [n.detach().clone() for n in self.noise]
         image = self.G.synthesis(ws, noise=noise)
-        latent = Latent(w=ws[0].cpu(), noise=[n.cpu() for n in noise])
+        c = self.c[0].cpu() if self.c is not None else None
+        latent = Latent(w=ws[0].cpu(), c=c, noise=[n.cpu() for n in noise])
         return ProjectionResult(latent, image, losses.psnr(image, self.target), list(self.losses), list(self.psnrs))
 
 

@@ -13,23 +13,49 @@ void bias_act_cuda(const torch::Tensor& x, const torch::Tensor& b, const torch::
                    torch::Tensor& y);
 #endif
 
+template <typename scalar_t, int ACT>
+static void bias_act_cpu_loop(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& dy,
+                              const BiasActArgs& a, torch::Tensor& y) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* dp = a.order ? dy.data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const acc_t alpha = a.alpha, gain = a.gain, clamp = a.clamp;
+    const int order = a.order;
+    // Runs of `inner` elements share one bias value, so the channel is found once per run.
+    const int64_t inner = a.inner;
+    at::parallel_for(0, x.numel(), 16384, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end;) {
+            const int64_t run_end = std::min(end, (i / inner + 1) * inner);
+            const acc_t bv = bp ? static_cast<acc_t>(bp[bias_channel(i, inner, a.channels)]) : acc_t(0);
+            if (order == 0) {
+                for (; i < run_end; ++i)
+                    yp[i] = static_cast<scalar_t>(bias_act_element<acc_t, ACT>(static_cast<acc_t>(xp[i]), bv, acc_t(0),
+                                                                                ACT, alpha, gain, clamp, 0));
+            } else {
+                for (; i < run_end; ++i)
+                    yp[i] = static_cast<scalar_t>(bias_act_element<acc_t, ACT>(
+                        static_cast<acc_t>(xp[i]), bv, static_cast<acc_t>(dp[i]), ACT, alpha, gain, clamp, order));
+            }
+        }
+    });
+}
+
 static void bias_act_cpu(const torch::Tensor& x, const torch::Tensor& b, const torch::Tensor& dy,
                          const BiasActArgs& a, torch::Tensor& y) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* xp = x.data_ptr<scalar_t>();
-        const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
-        const scalar_t* dp = a.order ? dy.data_ptr<scalar_t>() : nullptr;
-        scalar_t* yp = y.data_ptr<scalar_t>();
-        const acc_t alpha = a.alpha, gain = a.gain, clamp = a.clamp;
-        at::parallel_for(0, x.numel(), 16384, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; ++i) {
-                const acc_t bv = bp ? static_cast<acc_t>(bp[bias_channel(i, a.inner, a.channels)]) : acc_t(0);
-                const acc_t dv = dp ? static_cast<acc_t>(dp[i]) : acc_t(0);
-                yp[i] = static_cast<scalar_t>(
-                    bias_act_element<acc_t>(static_cast<acc_t>(xp[i]), bv, dv, a.act, alpha, gain, clamp, a.order));
-            }
-        });
+        switch (a.act) {
+            case RELU: return bias_act_cpu_loop<scalar_t, RELU>(x, b, dy, a, y);
+            case LRELU: return bias_act_cpu_loop<scalar_t, LRELU>(x, b, dy, a, y);
+            case TANH: return bias_act_cpu_loop<scalar_t, TANH>(x, b, dy, a, y);
+            case SIGMOID: return bias_act_cpu_loop<scalar_t, SIGMOID>(x, b, dy, a, y);
+            case ELU: return bias_act_cpu_loop<scalar_t, ELU>(x, b, dy, a, y);
+            case SELU: return bias_act_cpu_loop<scalar_t, SELU>(x, b, dy, a, y);
+            case SOFTPLUS: return bias_act_cpu_loop<scalar_t, SOFTPLUS>(x, b, dy, a, y);
+            case SWISH: return bias_act_cpu_loop<scalar_t, SWISH>(x, b, dy, a, y);
+            default: return bias_act_cpu_loop<scalar_t, LINEAR>(x, b, dy, a, y);
+        }
     });
 }
 
@@ -43,12 +69,12 @@ torch::Tensor bias_act(const torch::Tensor& x, const torch::Tensor& b, const tor
     BiasActArgs a;
     a.act = static_cast<int>(act), a.order = static_cast<int>(order);
     a.alpha = alpha, a.gain = gain, a.clamp = clamp;
-    a.channels = 1, a.inner = 1;
+    a.channels = 1, a.inner = std::max<int64_t>(x.numel(), 1);  // without a bias: one run
     if (b.numel()) {
         TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim out of range");
         TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim) && b.is_contiguous(), "bias_act: b must be [x.shape[dim]]");
         TORCH_CHECK(b.scalar_type() == x.scalar_type() && b.device() == x.device(), "bias_act: b must match x");
-        a.channels = x.size(dim);
+        a.channels = x.size(dim), a.inner = 1;
         for (int64_t d = dim + 1; d < x.dim(); ++d) a.inner *= x.size(d);
     }
     if (order) {

@@ -69,8 +69,11 @@ SA_HD A activation(int act, A z, A alpha, int order) {
 // order 0: clamp(act(x + b) * gain); order k > 0: dy * gain * act^(k)(x + b), zero where the
 // forward value was clamped (torch.clamp passes the gradient where -clamp <= v <= clamp).
 // clamp < 0 means no clamp.
-template <typename A>
-SA_HD A bias_act_element(A x, A b, A dy, int act, A alpha, A gain, A clamp, int order) {
+// ACT >= 0 fixes the activation at compile time (it must then equal act), so that the CPU loop
+// has no switch per element.
+template <typename A, int ACT = -1>
+SA_HD A bias_act_element(A x, A b, A dy, int act_arg, A alpha, A gain, A clamp, int order) {
+    const int act = ACT >= 0 ? ACT : act_arg;
     const A z = x + b;
     if (order == 0) {
         A v = activation(act, z, alpha, 0) * gain;

@@ -13,24 +13,33 @@ void upfirdn2d_cuda(const torch::Tensor& x, const torch::Tensor& f, const Upfird
                     torch::Tensor& y);
 #endif
 
+template <typename scalar_t, int FH, int FW>
+static void upfirdn2d_cpu_loop(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p, double gain,
+                               torch::Tensor& y) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const acc_t* fp = f.data_ptr<acc_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const acc_t g = static_cast<acc_t>(gain);
+    const int64_t rows = y.size(0) * p.channels * p.out_h;
+    const int64_t grain = std::max<int64_t>(1, 16384 / p.out_w);
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+            const int64_t oy = r % p.out_h, c = (r / p.out_h) % p.channels, n = r / (p.out_h * p.channels);
+            scalar_t* yr = yp + r * p.out_w;
+            for (int64_t ox = 0; ox < p.out_w; ++ox)
+                yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t, FH, FW>(xp, fp, p, g, n, c, oy, ox));
+        }
+    });
+}
+
 static void upfirdn2d_cpu(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p, double gain,
                           torch::Tensor& y) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* xp = x.data_ptr<scalar_t>();
-        const acc_t* fp = f.data_ptr<acc_t>();
-        scalar_t* yp = y.data_ptr<scalar_t>();
-        const acc_t g = static_cast<acc_t>(gain);
-        const int64_t rows = y.size(0) * p.channels * p.out_h;
-        const int64_t grain = std::max<int64_t>(1, 16384 / p.out_w);
-        at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-            for (int64_t r = begin; r < end; ++r) {
-                const int64_t oy = r % p.out_h, c = (r / p.out_h) % p.channels, n = r / (p.out_h * p.channels);
-                scalar_t* yr = yp + r * p.out_w;
-                for (int64_t ox = 0; ox < p.out_w; ++ox)
-                    yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t>(xp, fp, p, g, n, c, oy, ox));
-            }
-        });
+        if (p.fh == 4 && p.fw == 4)  // StyleGAN2's [1, 3, 3, 1] filter
+            upfirdn2d_cpu_loop<scalar_t, 4, 4>(x, f, p, gain, y);
+        else
+            upfirdn2d_cpu_loop<scalar_t, 0, 0>(x, f, p, gain, y);
     });
 }
 

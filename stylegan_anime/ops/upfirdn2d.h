@@ -19,24 +19,27 @@ struct Upfirdn2dParams {
 // Tap t of the window starting at m0 = o*down - pad reads upsampled sample m0 + t, which is
 // nonzero only where it is a multiple of `up`, i.e. input sample i = (m0 + t) / up: so we visit
 // exactly the input samples under the window instead of the zeros between them.
-template <typename T, typename A>
+// FH / FW > 0 fix the filter size at compile time (it must then equal p.fh / p.fw), which lets
+// the compiler unroll the tap loops for the common 4×4 filter.
+template <typename T, typename A, int FH = 0, int FW = 0>
 SA_HD A upfirdn2d_element(const T* x, const A* f, const Upfirdn2dParams& p, A gain,
                           int64_t n, int64_t c, int64_t oy, int64_t ox) {
+    const int64_t fh = FH > 0 ? FH : p.fh, fw = FW > 0 ? FW : p.fw;
     const int64_t my = oy * p.downy - p.py0;
     const int64_t mx = ox * p.downx - p.px0;
     const int64_t iy0 = max64(ceil_div(my, p.upy), 0);
-    const int64_t iy1 = min64(floor_div(my + p.fh - 1, p.upy), p.in_h - 1);
+    const int64_t iy1 = min64(floor_div(my + fh - 1, p.upy), p.in_h - 1);
     const int64_t ix0 = max64(ceil_div(mx, p.upx), 0);
-    const int64_t ix1 = min64(floor_div(mx + p.fw - 1, p.upx), p.in_w - 1);
+    const int64_t ix1 = min64(floor_div(mx + fw - 1, p.upx), p.in_w - 1);
     const T* xp = x + n * p.sx_n + c * p.sx_c;
     A acc = 0;
     for (int64_t iy = iy0; iy <= iy1; ++iy) {
         const int64_t ty = iy * p.upy - my;
-        const A* frow = f + (p.flip ? ty : p.fh - 1 - ty) * p.fw;
+        const A* frow = f + (p.flip ? ty : fh - 1 - ty) * fw;
         const T* xrow = xp + iy * p.sx_h;
         for (int64_t ix = ix0; ix <= ix1; ++ix) {
             const int64_t tx = ix * p.upx - mx;
-            acc += static_cast<A>(xrow[ix * p.sx_w]) * frow[p.flip ? tx : p.fw - 1 - tx];
+            acc += static_cast<A>(xrow[ix * p.sx_w]) * frow[p.flip ? tx : fw - 1 - tx];
         }
     }
     return acc * gain;

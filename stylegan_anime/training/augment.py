@@ -103,7 +103,7 @@ def blit(x: torch.Tensor, flip: torch.Tensor, quarter_turns: torch.Tensor, shift
         sel = k >= turn
         u, v = torch.where(sel, v, u), torch.where(sel, -u, v)
     u = torch.where(flip.bool()[:, None], -u, u)
-    src_x, src_y = _mirror((u + (w - 1)) // 2, w), _mirror((v + (h - 1)) // 2, h)
+    src_x, src_y = _mirror((u + (w - 1)) >> 1, w), _mirror((v + (h - 1)) >> 1, h)   # exact halving
     index = (src_y * w + src_x)[:, None, :].expand(n, c, h * w)
     return x.reshape(n, c, h * w).gather(2, index).reshape(n, c, h, w)
 
@@ -256,7 +256,12 @@ class AugmentPipe(nn.Module):
         x = self._geometric(x)
         return self._colour(x)
 
+    def _enabled(self, group: tuple[str, ...]) -> bool:
+        return any(getattr(self.config, name) > 0 for name in group)
+
     def _blit(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.BLIT):
+            return x
         n, _, h, w = x.shape
         cfg, dev = self.config, x.device
         flip = self._chance("xflip", n, dev) & (torch.rand(n, device=dev) < 0.5)
@@ -270,6 +275,8 @@ class AugmentPipe(nn.Module):
         return _on_subset(x, moved, lambda i: blit(x[i], flip[i], turns[i], shift[i]))
 
     def _geometric(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.GEOM):
+            return x
         n, _, h, w = x.shape
         cfg, dev = self.config, x.device
         ones, m = torch.ones(n, device=dev), torch.eye(3, device=dev).repeat(n, 1, 1)
@@ -292,6 +299,8 @@ class AugmentPipe(nn.Module):
         return _on_subset(x, applied, lambda i: geometric(x[i], m[i], cfg.supersample))
 
     def _colour(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled(AugmentConfig.COLOR):
+            return x
         n, dev, cfg = x.shape[0], x.device, self.config
         m = torch.eye(4, device=dev).repeat(n, 1, 1)
         applied = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -346,8 +355,9 @@ class AdaptiveP:
     """Sets ``pipe.p`` from D's outputs on real images.
 
     Call ``update(real_logits)`` after each discriminator step. Every ``interval`` calls, with
-    r_t the mean sign of the logits seen since the last adjustment and n their number (summed over
-    all processes under torch.distributed), p ← clip(p + sign(r_t − target) · n / (kimg · 1000), 0, 1).
+    r_t the mean sign of the logits seen since the last adjustment and n their number,
+    p ← clip(p + sign(r_t − target) · n / (kimg · 1000), 0, 1). In distributed training pass every
+    rank the logits of all ranks (all_gather), so that all ranks compute the same p.
     """
 
     def __init__(self, pipe: AugmentPipe, config: AdaConfig | None = None):
@@ -362,6 +372,13 @@ class AdaptiveP:
     def p(self) -> float:
         return float(self.pipe.p)
 
+    def state(self) -> dict[str, float]:
+        """The pending statistics, for snapshots (p itself is the pipe's buffer)."""
+        return {"sign_sum": self._sign_sum, "count": float(self._count), "calls": float(self._calls)}
+
+    def load_state(self, state: dict[str, float]) -> None:
+        self._sign_sum, self._count, self._calls = float(state["sign_sum"]), int(state["count"]), int(state["calls"])
+
     def update(self, real_logits: torch.Tensor) -> float:
         """Record one step's D(real) logits ([N] or [N, 1]); returns the current p."""
         if self.config.mode != "adaptive":
@@ -370,23 +387,11 @@ class AdaptiveP:
         self._sign_sum += float(torch.sign(logits).sum())
         self._count += logits.numel()
         self._calls += 1
-        if self._calls % self.config.interval == 0:
-            sign_sum, count = self._gather(logits.device)
-            if count == 0:
-                return self.p
-            self.r_t = sign_sum / count
+        if self._calls % self.config.interval == 0 and self._count:
+            self.r_t = self._sign_sum / self._count
             direction = (self.r_t > self.config.target) - (self.r_t < self.config.target)
-            delta = direction * count / (self.config.kimg * 1000)
+            delta = direction * self._count / (self.config.kimg * 1000)
             with torch.no_grad():
                 self.pipe.p.copy_((self.pipe.p + delta).clamp(0, 1))
             self._sign_sum, self._count = 0.0, 0
         return self.p
-
-    def _gather(self, device) -> tuple[float, int]:
-        """The sign sum and count since the last adjustment, over all processes when training is
-        distributed (every rank calls update in lock step, so all ranks agree on p)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            stats = torch.tensor([self._sign_sum, float(self._count)], dtype=torch.float64, device=device)
-            torch.distributed.all_reduce(stats)
-            return float(stats[0]), int(stats[1])
-        return self._sign_sum, self._count

@@ -8,6 +8,7 @@ and betas are corrected by interval / (interval + 1), as in the StyleGAN2 paper.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -121,6 +122,11 @@ class Trainer:
         self.device = self.dist.device
         self.metric_fn, self.progress_bar = metric_fn, progress_bar
         self.c_dim = int(dataset[0][1].numel())
+        names = getattr(dataset, "label_names", None)
+        if cfg.resume is None and self.c_dim and names and "label_names" not in cfg.g.extra:
+            # Saved with the generator so that tag prompts (`generate --tags`) know its label layout.
+            from ..editing.tags import with_label_names
+            cfg.g = dataclasses.replace(cfg.g, extra=with_label_names(cfg.g.extra, names))
         G, D, self.meta = initial_networks(cfg, self.c_dim)
         cfg.g, cfg.d = G.cfg, D.cfg
         self.G, self.D = G.to(self.device).train(), D.to(self.device).train()
