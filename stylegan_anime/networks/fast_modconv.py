@@ -157,9 +157,10 @@ def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, b
     """
     n, in_c, h, w_ = x.shape
     out_c = weight.shape[0]
-    wk = _per_sample_weights(weight, styles, None).to(x.dtype)
-    y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=bias.to(x.dtype).repeat(n), groups=n)
-    y = y.reshape(n, out_c, h, w_)
+    # A 1×1 conv to 3 channels is a batched matmul; MKL's runs it about twice as fast as the conv.
+    wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, out_c, in_c)
+    b = bias.to(x.dtype).reshape(1, out_c, 1).expand(n, out_c, 1)
+    y = torch.baddbmm(b, wk, x.reshape(n, in_c, h * w_)).reshape(n, out_c, h, w_)
     if clamp is not None:
         y.clamp_(-clamp, clamp)
     return y
