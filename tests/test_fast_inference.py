@@ -93,7 +93,7 @@ def test_upsample_image_equals_upsample2d(taps):
     torch.testing.assert_close(upsample_image(img, f), kernels.upsample2d(img, f), rtol=1e-5, atol=1e-6)
 
 
-def test_cached_weight_norms_follow_weight_updates(small_G):
+def test_inference_path_follows_weight_updates(small_G):
     z = torch.randn(2, small_G.z_dim)
     small_G.requires_grad_(False)
     before = small_G(z)

@@ -16,8 +16,6 @@ Only for forwards that need no gradients; training uses the reference layers.
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 import torch.nn.functional as F
 
@@ -41,26 +39,6 @@ def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
 def weight_square_sums(weight: torch.Tensor) -> torch.Tensor:
     """[out, in, k, k] → [out, in]: the sum of squared taps."""
     return weight.square().sum(dim=[2, 3])
-
-
-class WeightSquareCache:
-    """``weight_square_sums`` of a parameter, recomputed only when the parameter changes
-    (an optimiser step or ``load_state_dict`` bumps its version counter)."""
-
-    def __init__(self):
-        self.source: weakref.ref | None = None
-        self.version = -1
-        self.value: torch.Tensor | None = None
-
-    def get(self, weight: torch.Tensor) -> torch.Tensor:
-        if self.source is None or self.source() is not weight or self.version != weight._version:
-            with torch.no_grad():
-                self.value = weight_square_sums(weight)
-            self.source, self.version = weakref.ref(weight), weight._version
-        return self.value
-
-    def __deepcopy__(self, memo) -> "WeightSquareCache":
-        return WeightSquareCache()  # a copied layer has its own weight
 
 
 def modulate_in_weights(weight_elems: int, in_pixels: int, out_pixels: int, in_c: int, out_c: int) -> bool:

@@ -65,7 +65,6 @@ class SynthesisLayer(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.act_gain = kernels.activation("lrelu").def_gain
-        self._weight_sq = fast_modconv.WeightSquareCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 noise: torch.Tensor | None = None, fused: bool = False, gain: float = 1.0) -> torch.Tensor:
@@ -85,8 +84,7 @@ class SynthesisLayer(nn.Module):
             clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
             return fast_modconv.synthesis_layer_forward(x, self.weight, styles, self.bias, noise, self.noise_strength,
                                                         self.up, self.padding, self.resample_filter,
-                                                        self.act_gain * gain, clamp,
-                                                        weight_sq=self._weight_sq.get(self.weight))
+                                                        self.act_gain * gain, clamp)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
         if noise is not None:
