@@ -5,7 +5,7 @@ config F by default; each case in its own process, cases alternated across repea
 Config F at 256² needs ~11 s per 3×3 frame on 2 CPU cores (600 frames ≈ 2 h): on such a machine
 use a smaller network to see the pipeline's own cost and memory behaviour, e.g.
 
-    python -m benchmarks.video --res 256 --channel-base 2048 --channel-max 64
+    python -m benchmarks.video --res 256 --channel-base 512 --channel-max 16 --threads 1
     python -m benchmarks.video [--res 256] [--frames 60 600] [--format mp4 gif] [--repeats 1]
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess,
 def run_case(case: dict) -> dict:
     from stylegan_anime.interpolation import interpolation_video
     from stylegan_anime.networks import Generator, GeneratorConfig
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
     torch.manual_seed(0)
     G = Generator(GeneratorConfig(img_resolution=case["res"], channel_base=case["channel_base"],
                                   channel_max=case["channel_max"])).eval().requires_grad_(False)
@@ -48,6 +50,8 @@ def main() -> None:
     ap.add_argument("--channel-max", type=int, default=512)
     ap.add_argument("--frames", type=int, nargs="+", default=[60, 600])
     ap.add_argument("--format", nargs="+", default=["mp4"], choices=["mp4", "gif"])
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default); 1 is far faster on a crowded machine")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/video.json")
     args = ap.parse_args()
@@ -55,7 +59,7 @@ def main() -> None:
         print(json.dumps(run_case(json.loads(args.case))))
         return
     cases = [{"res": args.res, "channel_base": args.channel_base, "channel_max": args.channel_max,
-              "frames": n, "format": f} for f in args.format for n in args.frames]
+              "frames": n, "format": f, "threads": args.threads} for f in args.format for n in args.frames]
     best: dict[tuple, dict] = {}
     for _ in range(args.repeats):
         for case in cases:
@@ -64,9 +68,9 @@ def main() -> None:
             if key not in best or row["frames_per_s"] > best[key]["frames_per_s"]:
                 best[key] = row
     rows = list(best.values())
-    print_table(rows, ["res", "channel_base", "channel_max", "format", "frames", "frames_per_s", "sec",
+    print_table(rows, ["res", "channel_base", "channel_max", "threads", "format", "frames", "frames_per_s", "sec",
                        "peak_rss_mib", "ffmpeg_peak_rss_mib", "file_mib"])
-    write_json(rows, args.out, torch=torch.__version__, threads=torch.get_num_threads(),
+    write_json(rows, args.out, torch=torch.__version__,
                grid="3x3", cell_resolution=args.res)
 
 

@@ -5,7 +5,16 @@
     img = G(sa.seeds_to_z([0, 1, 2], G.z_dim), psi=0.7)   # [N, 3, H, W] in [-1, 1]
     sa.save_grid(img, "grid.png", cols=3)
     sa.interpolation_video(G, "0,5,9", "walk.gif", frames=60, space="w", grid=(3, 3))
+    dirs = sa.load_directions("dirs.npz")                      # from `stylegan-anime directions`
+    sa.save_grid(sa.edit_grid(G, [0, 1], dirs, sa.tag_strengths("blonde hair", dirs, 2.0)), "edit.png", cols=5)
 """
+from . import hub
+from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
+                      load_target, network_label_names, orthogonalize, project, save_directions, tag_labels,
+                      tag_strengths)
+from .metrics import load_classifier
+from .data.build import BuildOptions, build_dataset
+from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
 from .generation import generate_images, synthesize
 from .interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
@@ -15,11 +24,17 @@ from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorCo
 from .mixing import mixing_grid, save_mixing_grid
 from .render import make_grid, save_grid, save_images, to_pil, to_uint8
 from .style_layers import parse_layers
+from .training.augment import AdaConfig, AdaptiveP, AugmentConfig, AugmentPipe
+from .training.dataset import ImageDataset
 from .truncation import save_truncation_grid, truncation_grid
 from .video import write_video
 
-__all__ = ["UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
+__all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
            "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",
            "save_grid", "save_images", "to_pil", "to_uint8", "synthesize", "KeyframePath", "interpolation_frames",
            "interpolation_video", "lerp", "make_schedule", "slerp", "mixing_grid", "save_mixing_grid", "parse_layers",
-           "save_truncation_grid", "truncation_grid", "write_video"]
+           "save_truncation_grid", "truncation_grid", "write_video", "ProjectionConfig", "load_target", "project"]
+__all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", "sample_params",
+            "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
+__all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
+            "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]

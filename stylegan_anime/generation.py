@@ -6,10 +6,13 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .latents import parse_seeds, seeds_to_z
+from .latents import parse_seeds, seeds_to_tf_inputs, seeds_to_z
 from .networks import Generator
 from .networks.modulated_conv import NOISE_MODES
 from .errors import UserError
+
+# "tf-seed": each seed also draws every noise input, as the official TF run_generator.py did.
+GENERATION_NOISE_MODES = NOISE_MODES + ("tf-seed",)
 
 
 @torch.no_grad()
@@ -18,22 +21,31 @@ def generate_images(G: Generator, seeds: Sequence[int] | str, psi: float = 1.0, 
                     progress: bool = False) -> torch.Tensor:
     """One image per seed: [N, C, R, R] float in [-1, 1] on the CPU.
 
+    noise_mode: const | random | none | tf-seed (the official TF release's images: z and then
+    every noise buffer drawn from RandomState(seed)).
+
     c: [N, c_dim] or [1, c_dim] labels for conditional networks. Each image depends
     only on its own seed, not on the batch it was drawn in.
     """
-    if noise_mode not in NOISE_MODES:
-        raise UserError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+    if noise_mode not in GENERATION_NOISE_MODES:
+        raise UserError(f"noise mode must be one of {', '.join(GENERATION_NOISE_MODES)}, got {noise_mode!r}")
     if cutoff is not None and not 0 <= cutoff <= G.num_ws:
         raise UserError(f"cutoff {cutoff} is out of range: this network has {G.num_ws} ws")
     seeds = parse_seeds(seeds)
-    z = seeds_to_z(seeds, G.z_dim)
+    noise = None
+    if noise_mode == "tf-seed":
+        z, noise = seeds_to_tf_inputs(seeds, G.z_dim, [l.resolution for l in G.synthesis.noise_layers()])
+    else:
+        z = seeds_to_z(seeds, G.z_dim)
     if c is not None and c.shape[0] == 1:
         c = c.expand(len(seeds), -1)
     out = []
     for i in tqdm(range(0, len(seeds), batch_size), desc="generate", unit="batch", disable=not progress):
         zb = z[i: i + batch_size].to(G.device)
         cb = c[i: i + batch_size].to(G.device) if c is not None else None
-        out.append(G(zb, cb, psi=psi, cutoff=cutoff, noise_mode=noise_mode).cpu())
+        nb = [n[i: i + batch_size].to(G.device) for n in noise] if noise is not None else None
+        mode = "const" if noise is not None else noise_mode
+        out.append(G(zb, cb, psi=psi, cutoff=cutoff, noise_mode=mode, noise=nb).cpu())
     return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])
 
 

@@ -1,43 +1,300 @@
-"""Registry of known models: name → weights file (bundled in ``weights/``)."""
+"""Known models and the download cache: a registry name or a URL → a verified file on disk.
+
+The registry is ``weights/registry.json`` (bundled with the package), plus the JSON file named by
+``$STYLEGAN_ANIME_REGISTRY`` if set (its entries add to, or replace, the bundled ones). An entry is
+either bundled (``file``, relative to its registry file), downloadable (``url``), or obtainable only
+by hand (``manual_url``: a page such as a mega.nz link; ``download NAME --from FILE`` then files it).
+
+Downloads land in ``$STYLEGAN_ANIME_CACHE`` (default ``~/.cache/stylegan_anime``) under
+``models/<key>/`` where ``key`` is derived from the URL, so one URL is fetched once. Beside each
+file, ``<file>.sha256.json`` records its sha256; every later fetch checks the file against it. When
+the registry publishes no sha256, the first download's hash is recorded (trust on first use) and
+the user is told so in one line.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import lzma
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
+from .atomic import atomic_path
+from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
 from .errors import UserError
+from .file_lock import file_lock
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
+CACHE_ENV = "STYLEGAN_ANIME_CACHE"
+REGISTRY_ENV = "STYLEGAN_ANIME_REGISTRY"
+COMPRESSIONS = (None, "xz")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """Bytes at a URL. ``sha256`` / ``size`` describe the bytes as downloaded (None: not published)."""
+
+    url: str
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+    compression: str | None = None   # "xz": the cache keeps the decompressed file
+    manual_url: str | None = None    # no direct download: where to get it by hand (url is then "manual:NAME")
+
+    @property
+    def cached_name(self) -> str:
+        return self.filename.removesuffix(".xz") if self.compression == "xz" else self.filename
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One known model. ``file`` is relative to ``weights/`` for bundled models."""
+    """One known model. Exactly one of ``file`` (bundled) / ``url`` / ``manual_url`` says where it is."""
 
     name: str
-    file: str
     resolution: int
-    format: str
+    format: str          # tf-pickle, ada-pickle, rosinality, safetensors (informative: readers sniff the bytes)
     licence: str
-    source: str
+    source: str          # the page that documents the model and these facts
     description: str = ""
+    file: str | None = None
+    url: str | None = None
+    manual_url: str | None = None
+    filename: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    compression: str | None = None
+
+    def __post_init__(self):
+        where = [k for k in ("file", "url", "manual_url") if getattr(self, k)]
+        if len(where) != 1:
+            raise UserError(f"registry entry {self.name!r} needs exactly one of file, url, manual_url (has {where})")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise UserError(f"registry entry {self.name!r}: sha256 must be 64 hex digits")
+        if self.compression not in COMPRESSIONS:
+            raise UserError(f"registry entry {self.name!r}: compression must be one of {COMPRESSIONS}")
+        if self.manual_url and not self.filename:
+            raise UserError(f"registry entry {self.name!r}: a manual_url entry needs a filename")
+
+    @property
+    def bundled(self) -> bool:
+        return self.file is not None
+
+    def remote(self) -> RemoteFile:
+        """What to fetch; for manual entries the key is the name (there is no direct URL)."""
+        return RemoteFile(url=self.url or f"manual:{self.name}", filename=self.filename or url_filename(self.url),
+                          sha256=self.sha256, size=self.size, compression=self.compression,
+                          manual_url=self.manual_url)
 
 
-def registry() -> dict[str, ModelEntry]:
-    if not REGISTRY_FILE.exists():
-        return {}
-    entries = json.loads(REGISTRY_FILE.read_text())["models"]
-    return {e["name"]: ModelEntry(**e) for e in entries}
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "stylegan_anime").expanduser()
 
 
-def fetch(name: str) -> Path:
-    """The local path of a registry model."""
-    models = registry()
+def is_url(text: str | os.PathLike) -> bool:
+    return str(text).startswith(("http://", "https://"))
+
+
+def url_filename(url: str) -> str:
+    name = unquote(Path(urlparse(url).path).name)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name) or "download"
+
+
+def _key(remote: RemoteFile) -> str:
+    return hashlib.sha256(remote.url.encode()).hexdigest()[:16]
+
+
+def cached_file(remote: RemoteFile) -> Path:
+    return cache_dir() / "models" / _key(remote) / remote.cached_name
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256.json")
+
+
+def _lock_path(remote: RemoteFile) -> Path:
+    # outside models/ so that a failed download leaves nothing beside the cached files
+    return cache_dir() / "locks" / f"{_key(remote)}.lock"
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+def _read_registry(path: Path) -> dict[str, ModelEntry]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"registry file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"registry file {path} is not valid JSON: {e}") from None
+    known = {f.name for f in fields(ModelEntry)}
+    entries = {}
+    for item in data.get("models", []) if isinstance(data, dict) else []:
+        unknown = set(item) - known
+        if unknown:
+            raise UserError(f"registry file {path}: unknown field(s) {sorted(unknown)} in {item.get('name')!r}")
+        try:
+            entry = ModelEntry(**item)
+        except TypeError as e:
+            raise UserError(f"registry file {path}: bad entry {item.get('name')!r}: {e}") from None
+        if entry.file:  # resolved here so that a user registry can bundle files beside itself
+            entry = ModelEntry(**{**asdict(entry), "file": str((path.parent / entry.file).resolve())})
+        entries[entry.name] = entry
+    return entries
+
+
+def registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry]:
+    """Name → entry: the bundled registry, then ``path`` (or ``$STYLEGAN_ANIME_REGISTRY``) over it."""
+    models = _read_registry(REGISTRY_FILE) if REGISTRY_FILE.exists() else {}
+    extra = path or os.environ.get(REGISTRY_ENV)
+    if extra:
+        models.update(_read_registry(Path(extra)))
+    return models
+
+
+def find(name: str, registry_path: str | os.PathLike | None = None) -> ModelEntry:
+    models = registry(registry_path)
     if name not in models:
         known = ", ".join(sorted(models)) or "none"
         raise UserError(f"{name!r} is neither a file nor a known model (known: {known})")
-    path = WEIGHTS_DIR / models[name].file
-    if not path.exists():
-        raise UserError(f"model {name!r} is registered but its file {path} is missing")
-    return path
+    return models[name]
+
+
+def entry_for_url(url: str, registry_path: str | os.PathLike | None = None) -> RemoteFile:
+    """A URL's registry facts (sha256, size) when the registry knows it, else a bare RemoteFile."""
+    for entry in registry(registry_path).values():
+        if entry.url == url:
+            return entry.remote()
+    return RemoteFile(url=url, filename=url_filename(url))
+
+
+def is_cached(entry: ModelEntry) -> bool:
+    return Path(entry.file).exists() if entry.bundled else cached_file(entry.remote()).exists()
+
+
+# ---------------------------------------------------------------------------------------- fetching
+
+def fetch(source: str, *, force: bool = False, progress: bool = True, policy: DownloadPolicy = DownloadPolicy(),
+          registry_path: str | os.PathLike | None = None) -> Path:
+    """A registry name or an http(s) URL → the local path of its verified file (downloaded once)."""
+    if is_url(source):
+        return fetch_remote(entry_for_url(source, registry_path), force=force, progress=progress, policy=policy)
+    entry = find(source, registry_path)
+    if entry.bundled:
+        path = Path(entry.file)
+        if not path.exists():
+            raise UserError(f"model {entry.name!r} is registered but its file {path} is missing")
+        return path
+    return fetch_remote(entry.remote(), force=force, progress=progress, policy=policy)
+
+
+def fetch_remote(remote: RemoteFile, *, force: bool = False, progress: bool = True,
+                 policy: DownloadPolicy = DownloadPolicy()) -> Path:
+    """Download ``remote`` into the cache unless a verified copy is there; returns its path."""
+    dest = cached_file(remote)
+    with file_lock(_lock_path(remote), on_wait=lambda: say(f"waiting for another process fetching {remote.url}")):
+        if dest.exists() and not force and _still_valid(remote, dest):
+            return dest
+        if remote.manual_url:
+            raise UserError(f"{remote.filename} has no direct download: get it from {remote.manual_url} and run: "
+                            f"stylegan-anime download {remote.url.removeprefix('manual:')} --from FILE")
+        _discard(remote, dest, keep_part=not force)
+        landing = dest.with_name(remote.filename)
+        digest = download(remote.url, landing, sha256=remote.sha256, size=remote.size, policy=policy,
+                          progress=progress)
+        _finish(remote, landing, dest, digest)
+    return dest
+
+
+def import_file(remote: RemoteFile, path: str | os.PathLike) -> Path:
+    """File a by-hand download (``path``) into the cache, verified exactly like a download."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    if remote.compression == "xz" and not _is_xz(path):
+        # already unpacked by hand: the published hash (of the .xz) cannot check it; trust on first use
+        remote = replace(remote, filename=remote.cached_name, compression=None, sha256=None, size=None)
+    dest = cached_file(remote)
+    with file_lock(_lock_path(remote)):
+        _discard(remote, dest, keep_part=False)
+        landing = dest.with_name(remote.filename)
+        part = partial_path(landing)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, part)
+        digest = verify(part, str(path), remote.sha256, remote.size)
+        os.replace(part, landing)
+        _finish(remote, landing, dest, digest)
+    return dest
+
+
+def _finish(remote: RemoteFile, landing: Path, dest: Path, digest: str) -> None:
+    """Decompress if needed, and record the cached file's sha256 beside it."""
+    final_digest = digest
+    if remote.compression == "xz":
+        final_digest = _decompress_xz(landing, dest)
+        landing.unlink()
+    _write_record(remote, dest, final_digest, digest)
+    if remote.sha256 is None:
+        say(f"note: {remote.filename} has no published sha256, so it could not be verified; recorded sha256 "
+            f"{digest} (trust on first use: later loads are checked against it)")
+
+
+def _is_xz(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\xfd7zXZ\x00"
+
+
+def _decompress_xz(src: Path, dest: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with lzma.open(src, "rb") as fin, atomic_path(dest) as tmp, open(tmp, "wb") as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+    except lzma.LZMAError as e:
+        src.unlink()
+        raise UserError(f"{src.name} is not a valid .xz file ({e}); it was deleted") from None
+    return h.hexdigest()
+
+
+def _write_record(remote: RemoteFile, dest: Path, digest: str, download_digest: str | None) -> None:
+    record = {"url": remote.url, "sha256": digest, "download_sha256": download_digest,
+              "published": remote.sha256 is not None, "size": dest.stat().st_size}
+    with atomic_path(_record_path(dest)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _read_record(dest: Path) -> dict | None:
+    try:
+        record = json.loads(_record_path(dest).read_text())
+        return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _still_valid(remote: RemoteFile, dest: Path) -> bool:
+    """Check a cached file against its recorded sha256; a corrupted one is reported and refetched.
+
+    A file without a record (placed by hand) is checked against the published sha256 if there
+    is one, else trusted now and recorded, so that it is checked from then on."""
+    record = _read_record(dest)
+    actual = sha256_file(dest)
+    expected = record["sha256"] if record else (remote.sha256 if remote.compression is None else None)
+    if expected is None or actual == expected.lower():
+        if record is None:
+            _write_record(remote, dest, actual, None)
+        return True
+    say(f"warning: the cached {dest} does not match its recorded sha256 (corrupted?); discarding it")
+    return False
+
+
+def _discard(remote: RemoteFile, dest: Path, keep_part: bool) -> None:
+    """Remove a cached copy (and, unless resuming, any partial download)."""
+    landing = dest.with_name(remote.filename)
+    for p in {dest, _record_path(dest), landing}:
+        p.unlink(missing_ok=True)
+    if not keep_part:
+        partial_path(landing).unlink(missing_ok=True)

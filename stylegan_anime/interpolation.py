@@ -20,6 +20,7 @@ from .errors import UserError
 from .keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
 from .networks.modulated_conv import NOISE_MODES
 from .render import make_grid, to_pil
+from .video import output_size, write_video
 
 SPACES = ("w", "z", "slerp")
 EASINGS = ("linear", "ease-in-out")
@@ -221,7 +222,6 @@ def interpolation_video(G, seeds, path: str | Path, frames: int | None = None,
     frames_per_transition and duration: 60 frames per transition. space: w | z | slerp.
     size: output (width, height), or an int for the longer side. c: [1, c_dim] labels.
     """
-    from .video import output_size, write_video  # video pulls in ffmpeg helpers; keep it lazy
     if isinstance(seeds, str):
         groups = parse_keyframe_groups(seeds)
     elif seeds and isinstance(seeds[0], (list, tuple)):

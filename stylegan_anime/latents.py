@@ -44,6 +44,26 @@ def seeds_to_z(seeds: Sequence[int] | str, z_dim: int, device: torch.device | st
     return torch.from_numpy(z).to(device=device, dtype=torch.float32)
 
 
+def tf_seed_inputs(seed: int, z_dim: int, noise_resolutions: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What the official TF ``run_generator.py`` feeds for ``seed``: one RandomState draws z
+    ([z_dim]) and then every noise input ([1, 1, r, r]) in the synthesis network's variable
+    order (noise0 at 4×4, then each resolution's Conv0_up and Conv1), float64."""
+    rnd = np.random.RandomState(seed)
+    z = rnd.randn(1, z_dim)[0]
+    return z, [rnd.randn(1, 1, r, r) for r in noise_resolutions]
+
+
+def seeds_to_tf_inputs(seeds: Sequence[int] | str, z_dim: int, noise_resolutions: Sequence[int],
+                       device: torch.device | str = "cpu") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """seeds → (z: [N, z_dim], noise: one [N, 1, r, r] float32 tensor per noise input), TF-exact."""
+    seeds = parse_seeds(seeds)
+    draws = [tf_seed_inputs(s, z_dim, noise_resolutions) for s in seeds]
+    z = torch.from_numpy(np.stack([d[0] for d in draws]).reshape(len(seeds), z_dim))
+    noise = [torch.from_numpy(np.concatenate([d[1][i] for d in draws]) if draws else np.zeros([0, 1, r, r]))
+             for i, r in enumerate(noise_resolutions)]
+    return z.to(device=device, dtype=torch.float32), [n.to(device=device, dtype=torch.float32) for n in noise]
+
+
 def class_labels(class_idx: int | None, c_dim: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
     """One-hot labels [n, c_dim] for class ``class_idx`` (None when the network is unconditional)."""
     if c_dim == 0:

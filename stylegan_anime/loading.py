@@ -26,11 +26,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def resolve_source(source: str | Path) -> Path:
-    """A path, a registry name or a URL → a local file path."""
+    """A path, a registry name or an http(s) URL → a local file path (URLs download once into the cache)."""
+    text = str(source)
+    if hub.is_url(text):
+        return hub.fetch(text)
     path = Path(source)
     if path.exists():
         return path
-    text = str(source)
     if "/" in text or text.endswith((".pkl", ".pt", ".safetensors")):
         raise UserError(f"no such file: {text}")
     return hub.fetch(text)

@@ -185,3 +185,16 @@ def test_bad_configs_are_user_errors():
     with pytest.raises(UserError, match="preset"):
         AugmentConfig.preset("xyz")
     assert AugmentConfig.preset("bg").brightness == 0 and AugmentConfig.preset("bg").xflip == 1
+
+
+
+def test_adaptive_state_resumes_mid_interval():
+    one = AdaptiveP(AugmentPipe(), AdaConfig(kimg=1.0))
+    for _ in range(2):
+        one.update(torch.ones(8))
+    two = AdaptiveP(AugmentPipe(), AdaConfig(kimg=1.0))
+    two.load_state(one.state())
+    for ada in (one, two):
+        for _ in range(2):
+            ada.update(torch.ones(8))
+    assert one.p == two.p == pytest.approx(0.032)

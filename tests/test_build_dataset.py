@@ -1,6 +1,7 @@
 """The data set tool: bad files are converted or skipped by reason, output is complete or absent."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -175,3 +176,37 @@ def test_cli_prints_the_report(messy, tmp_path, capsys):
     assert main(["dataset", str(messy), str(messy), "--resolution", "32"]) == 2
     assert main(["dataset", str(messy), str(tmp_path / "x"), "--resolution", "32", "--labels",
                  str(tmp_path / "none.csv")]) == 2
+
+
+def test_zip_source_with_a_damaged_member_and_exif_rotation(tmp_path):
+    src = tmp_path / "src.zip"
+    tall = Image.fromarray(_noise((30, 20, 3), 9))
+    exif = Image.Exif()
+    exif[0x0112] = 6                                # "rotate 90° clockwise to display"
+    with zipfile.ZipFile(src, "w", zipfile.ZIP_STORED) as z:
+        for name, im, kw in (("a.png", Image.fromarray(_noise((24, 24, 3), 0)), {}),
+                             ("b.png", Image.fromarray(_noise((24, 24, 3), 1)), {}),
+                             ("rot.jpg", tall, {"exif": exif})):
+            buf = io.BytesIO()
+            im.save(buf, format="PNG" if name.endswith("png") else "JPEG", **kw)
+            z.writestr(name, buf.getvalue())
+    data = bytearray(src.read_bytes())
+    at = data.find(b"IDAT", data.find(b"b.png"))
+    data[at + 20] ^= 0xFF                           # b.png's bytes no longer match the zip's CRC
+    src.write_bytes(bytes(data))
+    report = build_dataset(src, tmp_path / "out", BuildOptions(16, crop="pad"), progress=False)
+    assert report.written == 2 and dict(report.skipped) == {"unreadable": 1}
+    assert report.converted["exif_rotated"] == 1
+    rotated = np.asarray(Image.open(tmp_path / "out" / "img00000001.png"))
+    # 20 wide × 30 tall, turned upright → 30 wide × 20 tall: padding goes above and below.
+    assert (rotated[0] >= 250).all() and (rotated[:, 0] < 250).any()
+
+
+def test_output_inside_the_source_is_not_read_back(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(_noise((32, 32, 3), i)).save(src / f"{i}.png")
+    for _ in range(2):   # the second run must not take the first run's output as input
+        report = build_dataset(src, src / "out", BuildOptions(16), progress=False)
+        assert report.written == 3 and not report.skipped

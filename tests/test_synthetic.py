@@ -83,6 +83,7 @@ def test_written_set_reads_back_pixel_exact(tmp_path, suffix):
     write_synthetic_dataset(out, 6, 32, seed=10, progress=False)
     ds = ImageDataset(out)
     assert len(ds) == 6 and ds.resolution == 32 and ds.c_dim == len(vocab.label_names())
+    assert ds.has_labels and ds.image_shape == (3, 32, 32)
     assert ds.label_names == vocab.label_names()
     for i in (0, 5):
         img, label = ds[i]
@@ -103,10 +104,16 @@ def test_zip_is_deterministic(tmp_path):
     assert digests[0] == digests[1]
 
 
+def test_parallel_workers_write_the_same_bytes(tmp_path):
+    write_synthetic_dataset(tmp_path / "one.zip", 40, 16, seed=5, progress=False)
+    write_synthetic_dataset(tmp_path / "two.zip", 40, 16, seed=5, progress=False, workers=2)
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+
+
 def test_xflip_and_unlabelled_reading(tmp_path):
     write_synthetic_dataset(tmp_path / "s.zip", 3, 32, progress=False)
     ds = ImageDataset(tmp_path / "s.zip", use_labels=False, xflip=True)
-    assert len(ds) == 6 and ds.c_dim == 0 and ds.label_names == []
+    assert len(ds) == 6 and ds.c_dim == 0 and ds.label_names == [] and not ds.has_labels
     img, label = ds[1]
     flipped, _ = ds[4]
     assert label.shape == (0,)
@@ -149,3 +156,18 @@ def test_cli_synthetic(tmp_path, capsys):
     assert len(ds) == 5 and ds.get_attributes(0) == sample_params(4).attributes()
     assert main(["dataset", "--synthetic", "5", "a", "b", "--resolution", "32"]) == 2
     assert "only OUT" in capsys.readouterr().err
+
+
+def test_writer_replaces_only_an_earlier_data_set(tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(UserError, match="not a data set"):
+        write_synthetic_dataset(mine, 2, 16, progress=False)
+    assert (mine / "holiday.jpg").read_bytes() == b"precious"
+    (tmp_path / "notes.zip").write_text("not a zip")
+    with pytest.raises(UserError, match="not a zip"):
+        write_synthetic_dataset(tmp_path / "notes.zip", 2, 16, progress=False)
+    write_synthetic_dataset(tmp_path / "set", 2, 16, progress=False)
+    write_synthetic_dataset(tmp_path / "set", 3, 16, seed=9, progress=False)     # an earlier set: replaced
+    assert len(ImageDataset(tmp_path / "set")) == 3

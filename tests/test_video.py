@@ -97,6 +97,7 @@ CHILD = textwrap.dedent("""
     import json, resource, sys
     sys.path.insert(0, "tests")
     import torch
+    torch.set_num_threads(1)  # tiny network: threads only add spinning on a busy machine
     from conftest import randomize_buffers, small_g_config
     from stylegan_anime.networks import Generator
     from stylegan_anime.interpolation import interpolation_video

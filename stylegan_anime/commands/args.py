@@ -30,10 +30,18 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
 
 
-def add_generation_options(p: argparse.ArgumentParser) -> None:
+def add_generation_options(p: argparse.ArgumentParser, tf_seed: bool = False) -> None:
+    """``tf_seed``: offer --noise-mode tf-seed (commands that draw one image per seed)."""
     p.add_argument("--psi", type=float_arg("--psi"), default=1.0, help="truncation psi (1 = none)")
     p.add_argument("--cutoff", type=int_arg("--cutoff", 0), default=None, help="truncate only the first N ws")
-    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    if tf_seed:
+        p.add_argument("--noise-mode", choices=["const", "random", "none", "tf-seed"], default="const",
+                       help="const: the network's stored noise; tf-seed: every noise input drawn from the seed "
+                            "after z, as the official TF run_generator.py did (same images as the TF release)")
+    else:
+        p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--class", dest="class_idx", type=int_arg("--class", 0), default=None,
                    help="class index for conditional networks")
     p.add_argument("--labels", default=None, help="comma-separated label vector for conditional networks")
+    p.add_argument("--tags", default=None, help='tag prompt for conditional networks, e.g. "blonde hair, blue '
+                   'eyes"; unmentioned hair/eye colours etc. are drawn from each seed')

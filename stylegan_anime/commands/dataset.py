@@ -11,11 +11,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("dataset", help="build a training data set",
                        description="SRC OUT: a folder or zip of images → a square RGB data set. "
                        "--synthetic N OUT: N labelled synthetic anime portraits. OUT is a folder or a .zip.")
-    p.add_argument("paths", nargs="+", metavar="SRC OUT", help="source (not with --synthetic) and output")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="SRC OUT, or only OUT with --synthetic")
     p.add_argument("--resolution", type=int_arg("--resolution", 4), required=True, help="side of the square images")
     p.add_argument("--synthetic", type=int_arg("--synthetic", 1), default=None, metavar="N",
                    help="draw N synthetic portraits instead of reading SRC")
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0, help="first seed for --synthetic")
+    p.add_argument("--workers", type=int_arg("--workers", 1), default=1,
+                   help="processes drawing --synthetic portraits (same output for any number)")
     p.add_argument("--crop", choices=["center", "pad"], default="center",
                    help="non-square images: crop the centre square, or pad to a square (white)")
     p.add_argument("--labels", default=None, metavar="FILE",
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         if len(args.paths) != 1:
             raise UserError("with --synthetic give only OUT, e.g. dataset --synthetic 1000 out.zip --resolution 64")
         from ..data.synthetic import write_synthetic_dataset
-        out = write_synthetic_dataset(args.paths[0], args.synthetic, args.resolution, seed=args.seed)
+        out = write_synthetic_dataset(args.paths[0], args.synthetic, args.resolution, seed=args.seed,
+                                      workers=args.workers)
         print(f"wrote {args.synthetic} portraits at {args.resolution}² to {out}")
         return 0
     if len(args.paths) != 2:

@@ -15,15 +15,26 @@ def add_parser(sub) -> None:
                        "(OUT is a folder) or one grid (--grid, OUT is a .png).")
     add_network_options(p)
     p.add_argument("--seeds", required=True, help="e.g. 0-8 or 1,2,5-10")
-    add_generation_options(p)
+    add_generation_options(p, tf_seed=True)
     p.add_argument("--grid", default=None, help="COLSxROWS, e.g. 3x3: write one grid image")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output folder, or .png file with --grid")
     p.set_defaults(run=run)
 
 
-def conditioning(args: argparse.Namespace, c_dim: int, n: int):
-    """The label tensor the options ask for (None for unconditional networks)."""
+def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=None):
+    """The label tensor the options ask for (None for unconditional networks).
+
+    --tags needs ``G`` (its label names) and gives one row per seed."""
+    given = [o for o, v in (("--class", args.class_idx), ("--labels", args.labels),
+                            ("--tags", getattr(args, "tags", None))) if v is not None]
+    if len(given) > 1:
+        raise UserError(f"give only one of {' and '.join(given)}")
+    if getattr(args, "tags", None) is not None:
+        if G is None:
+            raise UserError("--tags does not apply to this command")  # pragma: no cover
+        from ..editing.tags import network_label_names, tag_labels
+        return tag_labels(args.tags, network_label_names(G), seeds)
     if args.labels is not None:
         try:
             values = [float(v) for v in args.labels.split(",")]
@@ -40,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         render.grid_shape(len(seeds), *grid)
     G = loading.load(args.network, device=loading.resolve_device(args.device))
     images = generate_images(G, seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
-                             c=conditioning(args, G.c_dim, 1), batch_size=args.batch, progress=True)
+                             c=conditioning(args, G.c_dim, 1, G, seeds), batch_size=args.batch, progress=True)
     if grid:
         path = render.save_grid(images, args.out, cols=grid[0], rows=grid[1])
         print(f"wrote {path}")

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     path = interpolation_video(G, groups, args.out, frames=frames,
                                frames_per_transition=args.frames_per_transition, duration=args.duration,
                                fps=args.fps, space=args.space, loop=args.loop, easing=args.easing, grid=grid,
-                               psi=args.psi, cutoff=args.cutoff, c=conditioning(args, G.c_dim, 1),
+                               psi=args.psi, cutoff=args.cutoff, c=conditioning(args, G.c_dim, 1, G),
                                noise_mode=args.noise_mode, size=args.size, gif_loop=args.gif_loop,
                                batch_size=args.batch, progress=True)
     print(f"wrote {path}")

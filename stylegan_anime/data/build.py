@@ -180,7 +180,7 @@ def build_dataset(src: str | Path, out: str | Path, options: BuildOptions, label
     src_path, out_path = Path(src), Path(out)
     if out_path.resolve() == src_path.resolve():
         raise UserError("OUT must differ from SRC (the source would be replaced)")
-    source = Source(src_path)
+    source = Source(src_path, exclude=out_path)
     try:
         table = source_labels(source, labels)
         report = _convert_all(source, out_path, options, table, progress)
@@ -214,7 +214,7 @@ def _convert_one(source: Source, name: str, options: BuildOptions, table: LabelT
                  writer: DatasetWriter, report: BuildReport) -> str:
     try:
         data = source.read(name)
-    except OSError:
+    except Exception:   # OSError from a folder; BadZipFile (bad CRC), zlib errors from a zip member
         raise Skip("unreadable") from None
     try:
         image, done, digest = prepare(data, options)

@@ -14,7 +14,8 @@ METADATA_NAMES = ("dataset.json",)
 class Source:
     """The files of a folder or zip: ``names`` (sorted, '/'-separated) and ``read(name) -> bytes``."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, exclude: str | Path | None = None):
+        """``exclude``: a path inside a source folder to leave out (the output, when written there)."""
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"source {self.path} does not exist")
@@ -28,7 +29,9 @@ class Source:
             except (zipfile.BadZipFile, OSError) as e:
                 raise UserError(f"cannot read zip {self.path}: {e}") from None
         else:
-            all_names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+            skip = Path(exclude).resolve() if exclude is not None else None
+            all_names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
+                         if p.is_file() and not _inside(p, skip)]
         self.all_names = sorted(all_names)
         # Hidden files (.DS_Store, ._resource forks, __MACOSX) are not part of the data.
         self.names = [n for n in self.all_names if n not in METADATA_NAMES and not _hidden(n)]
@@ -54,3 +57,10 @@ class Source:
 
 def _hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
+
+
+def _inside(path: Path, other: Path | None) -> bool:
+    if other is None:
+        return False
+    resolved = path.resolve()
+    return resolved == other or other in resolved.parents

@@ -8,15 +8,19 @@ Both are deterministic: the same seed gives the same bytes.
 from __future__ import annotations
 
 import colorsys
+import contextlib
+import functools
 import math
-from dataclasses import asdict, dataclass
+import multiprocessing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from ..errors import UserError
 from . import attributes as vocab
 from .writer import DatasetWriter
 
@@ -66,6 +70,7 @@ class PortraitParams:
     eye_size: float            # eye half-height
     eye_spacing: float         # eye centre to face centre
     eye_height: float          # eye centre below the head centre
+    eye_tilt: float            # -1 (drooping, tareme) .. 1 (upturned, tsurime) outer corners
     hair_length: float         # bottom of long hair / tails (may pass the frame)
     bang_tips: tuple[float, ...]  # drop of each bang lock below the brow line
     bang_sweep: float          # -1..1: bang tips lean left / right
@@ -136,6 +141,7 @@ def sample_params(seed: int) -> PortraitParams:
         eye_size=float(rng.uniform(0.068, 0.085)),
         eye_spacing=float(rng.uniform(0.1, 0.115)),
         eye_height=float(rng.uniform(0.045, 0.065)),
+        eye_tilt=float(rng.uniform(-1.0, 1.0)),
         hair_length=float(rng.uniform(0.85, 1.15)),
         bang_tips=tuple(float(v) for v in rng.uniform(0.0, 1.0, int(rng.integers(4, 7)))),
         bang_sweep=float(rng.uniform(-1.0, 1.0)),
@@ -272,7 +278,7 @@ def _back_hair(pen: Pen, p: PortraitParams, h: _Head) -> None:
         for s in (-1, 1):
             _tail(pen, (h.x + s * h.w * 1.05, h.y - h.w * 0.75), s, 0.2, bottom, base, ink)
     else:  # ponytail: sticks out behind the head on one side
-        _tail(pen, (h.x + p.side * h.w * 0.8, h.y - h.w * 1.0), p.side, 0.24, h.y + 0.3 + p.hair_length * 0.15,
+        _tail(pen, (h.x + p.side * h.w * 0.72, h.y - h.w * 1.12), p.side, 0.34, h.y + 0.28 + p.hair_length * 0.15,
               base, ink)
     pen.ellipse(h.x, h.y - 0.015, h.w * 1.22, h.w * 1.28, shadow, ink, 0.008)
 
@@ -343,7 +349,7 @@ def _eye(pen: Pen, p: PortraitParams, h: _Head, side: int) -> None:
     top = ellipse_points(ex, ey, ew * 1.08, eh * 1.02, 200, 340, 12)
     if side < 0:
         top = [(2 * ex - x, y) for x, y in top]
-    outer = (ex + side * ew * 1.35, ey - eh * 0.55)
+    outer = (ex + side * ew * 1.35, ey - eh * (0.55 + 0.3 * p.eye_tilt))
     band = top + [outer] + [(x, y + eh * 0.28 * math.sin(math.pi * i / (len(top) - 1)) + eh * 0.08)
                             for i, (x, y) in reversed(list(enumerate(top)))]
     pen.poly(band, lash)
@@ -426,13 +432,13 @@ def _accessories(pen: Pen, p: PortraitParams, h: _Head) -> None:
             for s in (-1, 1):
                 _bow(pen, h.x + s * h.w * 1.08, h.y - h.w * 0.78, 0.06, p.accessory_rgb, ink)
         else:
-            _bow(pen, h.x + p.side * h.w * 0.75, h.y - h.w * 1.05, 0.075, p.accessory_rgb, ink)
+            _bow(pen, h.x + p.side * h.w * 0.72, h.y - h.w * 1.1, 0.075, p.accessory_rgb, ink)
     elif p.hair_style in ("twintails", "ponytail"):   # plain hair ties
         roots = [(-1, 1), (1, 1)] if p.hair_style == "twintails" else [(p.side, 0)]
         for s, twin in roots:
-            x = h.x + s * h.w * (1.05 if twin else 0.8)
-            y = h.y - h.w * (0.75 if twin else 1.0)
-            pen.ellipse(x, y, 0.02, 0.02, p.accessory_rgb, ink, 0.005)
+            x = h.x + s * h.w * (1.05 if twin else 0.72)
+            y = h.y - h.w * (0.75 if twin else 1.12)
+            pen.ellipse(x, y, 0.022, 0.022, p.accessory_rgb, ink, 0.005)
     if p.glasses:
         frame = _mix(p.accessory_rgb, LINE, 0.75)
         ey, r = h.y + p.eye_height, p.eye_size * 1.15
@@ -473,20 +479,32 @@ def _hat(pen: Pen, p: PortraitParams, h: _Head, ink: RGB) -> None:
 # --------------------------------------------------------------------------- data set
 
 
-def write_synthetic_dataset(out: str | Path, n: int, resolution: int, seed: int = 0, progress: bool = True) -> Path:
+def render_seed(seed: int, resolution: int) -> tuple[Image.Image, list[int], dict[str, vocab.Value]]:
+    """One portrait with its label vector and attributes (picklable: what a worker returns)."""
+    params = sample_params(seed)
+    return draw_portrait(params, resolution), params.label(), params.attributes()
+
+
+def write_synthetic_dataset(out: str | Path, n: int, resolution: int, seed: int = 0, progress: bool = True,
+                            workers: int = 1) -> Path:
     """Write n portraits (seeds seed .. seed+n-1) as a data set folder or .zip (atomically).
 
     Image i is ``draw_portrait(sample_params(seed + i), resolution)``; dataset.json holds the
-    vocabulary's label vectors and the human-readable attributes.
+    vocabulary's label vectors and the human-readable attributes. ``workers`` > 1 draws in
+    parallel processes; the results are written in seed order, so the bytes do not change.
     """
-    with DatasetWriter(out, resolution, label_names=vocab.label_names()) as writer:
-        for i in tqdm(range(n), desc="portraits", unit="img", disable=not progress):
-            params = sample_params(seed + i)
-            writer.add(draw_portrait(params, resolution), label=params.label(), attributes=params.attributes())
+    if n < 1:
+        raise UserError(f"the number of portraits must be at least 1, got {n}")
+    seeds = range(seed, seed + n)
+    render = functools.partial(render_seed, resolution=resolution)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.get_context().Pool(workers))
+            results: Iterable = pool.imap(render, seeds, chunksize=32)
+        else:
+            results = map(render, seeds)
+        writer = stack.enter_context(DatasetWriter(out, resolution, label_names=vocab.label_names()))
+        for image, label, attributes in tqdm(results, total=n, desc="portraits", unit="img", disable=not progress):
+            writer.add(image, label=label, attributes=attributes)
         writer.extra["synthetic"] = {"seed": seed, "count": n}
     return Path(out)
-
-
-def params_dict(params: PortraitParams) -> dict:
-    """All parameters as plain JSON-able values."""
-    return asdict(params)

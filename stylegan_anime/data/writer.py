@@ -66,19 +66,34 @@ class DatasetWriter:
         self._zip: zipfile.ZipFile | None = None
         self._dir: Path | None = None
 
+    def _check_replaceable(self) -> None:
+        """Only ever replace an earlier data set: never a user's folder or some other file."""
+        out = self.out
+        if not out.exists():
+            return
+        if is_zip(out):
+            if not out.is_file() or not zipfile.is_zipfile(out):
+                raise UserError(f"{out} exists and is not a zip file; choose another output path")
+        elif not out.is_dir():
+            raise UserError(f"{out} exists and is not a folder; choose another output path")
+        elif any(out.iterdir()) and not (out / METADATA).is_file():
+            raise UserError(f"{out} is a folder that is not a data set (no {METADATA}); it would be replaced, "
+                            f"so choose another output path")
+
     def __enter__(self) -> "DatasetWriter":
+        self._check_replaceable()
         if is_zip(self.out):
             tmp = self._stack.enter_context(atomic_path(self.out))
             self._zip = self._stack.enter_context(zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED))
         else:
-            if self.out.exists() and not self.out.is_dir():
-                raise UserError(f"{self.out} exists and is not a folder")
             self._dir = self._stack.enter_context(atomic_dir(self.out))
         return self
 
     def _write(self, name: str, data: bytes) -> None:
         if self._zip is not None:
-            self._zip.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data)
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16   # rw-r--r-- when unpacked
+            self._zip.writestr(info, data)
         else:
             assert self._dir is not None
             (self._dir / name).write_bytes(data)

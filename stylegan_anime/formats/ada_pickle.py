@@ -19,7 +19,7 @@ from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorC
 from .native import Networks
 from .safe_pickle import PersistentStub
 
-RUNTIME = {"channels_last", "fp16_channels_last", "freeze_layers", "num_fp16_res"}
+RUNTIME = {"channels_last", "fp16_channels_last", "freeze_layers", "num_fp16_res", "fused_modconv_default"}
 FIXED: dict[str, tuple] = {"activation": ("lrelu",), "use_noise": (True,), "kernel_size": (3,),
                            "fmap_decay": (1, 1.0)}
 
@@ -105,8 +105,7 @@ def _config(obj: PersistentStub, kind: type, fields: dict[str, str], what: str, 
     if kind is DiscriminatorConfig and values.get("mbstd_group_size", 4) is None:
         values["mbstd_group_size"] = 0
     values = {k: v for k, v in values.items() if v is not None or k in ("conv_clamp", "cmap_dim")}
-    own = {k: v for k, v in extras.items()}
-    return kind(**values, extra=own)
+    return kind(**values, extra=dict(extras))
 
 
 def _build(obj: PersistentStub, role: str, what: str, extras: dict[str, str]):

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import UserError
 from . import ada_pickle, tf_pickle
 from .native import Networks
-from .safe_pickle import safe_load
+from .safe_pickle import TFNetworkStub, safe_load
 
 _PROTO0 = re.compile(rb"^(\(|c[\w.]+\n[\w.]+\n|\(dp0|\(lp0)")
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -41,7 +41,9 @@ def load(path: Path, device) -> Networks:
     data = read_pickle(path)
     if tf_pickle.is_tf_tuple(data):
         return tf_pickle.networks_from_tf(data, path, device)
+    if isinstance(data, TFNetworkStub):
+        return tf_pickle.networks_from_tf_gs(data, path, device)
     if ada_pickle.is_ada_dict(data):
         return ada_pickle.networks_from_ada(data, path, device)
     raise UserError(f"{path.name} is a Python pickle of {describe(data)}; expected an NVlabs TensorFlow "
-                    f"(G, D, Gs) tuple or a stylegan2-ada-pytorch snapshot with G_ema")
+                    f"(G, D, Gs) tuple or Gs network, or a stylegan2-ada-pytorch snapshot with G_ema")

@@ -38,8 +38,9 @@ def torch_load(path: Path) -> object:
             if not any(n.endswith("data.pkl") for n in z.namelist()):
                 raise UserError(f"{path.name} is a zip file but not a torch checkpoint (no data.pkl inside)")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        # A file object, not the path: torch.load picks a reader by the file name's extension otherwise.
+        with torch.serialization.safe_globals([argparse.Namespace]), open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"global ([\w.]+)", str(e))
         if m:

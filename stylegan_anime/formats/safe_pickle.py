@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import re
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
@@ -64,7 +65,14 @@ def _load_storage_from_bytes(data: bytes):
     # torch pickles a storage as a nested torch.save stream; read it with torch's own safe loader.
     if not isinstance(data, (bytes, bytearray)):
         raise UserError("a torch storage in this pickle is not a byte string")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if m:
+            raise UnsafePickleError(f"refused to load: a tensor storage asks for the global {m.group(1)}, which "
+                                    f"weights files never need (nothing from the file was run)") from None
+        raise
 
 
 def _numpy_global(name: str):
@@ -93,6 +101,8 @@ def _allowed() -> dict[tuple[str, str], Callable]:
         ("dnnlib", "EasyDict"): EasyDictStub,
         ("dnnlib.util", "EasyDict"): EasyDictStub,
     }
+    for name in ("set", "frozenset", "slice", "complex"):  # protocol 2 spells builtins as __builtin__
+        allowed[("__builtin__", name)] = allowed[("builtins", name)]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = _numpy_global("_reconstruct")
         allowed[(mod, "scalar")] = _numpy_global("scalar")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..networks import Discriminator, Generator
 from . import kwargs_map
 from .native import Networks
 from .safe_pickle import TFNetworkStub
@@ -145,7 +145,7 @@ def convert_params(net: torch.nn.Module, params: TFParams, rules, what: str) -> 
         tf_name, transform = found
         if tf_name not in params:
             raise UserError(f"{what}: TF variable {tf_name} is missing (a StyleGAN2 config E/F network has it)")
-        value = np.ascontiguousarray(transform(params[tf_name]), dtype=np.float32)
+        value = np.array(transform(params[tf_name]), dtype=np.float32, order="C")
         if tuple(value.shape) != tuple(ours.shape):
             raise UserError(f"{what}: TF variable {tf_name} has shape {list(params[tf_name].shape)}, "
                             f"which does not fit {name} {list(ours.shape)}")
@@ -189,6 +189,17 @@ def discriminator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str])
     D = Discriminator(cfg)
     D.load_state_dict(convert_params(D, params, D_RULES, what))
     return D
+
+
+def networks_from_tf_gs(net: TFNetworkStub, path: Path, device) -> Networks:
+    """A lone generator Network (people often share just Gs)."""
+    extras: dict[str, str] = {}
+    G_ema = generator_from_tf(net, path.name, extras)
+    if extras:
+        warnings.warn(f"{path.name}: kept unknown settings in the config's extra: {', '.join(sorted(extras))}",
+                      stacklevel=3)
+    meta = {"source_format": "nvlabs-tf-pickle", "source_file": path.name}
+    return Networks(G_ema=G_ema.to(device).eval().requires_grad_(False), meta=meta)
 
 
 def networks_from_tf(data: tuple, path: Path, device) -> Networks:

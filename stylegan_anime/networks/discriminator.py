@@ -20,6 +20,9 @@ class DiscriminatorBlock(nn.Module):
                  resolution: int):
         super().__init__()
         self.in_channels, self.resolution, self.architecture = in_channels, resolution, cfg.architecture
+        # The highest num_fp16_res resolutions run in float16 on CUDA (float32 on the CPU).
+        self.use_fp16 = cfg.num_fp16_res > 0 and \
+            resolution >= 2 ** (int(math.log2(cfg.img_resolution)) + 1 - cfg.num_fp16_res)
         clamp, filt = cfg.conv_clamp, cfg.resample_filter
         self.register_buffer("resample_filter", kernels.setup_filter(filt), persistent=False)
         if in_channels == 0 or cfg.architecture == "skip":
@@ -33,7 +36,11 @@ class DiscriminatorBlock(nn.Module):
                                     resample_filter=filt)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None):
+        device = (x if x is not None else img).device
+        dtype = torch.float16 if self.use_fp16 and device.type == "cuda" else torch.float32
+        x = x.to(dtype) if x is not None else None
         if self.in_channels == 0 or self.architecture == "skip":
+            img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = kernels.downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
@@ -80,8 +87,9 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
+        x = x.to(torch.float32) if x is not None else None
         if hasattr(self, "fromrgb"):
-            y = self.fromrgb(img)
+            y = self.fromrgb(img.to(torch.float32))
             x = x + y if x is not None else y
         if self.mbstd_num_channels > 0:
             x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)

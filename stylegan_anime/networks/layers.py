@@ -34,15 +34,18 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        # The weight gain rides in the matmul (alpha) rather than scaling the whole weight first.
+        w = self.weight.to(x.dtype)
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
                 b = b * self.bias_gain
         if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return kernels.bias_act(x.matmul(w.t()), b, act=self.activation)
+            return torch.addmm(b.unsqueeze(0), x, w.t(), alpha=self.weight_gain)
+        if x.ndim == 2:
+            return kernels.bias_act(torch.mm(x, w.t()).mul_(self.weight_gain), b, act=self.activation)
+        return kernels.bias_act(x.matmul(w.t() * self.weight_gain), b, act=self.activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import kernels
+from . import fast_modconv
 from .layers import FullyConnectedLayer
 from .resample_conv import conv2d_resample
 
@@ -31,10 +32,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     """
     n = x.shape[0]
     out_c, in_c, kh, kw = weight.shape
-    dcoefs = None
-    if demodulate:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, out]
+    dcoefs = fast_modconv.demod_coefficients(weight, styles) if demodulate else None  # [N, out]
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding,
@@ -67,13 +65,15 @@ class SynthesisLayer(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.act_gain = kernels.activation("lrelu").def_gain
+        self._weight_sq = fast_modconv.WeightSquareCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 noise: torch.Tensor | None = None, fused: bool = False, gain: float = 1.0) -> torch.Tensor:
-        """``noise``: explicit [N or 1, 1, res, res] noise, overriding ``noise_mode``."""
+        """``noise``: explicit [N or 1, 1, res, res] noise, overriding ``noise_mode``.
+
+        Without gradients and with ``fused=False`` this runs ``fast_modconv``'s inference path.
+        """
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
         if noise is None:
             if noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
@@ -81,6 +81,14 @@ class SynthesisLayer(nn.Module):
                 noise = self.noise_const
             elif noise_mode != "none":
                 raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if not fused and not fast_modconv.needs_grad(x, styles, self.weight, self.bias, self.noise_strength):
+            clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+            return fast_modconv.synthesis_layer_forward(x, self.weight, styles, self.bias, noise, self.noise_strength,
+                                                        self.up, self.padding, self.resample_filter,
+                                                        self.act_gain * gain, clamp,
+                                                        weight_sq=self._weight_sq.get(self.weight))
+        x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
         if noise is not None:
             x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -100,5 +108,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = False) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
+        if not fused and not fast_modconv.needs_grad(x, styles, self.weight, self.bias):
+            return fast_modconv.torgb_forward(x, self.weight, styles, self.bias, self.conv_clamp)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return kernels.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)

@@ -7,8 +7,9 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .. import kernels
+from .. import kernels, memory
 from .config import GeneratorConfig
+from . import fast_modconv
 from .layers import Conv2dLayer
 from .modulated_conv import SynthesisLayer, ToRGBLayer
 
@@ -67,7 +68,10 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
             x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if img is not None:
-            img = kernels.upsample2d(img, self.resample_filter)
+            if fast_modconv.needs_grad(img):
+                img = kernels.upsample2d(img, self.resample_filter)
+            else:
+                img = fast_modconv.upsample_image(img, self.resample_filter)
         if self.num_torgb:
             y = self.torgb(x, next(w_iter), fused).to(torch.float32)
             img = img + y if img is not None else y
@@ -105,6 +109,8 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise is not None and len(noise) != len(self.noise_layers()):
             raise ValueError(f"noise needs {len(self.noise_layers())} entries, got {len(noise)}")
+        if ws.device.type == "cpu":
+            memory.keep_freed_memory()  # else big freed blocks go back to the kernel and fault in again
         noise_iter = iter(noise) if noise is not None else iter(lambda: None, 0)
         x = img = None
         w_idx = 0

@@ -45,6 +45,7 @@ class ImageDataset(torch.utils.data.Dataset):
             raise UserError(f"data set {self.path} holds no images")
         self.meta: dict[str, Any] = self._read_metadata() if METADATA in names else {}
         self._labels = self._load_labels() if use_labels else None
+        self._attributes: dict[str, dict[str, Any]] | None = None
         self._resolution = int(self.meta.get("resolution") or self._read_image(0).shape[1])
 
     # ------------------------------------------------------------------ files
@@ -124,6 +125,14 @@ class ImageDataset(torch.utils.data.Dataset):
     def resolution(self) -> int:
         return self._resolution
 
+    @property
+    def has_labels(self) -> bool:
+        return self._labels is not None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self._resolution, self._resolution)
+
     def get_label(self, idx: int) -> torch.Tensor:
         """float32 [c_dim] (empty without labels)."""
         if self._labels is None:
@@ -132,8 +141,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def get_attributes(self, idx: int) -> dict[str, Any]:
         """The human-readable attributes of item idx ({} when the set has none)."""
-        table = {name: attrs for name, attrs in self.meta.get("attributes", [])}
-        return dict(table.get(self.image_names[idx % len(self.image_names)], {}))
+        if self._attributes is None:
+            self._attributes = {name: attrs for name, attrs in self.meta.get("attributes", [])}
+        return dict(self._attributes.get(self.image_names[idx % len(self.image_names)], {}))
 
     # ------------------------------------------------------------------ images
 
