@@ -42,15 +42,15 @@ def cases(batch: int, max_res: int) -> list[dict]:
 
 
 def cpu_time_calls(fn, min_seconds: float) -> float:
-    """Median CPU seconds of this thread per call: on a shared machine this counts only our own
+    """Median CPU seconds of this process per call: on a shared machine this counts only our own
     work, where wall time counts every other process's too (meaningful with one torch thread)."""
     fn()
     times: list[float] = []
-    start = time.thread_time()
-    while len(times) < 3 or time.thread_time() - start < min_seconds:
-        t = time.thread_time()
+    start = time.process_time()
+    while len(times) < 3 or time.process_time() - start < min_seconds:
+        t = time.process_time()
         fn()
-        times.append(time.thread_time() - t)
+        times.append(time.process_time() - t)
     return sorted(times)[len(times) // 2]
 
 
@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=0.2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="cpu: this thread's CPU time, robust on a busy machine (forces --threads 1)")
+                    help="cpu: this process's CPU time, robust on a busy machine (forces --threads 1)")
     ap.add_argument("--out", default="benchmarks/results/ops.json")
     args = ap.parse_args()
     if args.clock == "cpu":

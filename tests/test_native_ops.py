@@ -95,6 +95,16 @@ def test_upfirdn2d_strided_input_and_none_filter():
         assert_close(kernels.upfirdn2d(x, f, **args), kernels.upfirdn2d_ref(x, f, **args))
 
 
+@pytest.mark.parametrize("flip_filter", [False, True])
+@pytest.mark.parametrize("down", [1, 2])
+def test_upfirdn2d_unrolled_4x4_interior_matches_reference(flip_filter, down):
+    """The compile-time 4×4 path (no upsampling, window inside the input) with an asymmetric filter."""
+    x = _seeded(6, 2, 3, 11, 10)
+    f = _seeded(7, 4, 4)
+    args = dict(down=down, padding=[1, 2, 0, 3], flip_filter=flip_filter, gain=1.5)
+    assert_close(kernels.upfirdn2d(x, f, **args), kernels.upfirdn2d_ref(x, f, **args))
+
+
 UPFIRDN2D_GRAD_CASES = [
     dict(up=2, padding=[2, 1, 2, 1]),  # the generator's upsampling
     dict(down=2, padding=1),  # the discriminator's downsampling
