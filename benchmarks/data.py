@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from benchmarks.common import print_table, run_case_in_subprocess, time_calls, write_json
+from benchmarks.common import best_of_alternating, print_table, time_calls, write_json
 
 STAGES = {"p=0": None, "blit": "b", "geometric": "g", "colour": "c", "bgc": "bgc"}
 
@@ -66,14 +66,7 @@ def main() -> None:
         return
     cases = [{"kind": "synthetic", "what": "draw+png", "res": r} for r in (64, 256)]
     cases += [{"kind": "augment", "what": w, "res": r} for r in (64, 256) for w in STAGES]
-    best: dict[tuple, dict] = {}
-    for _ in range(args.repeats):   # alternate the cases: the machine's speed drifts
-        for case in cases:
-            row = run_case_in_subprocess("benchmarks.data", case)
-            key = (row["kind"], row["what"], row["res"])
-            if key not in best or row["images_per_s"] > best[key]["images_per_s"]:
-                best[key] = row
-    rows = list(best.values())
+    rows = best_of_alternating("benchmarks.data", cases, args.repeats, lambda r: r["images_per_s"])
     print_table(rows, ["kind", "what", "res", "ms_per_call", "images_per_s", "draw_ms", "png_ms"])
     write_json(rows, args.out, torch=torch.__version__, threads=1)
 

@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, time_calls, write_json
+from benchmarks.common import best_of_alternating, peak_rss_mib, print_table, time_calls, write_json
 
 
 def run_case(case: dict) -> dict:
@@ -43,14 +43,8 @@ def main() -> None:
         print(json.dumps(run_case(json.loads(args.case))))
         return
     cases = [{"res": r, "batch": b, "ops": o} for r in args.res for b in args.batch for o in args.ops]
-    best: dict[tuple, dict] = {}
-    for _ in range(args.repeats):
-        for case in cases:
-            row = run_case_in_subprocess("benchmarks.generate", case)
-            key = (row["res"], row["batch"], row["ops"])
-            if key not in best or row["images_per_s"] > best[key]["images_per_s"]:
-                best[key] = row
-    rows = list(best.values())
+    rows = best_of_alternating("benchmarks.generate", cases, args.repeats, lambda r: r["images_per_s"])
+    best = {(r["res"], r["batch"], r["ops"]): r for r in rows}
     for row in rows:
         ref = best.get((row["res"], row["batch"], "ref"))
         if ref is not None:

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, time_calls, write_json
+from benchmarks.common import best_of_alternating, peak_rss_mib, print_table, time_calls, write_json
 
 CASES = ["forward", "w", "w+", "w+D"]
 
@@ -51,13 +51,9 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(json.loads(args.case))))
         return
-    best: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for name in CASES:
-            row = run_case_in_subprocess("benchmarks.projection", {"name": name, "res": args.res,
-                                                                   "steps": args.steps})
-            if name not in best or row["sec_per_step"] < best[name]["sec_per_step"]:
-                best[name] = row
+    cases = [{"name": name, "res": args.res, "steps": args.steps} for name in CASES]
+    best = {r["name"]: r for r in best_of_alternating("benchmarks.projection", cases, args.repeats,
+                                                      lambda r: -r["sec_per_step"])}
     base = best["forward"]["sec_per_step"]
     rows = [{**r, "x_forward": r["sec_per_step"] / base} for r in best.values()]
     print_table(rows, ["name", "res", "sec_per_step", "x_forward", "peak_rss_mib"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, write_json
+from benchmarks.common import best_of_alternating, peak_rss_mib, print_table, write_json
 
 
 def run_case(case: dict) -> dict:
@@ -60,14 +60,7 @@ def main() -> None:
         return
     cases = [{"res": args.res, "channel_base": args.channel_base, "channel_max": args.channel_max,
               "frames": n, "format": f, "threads": args.threads} for f in args.format for n in args.frames]
-    best: dict[tuple, dict] = {}
-    for _ in range(args.repeats):
-        for case in cases:
-            row = run_case_in_subprocess("benchmarks.video", case)
-            key = (row["format"], row["frames"])
-            if key not in best or row["frames_per_s"] > best[key]["frames_per_s"]:
-                best[key] = row
-    rows = list(best.values())
+    rows = best_of_alternating("benchmarks.video", cases, args.repeats, lambda r: r["frames_per_s"])
     print_table(rows, ["res", "channel_base", "channel_max", "threads", "format", "frames", "frames_per_s", "sec",
                        "peak_rss_mib", "ffmpeg_peak_rss_mib", "file_mib"])
     write_json(rows, args.out, torch=torch.__version__,
