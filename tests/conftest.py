@@ -1,6 +1,8 @@
 """Shared fixtures: small networks that build in milliseconds."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -74,3 +76,22 @@ def native_cpu_ops() -> dict:
             pytest.skip(message)
         pytest.fail(message)
     return {op: module for op, module, _ in results}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads, then restore the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    # Tiny networks: thread hand-offs cost more than they save, and on a loaded 2-core machine two
+    # spinning OpenMP threads make each pass many times slower.
+    with torch_threads(1):
+        yield

@@ -22,15 +22,6 @@ from stylegan_anime.metrics.train_classifier import accuracy, load_images, major
 from stylegan_anime.training.dataset import ImageDataset
 
 
-@pytest.fixture
-def one_thread():
-    # a 2-core machine shared with other jobs: one thread is several times faster for these tiny nets
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def scipy_fid(x: np.ndarray, y: np.ndarray) -> float:
     """The textbook formula, as the public FID code computes it (scipy's general sqrtm)."""
     mu1, mu2 = x.mean(0), y.mean(0)

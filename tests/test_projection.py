@@ -14,15 +14,15 @@ from stylegan_anime.errors import UserError
 from stylegan_anime.formats.native import Networks
 from stylegan_anime.latent_files import load_latent, save_latent
 
+from conftest import torch_threads
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     # Hundreds of tiny forward/backward passes: thread hand-offs cost more than they save, and on a
     # loaded machine two spinning OpenMP threads make each pass ~50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from stylegan_anime.formats import native
 from stylegan_anime.networks import Generator
 from stylegan_anime.training import checkpoint
 
+from conftest import torch_threads
 from training_utils import BlobDataset, tiny_config, write_folder_dataset
 
 TINY = ["--cbase", "128", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map", "2", "--batch", "4",
@@ -69,13 +70,9 @@ def test_a_run_killed_after_a_snapshot_resumes_bit_for_bit(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # The killed run used one thread; float sums depend on the thread count, so the rest must too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         assert cli.main(["train", "--resume-run", str(tmp_path / "killed"), "--kimg", "0.024", "--quiet"]) == 0
         assert cli.main(["train", "--out", str(tmp_path / "whole"), "--kimg", "0.024", *common]) == 0
-    finally:
-        torch.set_num_threads(threads)
     a = checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "killed"))
     b = checkpoint.load_snapshot(checkpoint.latest_snapshot(tmp_path / "whole"))
     assert a.progress.nimg == b.progress.nimg == 24
