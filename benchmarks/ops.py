@@ -2,7 +2,10 @@
 generator runs them on (float32). The two paths alternate within one process, each case
 timed several times, and the best time of each is kept (the machine's speed drifts).
 
-    python -m benchmarks.ops [--batch 1] [--max-res 512] [--repeats 3] [--threads N] [--out benchmarks/results/ops.json]
+With ``--conv``, the same for the generator's 3×3 stride-1 convolutions instead: oneDNN's direct
+convolution against NNPACK's Winograd (``networks/winograd.py``), with the rule's choice per shape.
+
+    python -m benchmarks.ops [--conv] [--batch 1] [--max-res 512] [--repeats 3] [--threads N] [--out benchmarks/results/ops.json]
 """
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ import time
 import torch
 
 from benchmarks.common import print_table, time_calls, write_json
+import torch.nn.functional as F
+
 from stylegan_anime import kernels, native_build
+from stylegan_anime.networks import winograd
 
 
 def channels(res: int) -> int:
@@ -71,6 +77,28 @@ def run(batch: int, max_res: int, repeats: int, min_seconds: float, clock: str =
     return rows
 
 
+def run_conv(batch: int, max_res: int, repeats: int, min_seconds: float) -> list[dict]:
+    """Direct vs Winograd for each resolution's 3×3 conv (channels(res) → channels(res))."""
+    rows = []
+    res = 8
+    while res <= max_res:
+        c = channels(res)
+        x, w = torch.randn(batch, c, res, res), torch.randn(c, c, 3, 3) / math.sqrt(9 * c)
+        calls = {"direct": lambda: F.conv2d(x, w, padding=1), "winograd": lambda: winograd.conv3x3(x, w)}
+        best = {k: math.inf for k in calls}
+        with torch.inference_mode():
+            for _ in range(repeats):
+                for k, fn in calls.items():
+                    best[k] = min(best[k], time_calls(fn, min_seconds=min_seconds))
+            err = ((calls["winograd"]() - F.conv2d(x.double(), w.double(), padding=1)).abs().max()
+                   / F.conv2d(x.double(), w.double(), padding=1).abs().max()).item()
+        rows.append({"res": res, "shape": f"{batch}x{c}x{res}x{res}", "direct_ms": best["direct"] * 1e3,
+                     "winograd_ms": best["winograd"] * 1e3, "speedup": best["direct"] / best["winograd"],
+                     "rel_err": err, "chosen": "winograd" if winograd.usable(x, 3, 1, c) else "direct"})
+        res *= 2
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=1)
@@ -80,12 +108,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: this process's CPU time, robust on a busy machine (forces --threads 1)")
-    ap.add_argument("--out", default="benchmarks/results/ops.json")
+    ap.add_argument("--conv", action="store_true", help="time the 3x3 convolutions (direct vs Winograd) instead")
+    ap.add_argument("--out", default=None, help="default benchmarks/results/ops.json (conv.json with --conv)")
     args = ap.parse_args()
     if args.clock == "cpu":
         args.threads = 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.conv:
+        if not winograd.nnpack_available():
+            raise SystemExit("benchmarks.ops --conv: this torch has no usable NNPACK")
+        rows = run_conv(args.batch, args.max_res, args.repeats, args.min_seconds)
+        print_table(rows, ["res", "shape", "direct_ms", "winograd_ms", "speedup", "rel_err", "chosen"])
+        write_json(rows, args.out or "benchmarks/results/conv.json", torch=torch.__version__,
+                   threads=torch.get_num_threads(), batch=args.batch)
+        return
     with native_build.use_ops("native"):  # build first, so that no build lands inside a timing
         for op in native_build.OPS:
             native_build.load(op, "cpu")
@@ -94,7 +131,7 @@ def main() -> None:
     by_op = {op: sum(r["ref_ms"] for r in rows if r["op"] == op) / sum(r["native_ms"] for r in rows if r["op"] == op)
              for op in native_build.OPS}
     print("\ntotal-time speedup (ref / native): " + ", ".join(f"{op} {v:.2f}x" for op, v in by_op.items()))
-    write_json(rows, args.out, torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
+    write_json(rows, args.out or "benchmarks/results/ops.json", torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
                clock=args.clock, total_speedup=by_op)
 
 

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from .. import native_build
+from ..networks import winograd
 
 
 def add_parser(sub) -> None:
@@ -21,4 +22,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'op':<10} {'device':<7} {'path':<7} why")
     for op, kind, path, why in rows:
         print(f"{op:<10} {kind:<7} {path:<7} {why}")
+    print(f"3x3 convs, inference on the cpu: {_winograd_status()}")
     return 0
+
+
+def _winograd_status() -> str:
+    mode = winograd.winograd_mode()
+    if mode == "off":
+        return f"direct (oneDNN) everywhere (${winograd.ENV_MODE}=off)"
+    if not winograd.nnpack_available():
+        return "direct (oneDNN) everywhere: this torch has no usable NNPACK"
+    where = "every layer" if mode == "always" else "large layers (>= 64x64 pixels and 2^28 pixel*channel^2)"
+    return f"Winograd (NNPACK) on {where}, direct elsewhere (${winograd.ENV_MODE}={mode})"

@@ -12,6 +12,9 @@
   g > 0), the bias rides in the conv where no FIR filter follows, and the rest (noise,
   bias, lrelu, clamp) runs in place on the conv's own output.
 
+- Large 3×3 layers may run as Winograd convolutions (``winograd.py``: faster, with float32
+  rounding of about 2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns it off).
+
 Only for forwards that need no gradients; training uses the reference layers.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import kernels
+from . import winograd
 from .resample_conv import _conv, conv2d_resample
 
 LRELU_ALPHA = 0.2
@@ -105,7 +109,9 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     if modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         xg = x.reshape(1, n * in_c, h, w_)
-        if up == 1:
+        if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
+            y = winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
+        elif up == 1:
             y = F.conv2d(xg, wk, bias=gb.repeat(n), padding=padding, groups=n)
         else:
             y = upsample_conv2d(xg, wk, resample_filter, up, padding, groups=n)
@@ -114,7 +120,9 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
             y.add_(gb.reshape(1, -1, 1, 1))
     else:
         xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-        if up == 1:
+        if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
+            y = winograd.conv3x3(xs, weight.to(dtype))
+        elif up == 1:
             y = F.conv2d(xs, weight.to(dtype), padding=padding)
         else:
             y = upsample_conv2d(xs, weight.to(dtype), resample_filter, up, padding)

@@ -1,0 +1,94 @@
+"""Winograd 3×3 convolutions (NNPACK) for the inference path: the same function as the direct
+convolution up to float32 rounding, chosen only where the rule says, and off when asked."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylegan_anime.networks import Generator, winograd
+
+from conftest import randomize_buffers, small_g_config
+
+needs_nnpack = pytest.mark.skipif(not winograd.nnpack_available(), reason="this torch has no usable NNPACK")
+# Winograd F(6x6, 3x3) in float32 rounds to about 2e-5 of the largest output (measured 1e-5 – 1.7e-5).
+TOL = 1e-4
+
+
+def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((y.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+@needs_nnpack
+@pytest.mark.parametrize("shape", [(1, 8, 5, 7), (3, 16, 12, 9), (2, 64, 33, 20)])
+def test_conv3x3_with_shared_weights_equals_the_direct_convolution(shape):
+    torch.manual_seed(0)
+    x, w, b = torch.randn(shape), torch.randn(11, shape[1], 3, 3), torch.randn(11)
+    ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+    y = winograd.conv3x3(x, w, b)
+    assert y.shape == ref.shape and _rel_err(y, ref) < TOL
+
+
+@needs_nnpack
+def test_conv3x3_with_per_sample_weights_convolves_each_sample_with_its_own():
+    torch.manual_seed(1)
+    x, w = torch.randn(3, 6, 10, 10), torch.randn(3, 5, 6, 3, 3)
+    y = winograd.conv3x3(x, w)
+    for i in range(3):
+        ref = F.conv2d(x[i: i + 1].double(), w[i].double(), padding=1)
+        assert _rel_err(y[i: i + 1], ref) < TOL
+    # One image per call: a sample's result does not depend on the rest of the batch.
+    assert torch.equal(winograd.conv3x3(x[1:2], w[1:2]), y[1:2])
+    with pytest.raises(ValueError, match="per-sample weights for 2 samples"):
+        winograd.conv3x3(x, w[:2])
+
+
+@needs_nnpack
+def test_the_rule_takes_large_float32_cpu_layers_only():
+    big = torch.empty(1, 256, 64, 64)
+    with winograd.use_winograd("auto"):
+        assert winograd.usable(big, 3, 1, 256)
+        assert not winograd.usable(big, 3, 1, 64)                          # too little work
+        assert not winograd.usable(torch.empty(1, 512, 32, 32), 3, 1, 512)  # too few pixels
+        assert not winograd.usable(big.double(), 3, 1, 256)
+        assert not winograd.usable(big, 1, 0, 256) and not winograd.usable(big, 3, 0, 256)
+    with winograd.use_winograd("off"):
+        assert not winograd.usable(big, 3, 1, 256)
+    with winograd.use_winograd("always"):
+        assert winograd.usable(torch.empty(2, 4, 4, 4), 3, 1, 4)
+
+
+def test_an_unknown_mode_is_refused(monkeypatch):
+    monkeypatch.setenv(winograd.ENV_MODE, "fast")
+    with pytest.raises(ValueError, match="STYLEGAN_ANIME_WINOGRAD='fast'"):
+        winograd.winograd_mode()
+    with pytest.raises(ValueError, match="must be one of"):
+        with winograd.use_winograd("fast"):
+            pass
+
+
+@needs_nnpack
+@pytest.mark.parametrize("overrides", [{}, {"architecture": "resnet"}])
+def test_inference_path_with_winograd_equals_the_reference_layers(overrides):
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(small_g_config(**overrides))).eval()
+    z = torch.randn(3, G.z_dim)
+    ref = G(z, psi=0.7).detach()  # parameters require grad: the reference layers, direct convs
+    with torch.no_grad():
+        with winograd.use_winograd("always"):
+            fast = G(z, psi=0.7)
+        with winograd.use_winograd("off"):
+            direct = G(z, psi=0.7)
+    assert _rel_err(fast, ref) < TOL
+    assert not torch.equal(fast, direct)  # the Winograd path really ran
+
+
+def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypatch):
+    from stylegan_anime import cli
+    monkeypatch.setenv(winograd.ENV_MODE, "off")
+    assert cli.main(["doctor"]) == 0
+    assert "3x3 convs, inference on the cpu: direct (oneDNN) everywhere" in capsys.readouterr().out
+    monkeypatch.setenv(winograd.ENV_MODE, "auto")
+    assert cli.main(["doctor"]) == 0
+    expected = "Winograd (NNPACK) on large layers" if winograd.nnpack_available() else "no usable NNPACK"
+    assert expected in capsys.readouterr().out
