@@ -106,3 +106,13 @@ def test_inference_path_follows_weight_updates(small_G):
     clone = copy.deepcopy(small_G).requires_grad_(False)
     with torch.no_grad():
         torch.testing.assert_close(clone(z), fast, rtol=0, atol=0)
+
+
+def test_inference_path_gives_a_sample_alone_what_it_gives_it_in_a_batch(small_G):
+    """Upsampling layers modulate weights for one image and activations for a batch."""
+    small_G.requires_grad_(False)
+    z = torch.randn(4, small_G.z_dim)
+    batch = small_G(z)
+    for i in range(4):
+        alone = small_G(z[i: i + 1])
+        torch.testing.assert_close(alone[0], batch[i], rtol=1e-5, atol=1e-5 * batch.abs().max().item())

@@ -1,11 +1,13 @@
 """The inference path of the synthesis layers: the same function as the reference layers
 (``modulated_conv2d`` + noise + ``bias_act``), computed in fewer passes over memory.
 
-- Modulation goes wherever it is cheaper, decided per layer from its shape alone (so a
-  sample's result never depends on the batch size's code path): into per-sample weights
-  (a grouped conv, one group per sample) when the weights are smaller than the
-  activations, as in the high-resolution layers; else into the activations, so that the
-  whole batch shares one conv (the low-resolution, 512-channel layers).
+- Modulation goes wherever it is cheaper: into per-sample weights (a grouped conv, one
+  group per sample) when the weights are smaller than the activations, as in the
+  high-resolution layers; else into the activations, so that the whole batch shares one
+  conv (the low-resolution, 512-channel layers). Upsampling layers of a batch always
+  modulate the activations: oneDNN's transposed conv runs a batch up to 1.6× faster than
+  the same work as groups. Either way a sample's result equals its result alone within
+  float32 rounding.
 - Demodulation coefficients come from a matmul of squared styles and squared weights
   instead of materialising [N, out, in, k, k] modulated weights.
 - The activation gain is folded in before the leaky ReLU (lrelu(g·y) = g·lrelu(y) for
@@ -70,9 +72,12 @@ def upsample_conv2d(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, up: int, 
     if f.ndim != 2 or len({px0, px1}) != 1 or len({py0, py1}) != 1 or min(px0, py0) < 0:
         return conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
     y = _conv(x, w, stride=up, groups=groups, transpose=True)
+    n = y.shape[0]
+    y = y.reshape(n * groups, -1, *y.shape[2:])  # oneDNN's depthwise conv is ~4x slower on [1, groups*C, H, W]
     c = y.shape[1]
     taps = (f * (up * up)).flip([0, 1]).to(y.dtype)  # conv2d correlates: flip for a true convolution
-    return F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), padding=(py0, px0), groups=c)
+    y = F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), padding=(py0, px0), groups=c)
+    return y.reshape(n, -1, *y.shape[2:])
 
 
 def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -106,12 +111,13 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     dtype = x.dtype
     gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
     gb = (bias * gain).to(dtype)
-    if modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
+    if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
+        wk = _per_sample_weights(weight, styles, gd).to(dtype)
+        y = winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
+    elif (up == 1 or n == 1) and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         xg = x.reshape(1, n * in_c, h, w_)
-        if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
-            y = winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
-        elif up == 1:
+        if up == 1:
             y = F.conv2d(xg, wk, bias=gb.repeat(n), padding=padding, groups=n)
         else:
             y = upsample_conv2d(xg, wk, resample_filter, up, padding, groups=n)
@@ -120,9 +126,7 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
             y.add_(gb.reshape(1, -1, 1, 1))
     else:
         xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-        if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
-            y = winograd.conv3x3(xs, weight.to(dtype))
-        elif up == 1:
+        if up == 1:
             y = F.conv2d(xs, weight.to(dtype), padding=padding)
         else:
             y = upsample_conv2d(xs, weight.to(dtype), resample_filter, up, padding)
