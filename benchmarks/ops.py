@@ -3,9 +3,11 @@ generator runs them on (float32). The two paths alternate within one process, ea
 timed several times, and the best time of each is kept (the machine's speed drifts).
 
 With ``--conv``, the same for the generator's 3×3 stride-1 convolutions instead: oneDNN's direct
-convolution against NNPACK's Winograd (``networks/winograd.py``), with the rule's choice per shape.
+convolution against NNPACK's Winograd and our F(4×4, 3×3) (``networks/winograd.py``), forwards and
+(F(4×4, 3×3)) forwards + backwards, with the rules' choices per shape. A 64² training run's layers:
+``--conv --batch 4 --max-res 64 --channel-base 16384``.
 
-    python -m benchmarks.ops [--conv] [--batch 1] [--max-res 512] [--repeats 3] [--threads N] [--out benchmarks/results/ops.json]
+    python -m benchmarks.ops [--conv [--channel-base 32768]] [--batch 1] [--max-res 512] [--repeats 3] [--threads N]
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 from benchmarks.common import print_table, time_calls, write_json
 import torch.nn.functional as F
 
-from stylegan_anime import kernels, native_build
+from stylegan_anime import kernels, native_build, winograd_op
 from stylegan_anime.networks import winograd
 
 
@@ -77,24 +79,36 @@ def run(batch: int, max_res: int, repeats: int, min_seconds: float, clock: str =
     return rows
 
 
-def run_conv(batch: int, max_res: int, repeats: int, min_seconds: float) -> list[dict]:
-    """Direct vs Winograd for each resolution's 3×3 conv (channels(res) → channels(res))."""
+def run_conv(batch: int, max_res: int, repeats: int, min_seconds: float, channel_base: int) -> list[dict]:
+    """Each resolution's 3×3 conv (C → C, C = min(channel_base / res, 512)): forwards of the direct
+    convolution, NNPACK's Winograd (inference) and our F(4×4, 3×3), and forwards + backwards
+    (input and weight gradients: training) of the direct convolution and F(4×4, 3×3)."""
     rows = []
     res = 8
     while res <= max_res:
-        c = channels(res)
+        c = min(channel_base // res, 512)
         x, w = torch.randn(batch, c, res, res), torch.randn(c, c, 3, 3) / math.sqrt(9 * c)
-        calls = {"direct": lambda: F.conv2d(x, w, padding=1), "winograd": lambda: winograd.conv3x3(x, w)}
+        xg, wg, dy = x.clone().requires_grad_(True), w.clone().requires_grad_(True), torch.randn(batch, c, res, res)
+
+        def fwd_bwd(conv):
+            return lambda: torch.autograd.grad(conv(xg, wg), (xg, wg), dy)
+
+        calls = {"direct": lambda: F.conv2d(x, w, padding=1), "nnpack": lambda: winograd.conv3x3(x, w),
+                 "f43": lambda: winograd_op.conv3x3(x, w),
+                 "direct_fb": fwd_bwd(lambda a, b: F.conv2d(a, b, padding=1)), "f43_fb": fwd_bwd(winograd_op.conv3x3)}
         best = {k: math.inf for k in calls}
-        with torch.inference_mode():
-            for _ in range(repeats):
-                for k, fn in calls.items():
+        for _ in range(repeats):
+            for k, fn in calls.items():
+                with torch.inference_mode(not k.endswith("_fb")):
                     best[k] = min(best[k], time_calls(fn, min_seconds=min_seconds))
-            err = ((calls["winograd"]() - F.conv2d(x.double(), w.double(), padding=1)).abs().max()
-                   / F.conv2d(x.double(), w.double(), padding=1).abs().max()).item()
+        ref = F.conv2d(x.double(), w.double(), padding=1)
+        err = {k: ((calls[k]().double() - ref).abs().max() / ref.abs().max()).item() for k in ("nnpack", "f43")}
+        inference = "nnpack" if winograd.usable(x, 3, 1, c) else "direct"
         rows.append({"res": res, "shape": f"{batch}x{c}x{res}x{res}", "direct_ms": best["direct"] * 1e3,
-                     "winograd_ms": best["winograd"] * 1e3, "speedup": best["direct"] / best["winograd"],
-                     "rel_err": err, "chosen": "winograd" if winograd.usable(x, 3, 1, c) else "direct"})
+                     "nnpack_x": best["direct"] / best["nnpack"], "f43_x": best["direct"] / best["f43"],
+                     "fb_direct_ms": best["direct_fb"] * 1e3, "fb_f43_x": best["direct_fb"] / best["f43_fb"],
+                     "err_nnpack": err["nnpack"], "err_f43": err["f43"], "inference": inference,
+                     "training": "f43" if winograd.f43_usable(xg, w.shape, 1) else "direct"})
         res *= 2
     return rows
 
@@ -109,6 +123,7 @@ def main() -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: this process's CPU time, robust on a busy machine (forces --threads 1)")
     ap.add_argument("--conv", action="store_true", help="time the 3x3 convolutions (direct vs Winograd) instead")
+    ap.add_argument("--channel-base", type=int, default=32768, help="--conv: channels = min(base / res, 512)")
     ap.add_argument("--out", default=None, help="default benchmarks/results/ops.json (conv.json with --conv)")
     args = ap.parse_args()
     if args.clock == "cpu":
@@ -118,8 +133,11 @@ def main() -> None:
     if args.conv:
         if not winograd.nnpack_available():
             raise SystemExit("benchmarks.ops --conv: this torch has no usable NNPACK")
-        rows = run_conv(args.batch, args.max_res, args.repeats, args.min_seconds)
-        print_table(rows, ["res", "shape", "direct_ms", "winograd_ms", "speedup", "rel_err", "chosen"])
+        native_build.load("winograd", "cpu")
+        rows = run_conv(args.batch, args.max_res, args.repeats, args.min_seconds, args.channel_base)
+        print_table(rows, ["res", "shape", "direct_ms", "nnpack_x", "f43_x", "fb_direct_ms", "fb_f43_x",
+                           "err_nnpack", "err_f43", "inference", "training"])
+        print("\n*_x: speed-up over the direct convolution (forward; fb_: forward + input and weight gradients)")
         write_json(rows, args.out or "benchmarks/results/conv.json", torch=torch.__version__,
                    threads=torch.get_num_threads(), batch=args.batch)
         return

@@ -29,7 +29,9 @@ from typing import Iterator
 
 import torch
 
-OPS = ("upfirdn2d", "bias_act")
+OPS = ("upfirdn2d", "bias_act", "winograd")
+# Ops with no CUDA kernel: on CUDA the networks use cuDNN's convolutions, which pick their own algorithms.
+CPU_ONLY_OPS = ("winograd",)
 DEVICE_KINDS = ("cpu", "cuda")
 MODES = ("auto", "native", "ref")
 ENV_MODE = "STYLEGAN_ANIME_OPS"
@@ -103,7 +105,7 @@ def sources(op: str, device_kind: str) -> list[Path]:
     if op not in OPS or device_kind not in DEVICE_KINDS:
         raise ValueError(f"unknown op/device kind {op!r}/{device_kind!r}")
     files = [SOURCE_DIR / f"{op}.cpp"]
-    if device_kind == "cuda":
+    if device_kind == "cuda" and op not in CPU_ONLY_OPS:
         files.append(SOURCE_DIR / f"{op}.cu")
     return files
 
@@ -216,6 +218,8 @@ def build(op: str, device_kind: str = "cpu", verbose: bool = False, check_only: 
     ``check_only``: compile and link without needing to import the result (CI builds the CUDA
     extension on a machine without a GPU); the result's module may then be None.
     """
+    if device_kind == "cuda" and op in CPU_ONLY_OPS:
+        raise BuildError(f"{op} is a CPU-only op (CUDA convolutions are cuDNN's)")
     name = extension_name(op, device_kind)
     build_dir = cache_root() / name
     if (build_dir / COMPLETE_MARKER).exists() and (build_dir / f"{name}.so").exists():
@@ -299,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("device_kind", choices=DEVICE_KINDS)
-    ap.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    ap.add_argument("--ops", nargs="+", choices=OPS, help="default: every op the device kind has")
     ap.add_argument("--check-only", action="store_true", help="compile and link; do not require importing")
     ap.add_argument("--verbose", action="store_true", help="show the compiler's output")
     args = ap.parse_args(argv)
+    args.ops = args.ops or [op for op in OPS if args.device_kind == "cpu" or op not in CPU_ONLY_OPS]
     from concurrent.futures import ThreadPoolExecutor
 
     def one(op: str) -> bool:

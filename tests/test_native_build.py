@@ -35,6 +35,7 @@ BROKEN_COMPILER_SCRIPT = """
     import json, warnings
     import torch
     from stylegan_anime import kernels, native_build
+    from stylegan_anime.networks import winograd
     x = torch.randn(2, 3, 6, 6)
     f = kernels.setup_filter([1, 3, 3, 1])
     with warnings.catch_warnings(record=True) as caught:
@@ -45,6 +46,8 @@ BROKEN_COMPILER_SCRIPT = """
                                     kernels.upfirdn2d_ref(x, f, up=2, padding=[2, 1, 2, 1])))
             same.append(torch.equal(kernels.bias_act(x, None, act="lrelu", clamp=1.0),
                                     kernels.bias_act_ref(x, None, act="lrelu", clamp=1.0)))
+            with winograd.use_winograd("always"):  # no native transforms: the direct convolution
+                same.append(not winograd.f43_usable(torch.randn(1, 8, 8, 8), (8, 8, 3, 3), 1))
     print(json.dumps({"same": same, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
                       "status": [native_build.status(op, "cpu") for op in native_build.OPS]}))
 """
@@ -52,10 +55,10 @@ BROKEN_COMPILER_SCRIPT = """
 
 def test_broken_compiler_warns_once_and_uses_the_reference(tmp_path):
     result = run_python(BROKEN_COMPILER_SCRIPT, tmp_path / "cache", CXX="/bin/false")
-    assert result["same"] == [True] * 4
-    assert len(result["warnings"]) == 2  # one per op, not one per call
+    assert result["same"] == [True] * 6
+    assert len(result["warnings"]) == 3  # one per op, not one per call
     assert all("build failed" in w and "/bin/false" in w for w in result["warnings"])
-    assert [s[0] for s in result["status"]] == ["ref", "ref"]
+    assert [s[0] for s in result["status"]] == ["ref", "ref", "ref"]
 
 
 def test_native_mode_turns_a_build_failure_into_an_error(tmp_path):

@@ -92,3 +92,36 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     assert cli.main(["doctor"]) == 0
     expected = "Winograd (NNPACK) on large layers" if winograd.nnpack_available() else "no usable NNPACK"
     assert expected in capsys.readouterr().out
+
+
+def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
+    with winograd.use_winograd("auto"):
+        assert winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1)
+        assert winograd.f43_usable(torch.empty(8, 512, 16, 16), (512, 512, 3, 3), 1)
+        assert not winograd.f43_usable(torch.empty(4, 512, 16, 16), (512, 512, 3, 3), 1)    # too few tiles
+        assert not winograd.f43_usable(torch.empty(4, 64, 64, 64), (64, 64, 3, 3), 1)       # too few channels
+        assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1, groups=4)
+        assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 1, 1), 0)
+    with winograd.use_winograd("off"):
+        assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1)
+
+
+def test_second_derivatives_through_f43_layers_equal_the_direct_ones(native_cpu_ops):
+    """R1 and path length differentiate gradients: here a gradient penalty through two of D's conv
+    layers, in float64 so that the comparison checks the algebra (float32 rounding: see above)."""
+    from stylegan_anime.networks.layers import Conv2dLayer
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(Conv2dLayer(3, 8, 3, activation="lrelu"), Conv2dLayer(8, 4, 3, activation="lrelu"))
+    net.double()
+    real = torch.randn(2, 3, 9, 10, dtype=torch.float64)
+
+    def penalty_grads(mode: str) -> list[torch.Tensor]:
+        with winograd.use_winograd(mode):
+            x = real.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(net(x).square().sum(), x, create_graph=True)
+            return [g, *torch.autograd.grad(g.square().sum(), list(net.parameters()))]
+
+    f43, direct = penalty_grads("always"), penalty_grads("off")
+    assert not torch.equal(f43[0], direct[0])  # the F(4x4, 3x3) path really ran
+    for a, b in zip(f43, direct):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

@@ -2,14 +2,16 @@
 
 Upsampling convs run as a strided transposed convolution followed by the FIR
 filter; downsampling convs filter first and then convolve with a stride. Both
-are equal to "upfirdn2d then conv" but touch 4× fewer pixels.
+are equal to "upfirdn2d then conv" but touch 4× fewer pixels. Large stride-1 3×3 convs
+run as Winograd F(4×4, 3×3) convolutions (``winograd.py`` says where).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .. import kernels
+from .. import kernels, winograd_op
+from . import winograd
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int = 0, groups: int = 1,
@@ -69,4 +71,6 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
                   flip_weight=not flip_weight)
         return kernels.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up,
                                  flip_filter=flip_filter)
+    if winograd.f43_usable(x, w.shape, p, groups):
+        return winograd_op.conv3x3(x, w if flip_weight else w.flip([2, 3]))
     return _conv(x, w, padding=p, groups=groups, flip_weight=flip_weight)

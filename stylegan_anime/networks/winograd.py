@@ -1,18 +1,23 @@
-"""3×3 stride-1 convolutions through NNPACK's Winograd kernels, where those are faster.
+"""Where 3×3 stride-1 convolutions run as Winograd convolutions instead of direct ones (CPU).
 
-Winograd F(6×6, 3×3) does about 3.4× fewer multiplications than a direct 3×3 convolution.
-On the 2-core CPUs we measure on, NNPACK (bundled with PyTorch's CPU builds) runs the
-large layers of a 512² generator (64²–512² pixels, 512–64 channels) 1.3–2.7× faster than
-oneDNN's direct convolution, one image per call (NNPACK's batched path is the slow one); on
-smaller layers (under 64×64 pixels, or under 2^28 pixel·channel² of work, e.g. 128 channels
-at 64²) oneDNN wins. ``python -m benchmarks.ops --conv`` measures both.
+Winograd's algorithms compute a convolution tile by tile with fewer multiplications (F(6×6, 3×3):
+3.4× fewer, F(4×4, 3×3): 4× fewer), at the price of float32 rounding of about 1e-5–2e-5 of a
+layer's largest output instead of ~1e-7: far below what an 8-bit image shows or training
+notices. Two implementations serve two cases (``python -m benchmarks.ops --conv`` times both
+against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
 
-The price is float32 rounding: about 2e-5 of a layer's largest output instead of ~1e-7, far
-below what an 8-bit image shows, but above the 1e-5 at which the inference path is tested
-against the reference layers. So the choice is explicit: ``STYLEGAN_ANIME_WINOGRAD=auto``
-(default: Winograd for inference-only forwards of the large layers),
-``off`` (direct everywhere: bit-for-bit the reference layers' convolutions), or ``always``
-(any size; for tests); in Python ``with use_winograd("off"):``.
+- Inference-only forwards of large layers (``usable`` / ``conv3x3``): NNPACK's F(6×6, 3×3),
+  bundled with PyTorch's CPU builds, one image per call (its batched path is the slow one):
+  1.3–2.7× faster on the 64²–512² layers of a 512² generator; slower under 64×64 pixels or
+  2^28 pixel·channel² of work (e.g. 128 channels at 64²).
+- Everything else, training above all (``f43_usable``): our F(4×4, 3×3)
+  (``stylegan_anime/winograd_op.py``: native tile transforms, BLAS products, gradients of any
+  order), 2.1–2.2× faster forwards + backwards on the 256–512-channel layers of a 64² training
+  run; slower with fewer than ``MIN_TILES`` tiles or ``MIN_CHANNELS`` channels.
+
+``STYLEGAN_ANIME_WINOGRAD=auto`` (default: Winograd where it is faster), ``off`` (direct
+everywhere: bit-for-bit the reference layers' convolutions) or ``always`` (any size; for
+tests); in Python ``with use_winograd("off"):``.
 """
 from __future__ import annotations
 
@@ -22,11 +27,15 @@ from typing import Iterator
 
 import torch
 
+from .. import winograd_op
+
 MODES = ("auto", "off", "always")
 ENV_MODE = "STYLEGAN_ANIME_WINOGRAD"
 # Below these sizes oneDNN's direct convolution was as fast or faster (measured, 2 cores, AVX2).
-MIN_PIXELS = 64 * 64
-MIN_WORK = 2 ** 28  # pixels × C_in × C_out
+MIN_PIXELS = 64 * 64  # NNPACK
+MIN_WORK = 2 ** 28  # NNPACK: pixels × C_in × C_out
+MIN_TILES = 128  # F(4x4, 3x3): N · ceil(H/4) · ceil(W/4)
+MIN_CHANNELS = 128  # F(4x4, 3x3): C_in and C_out
 
 
 class _State:
@@ -94,3 +103,16 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
         w = (weight[i] if per_sample else weight).contiguous()
         outs.append(torch._nnpack_spatial_convolution(x[i: i + 1].contiguous(), w, bias, [1, 1], [1, 1]))
     return outs[0] if n == 1 else torch.cat(outs)
+
+
+def f43_usable(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int, groups: int = 1) -> bool:
+    """Whether ``F.conv2d(x, w, padding=padding, groups=groups)`` with w: ``weight_shape`` should
+    run as ``winograd_op.conv3x3`` here (3×3, padding 1, stride 1, one group, native transforms)."""
+    mode = winograd_mode()
+    k, c, kh, kw = weight_shape
+    if mode == "off" or (kh, kw) != (3, 3) or padding != 1 or groups != 1:
+        return False
+    if not winograd_op.native_available(x):
+        return False
+    th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
+    return mode == "always" or (x.shape[0] * th * tw >= MIN_TILES and min(c, k) >= MIN_CHANNELS)

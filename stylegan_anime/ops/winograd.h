@@ -1,0 +1,97 @@
+// Winograd F(4x4, 3x3): the per-tile transforms of a 3x3 'same' convolution (padding 1).
+//
+// A 6x6 input tile d (stride 4, starting one pixel above-left of its 4x4 output tile) becomes
+// V = Bt d Bt^T; a 3x3 filter g becomes U = G g G^T (done in PyTorch: it is a tiny matmul);
+// the 36 products U ⊙ V, summed over input channels, are 36 matrix products (done by BLAS); the
+// 4x4 output tile is Y = At M At^T. The adjoints (Bt^T dV Bt, At^T dY At) are the transforms'
+// gradients. Points 0, ±1, ±2, ∞, as in Lavin & Gray, "Fast Algorithms for Convolutional
+// Neural Networks" (2016).
+//
+// Tensor layouts: x, dx [N, C, H, W]; V, dV [36, C, P]; M, dM [36, K, P]; y, dy [N, K, H, W];
+// P = N * th * tw tiles with th = ceil(H / 4), tw = ceil(W / 4), in (n, ty, tx) order.
+#pragma once
+
+#include "common.h"
+
+namespace sa {
+namespace wino {
+
+constexpr int TILE_IN = 6;   // input tile side
+constexpr int TILE_OUT = 4;  // output tile side
+
+// One dimension of each transform, written out so that the compiler keeps every value in a
+// register; s is the stride between the 6 (or 4) values, for rows and columns alike.
+template <typename T>
+SA_HD void input_1d(const T* d, int s, T* v, int t) {  // v = Bt d
+    const T d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+    v[0] = T(4) * d0 - T(5) * d2 + d4;
+    v[t] = -T(4) * (d1 + d2) + d3 + d4;
+    v[2 * t] = T(4) * (d1 - d2) - d3 + d4;
+    v[3 * t] = T(2) * (d3 - d1) - d2 + d4;
+    v[4 * t] = T(2) * (d1 - d3) - d2 + d4;
+    v[5 * t] = T(4) * d1 - T(5) * d3 + d5;
+}
+
+template <typename T>
+SA_HD void input_adjoint_1d(const T* v, int s, T* d, int t) {  // d = Bt^T v
+    const T v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
+    d[0] = T(4) * v0;
+    d[t] = T(4) * (v2 - v1 + v5) + T(2) * (v4 - v3);
+    d[2 * t] = -T(5) * v0 - T(4) * (v1 + v2) - v3 - v4;
+    d[3 * t] = v1 - v2 + T(2) * (v3 - v4) - T(5) * v5;
+    d[4 * t] = v0 + v1 + v2 + v3 + v4;
+    d[5 * t] = v5;
+}
+
+template <typename T>
+SA_HD void output_1d(const T* m, int s, T* y, int t) {  // y = At m
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
+    const T a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
+    y[0] = m0 + a + c;
+    y[t] = b + T(2) * e;
+    y[2 * t] = a + T(4) * c;
+    y[3 * t] = b + T(8) * e + m5;
+}
+
+template <typename T>
+SA_HD void output_adjoint_1d(const T* y, int s, T* m, int t) {  // m = At^T y
+    const T y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
+    m[0] = y0;
+    m[t] = y0 + y1 + y2 + y3;
+    m[2 * t] = y0 - y1 + y2 - y3;
+    m[3 * t] = y0 + T(2) * y1 + T(4) * y2 + T(8) * y3;
+    m[4 * t] = y0 - T(2) * y1 + T(4) * y2 - T(8) * y3;
+    m[5 * t] = y3;
+}
+
+// 2-D: the 1-D transform down every column (into tmp), then along every row of tmp.
+template <typename T>
+SA_HD void input_tile(const T (&d)[6][6], T (&v)[6][6]) {  // V = Bt d Bt^T
+    T tmp[6][6];
+    for (int j = 0; j < 6; ++j) input_1d(&d[0][j], 6, &tmp[0][j], 6);
+    for (int i = 0; i < 6; ++i) input_1d(&tmp[i][0], 1, &v[i][0], 1);
+}
+
+template <typename T>
+SA_HD void input_tile_adjoint(const T (&dv)[6][6], T (&dd)[6][6]) {  // dd = Bt^T dV Bt
+    T tmp[6][6];
+    for (int j = 0; j < 6; ++j) input_adjoint_1d(&dv[0][j], 6, &tmp[0][j], 6);
+    for (int i = 0; i < 6; ++i) input_adjoint_1d(&tmp[i][0], 1, &dd[i][0], 1);
+}
+
+template <typename T>
+SA_HD void output_tile(const T (&m)[6][6], T (&y)[4][4]) {  // Y = At M At^T
+    T tmp[4][6];
+    for (int j = 0; j < 6; ++j) output_1d(&m[0][j], 6, &tmp[0][j], 6);
+    for (int i = 0; i < 4; ++i) output_1d(&tmp[i][0], 1, &y[i][0], 1);
+}
+
+template <typename T>
+SA_HD void output_tile_adjoint(const T (&dy)[4][4], T (&dm)[6][6]) {  // dM = At^T dY At
+    T tmp[6][4];
+    for (int j = 0; j < 4; ++j) output_adjoint_1d(&dy[0][j], 4, &tmp[0][j], 4);
+    for (int i = 0; i < 6; ++i) output_adjoint_1d(&tmp[i][0], 1, &dm[i][0], 1);
+}
+
+}  // namespace wino
+}  // namespace sa

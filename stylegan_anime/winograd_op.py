@@ -1,0 +1,154 @@
+"""A 3×3 'same' convolution as Winograd F(4×4, 3×3), differentiable to any order.
+
+Each 4×4 output tile is computed from a 6×6 input tile with 36 multiplications per channel
+pair instead of 144 (4× fewer); the multiplications become 36 matrix products over channels
+and tiles, which BLAS runs at full speed, forwards and backwards (the input and weight
+gradients are two more sets of 36 matrix products). What is left, the tile transforms, is
+cheap, linear, and done by the native ``winograd`` op (``ops/winograd.h``), whose plain-PyTorch
+references here define it. Because the transforms are linear, each one's gradient is its
+adjoint and the adjoint's gradient is the transform again, so R1 and path-length
+regularisation (gradients of gradients) work.
+
+Float32 rounding is about 1e-5 of a layer's largest output (1e-7 for a direct convolution).
+
+Layouts: x [N, C, H, W]; V [36, C, P]; U [36, K, C]; M [36, K, P]; y [N, K, H, W], with
+P = N·ceil(H/4)·ceil(W/4) tiles in (n, ty, tx) order.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import native_build
+
+_BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+       [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+_G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+      [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+_AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+
+
+def _mat(rows: list[list[float]], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
+
+
+def tiles(h: int, w: int) -> tuple[int, int]:
+    """(th, tw): the 4×4 output tiles covering an H×W image."""
+    return -(-h // 4), -(-w // 4)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def input_transform_ref(x: torch.Tensor) -> torch.Tensor:
+    """x: [N, C, H, W] → V: [36, C, P], V = Bt d Bt^T for every 6×6 tile d (zero padded)."""
+    n, c, h, w = x.shape
+    th, tw = tiles(h, w)
+    xp = F.pad(x, (1, 4 * tw + 1 - w, 1, 4 * th + 1 - h))
+    d = xp.unfold(2, 6, 4).unfold(3, 6, 4)  # [N, C, th, tw, 6, 6]
+    bt = _mat(_BT, x)
+    v = torch.einsum("ui,vj,ncyxij->uvcnyx", bt, bt, d)
+    return v.reshape(36, c, n * th * tw)
+
+
+def output_transform_ref(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """M: [36, K, P] → y: [N, K, H, W], y = At m At^T for every tile m, cropped to H×W."""
+    th, tw = tiles(h, w)
+    k = m.shape[1]
+    at = _mat(_AT, m)
+    y = torch.einsum("iu,jv,uvknyx->nkyixj", at, at, m.reshape(6, 6, k, n, th, tw))
+    return y.reshape(n, k, 4 * th, 4 * tw)[:, :, :h, :w]
+
+
+def _vjp(fn, shape: tuple[int, ...], like: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """The adjoint of the linear map ``fn`` applied to ``grad`` (its vector-Jacobian product)."""
+    with torch.enable_grad():
+        probe = torch.zeros(shape, dtype=like.dtype, device=like.device, requires_grad=True)
+        (out,) = torch.autograd.grad(fn(probe), probe, grad, create_graph=torch.is_grad_enabled())
+    return out
+
+
+def input_adjoint_ref(dv: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """dV: [36, C, P] → dx: [N, C, H, W], the adjoint of ``input_transform_ref``."""
+    return _vjp(input_transform_ref, (n, dv.shape[1], h, w), dv, dv)
+
+
+def output_adjoint_ref(dy: torch.Tensor) -> torch.Tensor:
+    """dy: [N, K, H, W] → dM: [36, K, P], the adjoint of ``output_transform_ref``."""
+    n, k, h, w = dy.shape
+    th, tw = tiles(h, w)
+    return _vjp(lambda m: output_transform_ref(m, n, h, w), (36, k, n * th * tw), dy, dy)
+
+
+def weight_transform(weight: torch.Tensor) -> torch.Tensor:
+    """weight: [K, C, 3, 3] → U: [36, K, C], U = G g G^T per filter (differentiable)."""
+    k, c = weight.shape[:2]
+    g = _mat(_G, weight)
+    return torch.mm(torch.kron(g, g), weight.reshape(k * c, 9).t()).reshape(36, k, c)  # one small GEMM
+
+
+# --------------------------------------------------------------------------- native, with autograd
+
+
+class _Input(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # noqa: D102 - see input_transform_ref
+        ctx.size = x.shape
+        return native_build.load("winograd", "cpu").input(x.contiguous())
+
+    @staticmethod
+    def backward(ctx, dv):  # noqa: D102
+        n, _, h, w = ctx.size
+        return _InputAdjoint.apply(dv, n, h, w)
+
+
+class _InputAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dv, n, h, w):  # noqa: D102 - see input_adjoint_ref
+        return native_build.load("winograd", "cpu").input_adjoint(dv.contiguous(), n, h, w)
+
+    @staticmethod
+    def backward(ctx, ddx):  # noqa: D102
+        return _Input.apply(ddx), None, None, None
+
+
+class _Output(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, m, n, h, w):  # noqa: D102 - see output_transform_ref
+        return native_build.load("winograd", "cpu").output(m.contiguous(), n, h, w)
+
+    @staticmethod
+    def backward(ctx, dy):  # noqa: D102
+        return _OutputAdjoint.apply(dy), None, None, None
+
+
+class _OutputAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dy):  # noqa: D102 - see output_adjoint_ref
+        ctx.size = dy.shape
+        return native_build.load("winograd", "cpu").output_adjoint(dy.contiguous())
+
+    @staticmethod
+    def backward(ctx, ddm):  # noqa: D102
+        n, _, h, w = ctx.size
+        return _Output.apply(ddm, n, h, w)
+
+
+def native_available(x: torch.Tensor) -> bool:
+    """Whether the native transforms serve x (CPU, float32/64, ops mode not "ref", built)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or native_build.ops_mode() == "ref":
+        return False
+    return native_build.load("winograd", "cpu") is not None
+
+
+def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
+    """``F.conv2d(x, weight, padding=1)`` for x: [N, C, H, W], weight: [K, C, 3, 3] → [N, K, H, W],
+    computed as Winograd F(4×4, 3×3). ``native``: the native transforms (default: where available)
+    or the references."""
+    n, c, h, w = x.shape
+    if native is None:
+        native = native_available(x)
+    u = weight_transform(weight.to(x.dtype))
+    if native:
+        return _Output.apply(torch.bmm(u, _Input.apply(x)), n, h, w)
+    return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)

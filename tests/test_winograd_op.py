@@ -1,0 +1,86 @@
+"""Winograd F(4x4, 3x3): the references compute a 3x3 'same' convolution, the native
+transforms equal the references, and the gradients (first and second order) are right."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stylegan_anime import native_build, winograd_op
+
+HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 13), st.integers(1, 13))
+
+
+def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((y.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-30)).item()
+
+
+@HYPOTHESIS
+@given(shape=shapes, k=st.integers(1, 5))
+def test_reference_winograd_is_a_3x3_same_convolution(shape, k):
+    x = torch.randn(shape, dtype=torch.float64)
+    w = torch.randn(k, shape[1], 3, 3, dtype=torch.float64)
+    y = winograd_op.conv3x3(x, w, native=False)
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1), rtol=1e-12, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(shape=shapes, dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_native_transforms_equal_the_references(native_cpu_ops, shape, dtype):
+    n, c, h, w = shape
+    th, tw = winograd_op.tiles(h, w)
+    x, v = torch.randn(shape, dtype=dtype), torch.randn(36, c, n * th * tw, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    with native_build.use_ops("native"):
+        torch.testing.assert_close(winograd_op._Input.apply(x), winograd_op.input_transform_ref(x), **tol)
+        torch.testing.assert_close(winograd_op._InputAdjoint.apply(v, n, h, w),
+                                   winograd_op.input_adjoint_ref(v, n, h, w), **tol)
+        torch.testing.assert_close(winograd_op._Output.apply(v, n, h, w),
+                                   winograd_op.output_transform_ref(v, n, h, w), **tol)
+        torch.testing.assert_close(winograd_op._OutputAdjoint.apply(x), winograd_op.output_adjoint_ref(x), **tol)
+
+
+def test_adjoints_are_adjoint():
+    """<T x, v> == <x, T* v> for both transforms (float64, references)."""
+    torch.manual_seed(0)
+    n, c, h, w = 2, 3, 9, 6
+    th, tw = winograd_op.tiles(h, w)
+    x, v = torch.randn(n, c, h, w, dtype=torch.float64), torch.randn(36, c, n * th * tw, dtype=torch.float64)
+    lhs = (winograd_op.input_transform_ref(x) * v).sum()
+    torch.testing.assert_close(lhs, (x * winograd_op.input_adjoint_ref(v, n, h, w)).sum())
+    lhs = (winograd_op.output_transform_ref(v, n, h, w) * x).sum()
+    torch.testing.assert_close(lhs, (v * winograd_op.output_adjoint_ref(x)).sum())
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 5, 7), (2, 3, 8, 4)])
+def test_native_winograd_gradcheck_and_gradgradcheck(native_cpu_ops, shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, shape[1], 3, 3, dtype=torch.float64, requires_grad=True)
+    with native_build.use_ops("native"):
+        assert torch.autograd.gradcheck(lambda a, b: winograd_op.conv3x3(a, b, native=True), (x, w))
+        assert torch.autograd.gradgradcheck(lambda a, b: winograd_op.conv3x3(a, b, native=True), (x, w))
+
+
+def test_native_float32_matches_the_direct_convolution_and_its_gradients(native_cpu_ops):
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 16, 12, requires_grad=True)
+    w = (torch.randn(24, 32, 3, 3) / 17).requires_grad_(True)
+    g = torch.randn(2, 24, 16, 12)
+    with native_build.use_ops("native"):
+        y = winograd_op.conv3x3(x, w, native=True)
+    dx, dw = torch.autograd.grad(y, (x, w), g)
+    x64, w64 = x.detach().double().requires_grad_(True), w.detach().double().requires_grad_(True)
+    y_ref = F.conv2d(x64, w64, padding=1)
+    dx_ref, dw_ref = torch.autograd.grad(y_ref, (x64, w64), g.double())
+    assert _rel_err(y, y_ref) < 1e-4
+    assert _rel_err(dx, dx_ref) < 1e-4 and _rel_err(dw, dw_ref) < 1e-4
+
+
+def test_ref_mode_does_not_use_the_native_transforms():
+    with native_build.use_ops("ref"):
+        assert not winograd_op.native_available(torch.empty(1, 1, 4, 4))
+    assert not winograd_op.native_available(torch.empty(1, 1, 4, 4, dtype=torch.float16))
