@@ -23,11 +23,40 @@ static void upfirdn2d_cpu_loop(const torch::Tensor& x, const torch::Tensor& f, c
     const acc_t g = static_cast<acc_t>(gain);
     const int64_t rows = y.size(0) * p.channels * p.out_h;
     const int64_t grain = std::max<int64_t>(1, 16384 / p.out_w);
+    // Outputs ox in [lo, hi) of a row have their whole window inside the input (no upsampling,
+    // unit stride): those run as one vectorisable stretch of upfirdn2d_window, the rest per element.
+    const bool stretch = FH > 0 && FW > 0 && p.upx == 1 && p.upy == 1 && p.sx_w == 1;
+    const int64_t lo = stretch ? std::max<int64_t>(std::min(ceil_div(p.px0, p.downx), p.out_w), 0) : p.out_w;
+    const int64_t hi = stretch ? std::max(std::min(floor_div(p.in_w - FW + p.px0, p.downx) + 1, p.out_w), lo) : lo;
+    // The taps in the orientation they are applied in (flip = true from here on), in a local array:
+    // the compiler then knows the output rows cannot overwrite them, and vectorises.
+    acc_t taps[FH > 0 && FW > 0 ? FH * FW : 1];
+    for (int ty = 0; stretch && ty < FH; ++ty)
+        for (int tx = 0; tx < FW; ++tx)
+            taps[ty * FW + tx] = fp[(p.flip ? ty : FH - 1 - ty) * FW + (p.flip ? tx : FW - 1 - tx)];
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
             const int64_t oy = r % p.out_h, c = (r / p.out_h) % p.channels, n = r / (p.out_h * p.channels);
             scalar_t* yr = yp + r * p.out_w;
-            for (int64_t ox = 0; ox < p.out_w; ++ox)
+            const int64_t iy0 = oy * p.downy - p.py0;
+            const bool rows_inside = stretch && iy0 >= 0 && iy0 + FH <= p.in_h;
+            const int64_t a = rows_inside ? lo : p.out_w, b = rows_inside ? hi : p.out_w;
+            for (int64_t ox = 0; ox < a; ++ox)
+                yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t, FH, FW>(xp, fp, p, g, n, c, oy, ox));
+            if (a < b) {
+                const scalar_t* __restrict__ x0 = xp + n * p.sx_n + c * p.sx_c + iy0 * p.sx_h - p.px0;
+                scalar_t* __restrict__ yo = yr;
+                const acc_t* t = taps;
+                if (p.downx == 1) {
+                    for (int64_t ox = a; ox < b; ++ox)
+                        yo[ox] = static_cast<scalar_t>(upfirdn2d_window<scalar_t, acc_t, FH, FW>(x0 + ox, p.sx_h, 1, t, true) * g);
+                } else {
+                    for (int64_t ox = a; ox < b; ++ox)
+                        yo[ox] = static_cast<scalar_t>(
+                            upfirdn2d_window<scalar_t, acc_t, FH, FW>(x0 + ox * p.downx, p.sx_h, 1, t, true) * g);
+                }
+            }
+            for (int64_t ox = b; ox < p.out_w; ++ox)
                 yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t, FH, FW>(xp, fp, p, g, n, c, oy, ox));
         }
     });

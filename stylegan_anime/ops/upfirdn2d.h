@@ -15,6 +15,20 @@ struct Upfirdn2dParams {
     bool flip;                       // true: correlate with the taps as stored; false: true convolution
 };
 
+// An output whose FH x FW window lies wholly inside a non-upsampled input: x0 is the window's
+// top-left input sample, sh / sw the input's row / column strides. The element code below takes
+// this path for such windows, and the CPU loop runs it over whole stretches of a row at once
+// (with sw = 1 the compiler vectorises across outputs), so both run the same arithmetic.
+template <typename T, typename A, int FH, int FW>
+SA_HD A upfirdn2d_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool flip) {
+    A acc = 0;
+    for (int ty = 0; ty < FH; ++ty) {
+        const A* frow = f + (flip ? ty : FH - 1 - ty) * FW;
+        for (int tx = 0; tx < FW; ++tx) acc += static_cast<A>(x0[ty * sh + tx * sw]) * frow[flip ? tx : FW - 1 - tx];
+    }
+    return acc;
+}
+
 // Output element (n, c, oy, ox), accumulated in A (float for half/float, double for double).
 // Tap t of the window starting at m0 = o*down - pad reads upsampled sample m0 + t, which is
 // nonzero only where it is a multiple of `up`, i.e. input sample i = (m0 + t) / up: so we visit
@@ -35,13 +49,7 @@ SA_HD A upfirdn2d_element(const T* x, const A* f, const Upfirdn2dParams& p, A ga
     A acc = 0;
     if (FH > 0 && FW > 0 && p.upx == 1 && p.upy == 1 && iy1 - iy0 + 1 == FH && ix1 - ix0 + 1 == FW) {
         // Window wholly inside a non-upsampled input: fixed trip counts, which the compiler unrolls.
-        const T* x0 = xp + iy0 * p.sx_h + ix0 * p.sx_w;
-        for (int ty = 0; ty < FH; ++ty) {
-            const A* frow = f + (p.flip ? ty : FH - 1 - ty) * FW;
-            for (int tx = 0; tx < FW; ++tx)
-                acc += static_cast<A>(x0[ty * p.sx_h + tx * p.sx_w]) * frow[p.flip ? tx : FW - 1 - tx];
-        }
-        return acc * gain;
+        return upfirdn2d_window<T, A, FH, FW>(xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip) * gain;
     }
     for (int64_t iy = iy0; iy <= iy1; ++iy) {
         const int64_t ty = iy * p.upy - my;
