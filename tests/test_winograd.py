@@ -125,3 +125,20 @@ def test_second_derivatives_through_f43_layers_equal_the_direct_ones(native_cpu_
     assert not torch.equal(f43[0], direct[0])  # the F(4x4, 3x3) path really ran
     for a, b in zip(f43, direct):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_inference_path_with_f43_on_shared_weights_equals_the_reference_layers(native_cpu_ops, monkeypatch):
+    """Layers that modulate activations share one weight across the batch: F(4x4, 3x3) serves them."""
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 10 ** 9)  # no NNPACK
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(small_g_config(channel_base=4096, channel_max=128))).eval()
+    z = torch.randn(3, G.z_dim)
+    ref = G(z).detach()
+    with torch.no_grad():
+        fast = G(z)
+        with winograd.use_winograd("off"):
+            direct = G(z)
+    assert _rel_err(fast, ref) < TOL
+    assert not torch.equal(fast, direct)

@@ -14,8 +14,9 @@
   g > 0), the bias rides in the conv where no FIR filter follows, and the rest (noise,
   bias, lrelu, clamp) runs in place on the conv's own output.
 
-- Large 3×3 layers may run as Winograd convolutions (``winograd.py``: faster, with float32
-  rounding of about 2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns it off).
+- Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
+  per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
+  2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns them off).
 
 Only for forwards that need no gradients; training uses the reference layers.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import kernels
+from .. import kernels, winograd_op
 from . import winograd
 from .resample_conv import _conv, conv2d_resample
 
@@ -126,7 +127,9 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
             y.add_(gb.reshape(1, -1, 1, 1))
     else:
         xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-        if up == 1:
+        if up == 1 and winograd.f43_usable(xs, weight.shape, padding):
+            y = winograd_op.conv3x3(xs, weight)
+        elif up == 1:
             y = F.conv2d(xs, weight.to(dtype), padding=padding)
         else:
             y = upsample_conv2d(xs, weight.to(dtype), resample_filter, up, padding)
