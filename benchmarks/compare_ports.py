@@ -161,7 +161,7 @@ def run_case(case: dict) -> dict:
             ref = G(torch.randn(case["batch"], G.z_dim, generator=torch.Generator().manual_seed(123)),
                     noise_mode="const")
             diffs = {n: (forward_fn(n, case, G)() - ref).abs().max().item() for n in ("ada", "rosinality")}
-        return {**case, **{f"max_abs_diff_{n}": d for n, d in diffs.items()}}
+        return {**case, **{f"max_abs_diff_{n}": d for n, d in diffs.items()}, "max_abs_ours": ref.abs().max().item()}
     raise ValueError(case["name"])
 
 
@@ -284,8 +284,10 @@ def main() -> None:
         for res in args.res:
             row = run_case_in_subprocess("benchmarks.compare_ports", {"name": "check", "res": res, "batch": 2, **dirs})
             checks.append(row)
-            print(f"{res}²: max |ours - ada| = {row['max_abs_diff_ada']:.2e}, "
-                  f"max |ours - rosinality| = {row['max_abs_diff_rosinality']:.2e}")
+            scale = row["max_abs_ours"]
+            print(f"{res}²: max |ours - ada| = {row['max_abs_diff_ada']:.2e} ({row['max_abs_diff_ada'] / scale:.1e} "
+                  f"of max |ours| = {scale:.2f}), max |ours - rosinality| = {row['max_abs_diff_rosinality']:.2e} "
+                  f"({row['max_abs_diff_rosinality'] / scale:.1e})")
     contenders = [c for c in CONTENDERS if not args.only or c[0] in args.only]
     if args.baseline:
         contenders.insert(0, ("ours_baseline", {}))

@@ -90,48 +90,40 @@ def weight_transform(weight: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- native, with autograd
 
 
-class _Input(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # noqa: D102 - see input_transform_ref
-        ctx.size = x.shape
-        return native_build.load("winograd", "cpu").input(x.contiguous())
+class _Linear(torch.autograd.Function):
+    """A linear native transform ``name(t, *args)``: its gradient is its adjoint
+    ``adjoint(g, *adjoint_args)``, whose gradient is the transform again."""
 
     @staticmethod
-    def backward(ctx, dv):  # noqa: D102
-        n, _, h, w = ctx.size
-        return _InputAdjoint.apply(dv, n, h, w)
-
-
-class _InputAdjoint(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, dv, n, h, w):  # noqa: D102 - see input_adjoint_ref
-        return native_build.load("winograd", "cpu").input_adjoint(dv.contiguous(), n, h, w)
+    def forward(ctx, t, name, args, adjoint, adjoint_args):  # noqa: D102
+        ctx.pair = (adjoint, adjoint_args, name, args)
+        return getattr(native_build.load("winograd", "cpu"), name)(t.contiguous(), *args)
 
     @staticmethod
-    def backward(ctx, ddx):  # noqa: D102
-        return _Input.apply(ddx), None, None, None
+    def backward(ctx, g):  # noqa: D102
+        return _Linear.apply(g, *ctx.pair), None, None, None, None
 
 
-class _Output(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, m, n, h, w):  # noqa: D102 - see output_transform_ref
-        return native_build.load("winograd", "cpu").output(m.contiguous(), n, h, w)
-
-    @staticmethod
-    def backward(ctx, dy):  # noqa: D102
-        return _OutputAdjoint.apply(dy), None, None, None
+def input_transform(x: torch.Tensor) -> torch.Tensor:
+    """Native ``input_transform_ref``, differentiable."""
+    n, _, h, w = x.shape
+    return _Linear.apply(x, "input", (), "input_adjoint", (n, h, w))
 
 
-class _OutputAdjoint(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, dy):  # noqa: D102 - see output_adjoint_ref
-        ctx.size = dy.shape
-        return native_build.load("winograd", "cpu").output_adjoint(dy.contiguous())
+def input_adjoint(dv: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """Native ``input_adjoint_ref``, differentiable."""
+    return _Linear.apply(dv, "input_adjoint", (n, h, w), "input", ())
 
-    @staticmethod
-    def backward(ctx, ddm):  # noqa: D102
-        n, _, h, w = ctx.size
-        return _Output.apply(ddm, n, h, w)
+
+def output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """Native ``output_transform_ref``, differentiable."""
+    return _Linear.apply(m, "output", (n, h, w), "output_adjoint", ())
+
+
+def output_adjoint(dy: torch.Tensor) -> torch.Tensor:
+    """Native ``output_adjoint_ref``, differentiable."""
+    n, _, h, w = dy.shape
+    return _Linear.apply(dy, "output_adjoint", (), "output", (n, h, w))
 
 
 def native_available(x: torch.Tensor) -> bool:
@@ -150,5 +142,5 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
         native = native_available(x)
     u = weight_transform(weight.to(x.dtype))
     if native:
-        return _Output.apply(torch.bmm(u, _Input.apply(x)), n, h, w)
+        return output_transform(torch.bmm(u, input_transform(x)), n, h, w)
     return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)

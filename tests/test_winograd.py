@@ -87,11 +87,13 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     from stylegan_anime import cli
     monkeypatch.setenv(winograd.ENV_MODE, "off")
     assert cli.main(["doctor"]) == 0
-    assert "3x3 convs, inference on the cpu: direct (oneDNN) everywhere" in capsys.readouterr().out
+    assert "3x3 convs on the cpu: direct (oneDNN) everywhere" in capsys.readouterr().out
     monkeypatch.setenv(winograd.ENV_MODE, "auto")
     assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
     expected = "Winograd (NNPACK) on large layers" if winograd.nnpack_available() else "no usable NNPACK"
-    assert expected in capsys.readouterr().out
+    assert expected in out
+    assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 128 tiles and 128 channels" in out
 
 
 def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):

@@ -35,12 +35,12 @@ def test_native_transforms_equal_the_references(native_cpu_ops, shape, dtype):
     x, v = torch.randn(shape, dtype=dtype), torch.randn(36, c, n * th * tw, dtype=dtype)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     with native_build.use_ops("native"):
-        torch.testing.assert_close(winograd_op._Input.apply(x), winograd_op.input_transform_ref(x), **tol)
-        torch.testing.assert_close(winograd_op._InputAdjoint.apply(v, n, h, w),
+        torch.testing.assert_close(winograd_op.input_transform(x), winograd_op.input_transform_ref(x), **tol)
+        torch.testing.assert_close(winograd_op.input_adjoint(v, n, h, w),
                                    winograd_op.input_adjoint_ref(v, n, h, w), **tol)
-        torch.testing.assert_close(winograd_op._Output.apply(v, n, h, w),
+        torch.testing.assert_close(winograd_op.output_transform(v, n, h, w),
                                    winograd_op.output_transform_ref(v, n, h, w), **tol)
-        torch.testing.assert_close(winograd_op._OutputAdjoint.apply(x), winograd_op.output_adjoint_ref(x), **tol)
+        torch.testing.assert_close(winograd_op.output_adjoint(x), winograd_op.output_adjoint_ref(x), **tol)
 
 
 def test_adjoints_are_adjoint():

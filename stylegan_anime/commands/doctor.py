@@ -22,15 +22,27 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'op':<10} {'device':<7} {'path':<7} why")
     for op, kind, path, why in rows:
         print(f"{op:<10} {kind:<7} {path:<7} {why}")
-    print(f"3x3 convs, inference on the cpu: {_winograd_status()}")
+    for line in _winograd_status():
+        print(line)
     return 0
 
 
-def _winograd_status() -> str:
+def _winograd_status() -> list[str]:
+    """What the 3x3 convolutions on the CPU run as: inference forwards, and with gradients."""
     mode = winograd.winograd_mode()
     if mode == "off":
-        return f"direct (oneDNN) everywhere (${winograd.ENV_MODE}=off)"
+        return [f"3x3 convs on the cpu: direct (oneDNN) everywhere (${winograd.ENV_MODE}=off)"]
+    every = mode == "always"
     if not winograd.nnpack_available():
-        return "direct (oneDNN) everywhere: this torch has no usable NNPACK"
-    where = "every layer" if mode == "always" else "large layers (>= 64x64 pixels and 2^28 pixel*channel^2)"
-    return f"Winograd (NNPACK) on {where}, direct elsewhere (${winograd.ENV_MODE}={mode})"
+        inference = "direct (oneDNN) everywhere: this torch has no usable NNPACK"
+    else:
+        where = "every layer" if every else "large layers (>= 64x64 pixels and 2^28 pixel*channel^2)"
+        inference = f"Winograd (NNPACK) on {where}, direct elsewhere"
+    status, why = native_build.status("winograd", "cpu")
+    if status != "native":
+        training = f"direct (oneDNN) everywhere: the winograd op is unavailable ({why})"
+    else:
+        where = "every layer" if every else (f">= {winograd.MIN_TILES} tiles and {winograd.MIN_CHANNELS} channels")
+        training = f"Winograd F(4x4,3x3) on {where}, direct elsewhere"
+    return [f"3x3 convs, inference on the cpu: {inference} (${winograd.ENV_MODE}={mode})",
+            f"3x3 convs, with gradients on the cpu: {training} (${winograd.ENV_MODE}={mode})"]

@@ -29,18 +29,63 @@ void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
                 "winograd: ", what, " must be float32 or float64");
 }
 
-// Plane (channel ch, image b) of a [N, C, H, W] tensor and of a [36, C, P] tile tensor.
+// Plane (channel ch, image b) of a [N, C, H, W] tensor, and its tiles in a [36, C, P] tensor.
 template <typename scalar_t>
-struct Planes {
+struct Plane {
     scalar_t* img;    // [H, W]
     scalar_t* tiles;  // element (a, tile t) at tiles[a * a_stride + t]
     int64_t a_stride;
 };
 
-template <typename scalar_t>
-Planes<scalar_t> planes(scalar_t* img, scalar_t* tiles, const Tiling& s, int64_t idx) {
-    const int64_t ch = idx / s.n, b = idx % s.n;
-    return {img + (b * s.c + ch) * s.h * s.w, tiles + ch * s.p + b * s.th * s.tw, s.c * s.p};
+// Calls fn(plane, ty, tx) for every tile of every (channel, image) plane; planes run in parallel,
+// the tiles of one plane in order (so the adjoint's overlapping tiles can add up without races).
+template <typename scalar_t, typename Fn>
+void for_each_tile(scalar_t* img, scalar_t* tiles, const Tiling& s, Fn fn) {
+    at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t idx = begin; idx < end; ++idx) {
+            const int64_t ch = idx / s.n, b = idx % s.n;
+            const Plane<scalar_t> pl{img + (b * s.c + ch) * s.h * s.w, tiles + ch * s.p + b * s.th * s.tw, s.c * s.p};
+            for (int64_t ty = 0; ty < s.th; ++ty)
+                for (int64_t tx = 0; tx < s.tw; ++tx) fn(pl, ty, tx);
+        }
+    });
+}
+
+template <typename scalar_t, typename acc_t>
+void load_tile(const Plane<scalar_t>& pl, const Tiling& s, int64_t ty, int64_t tx, acc_t (&t)[6][6]) {
+    const scalar_t* in = pl.tiles + ty * s.tw + tx;
+    for (int a = 0; a < 36; ++a) t[a / 6][a % 6] = acc_t(in[a * pl.a_stride]);
+}
+
+template <typename scalar_t, typename acc_t>
+void store_tile(const Plane<scalar_t>& pl, const Tiling& s, int64_t ty, int64_t tx, const acc_t (&t)[6][6]) {
+    scalar_t* out = pl.tiles + ty * s.tw + tx;
+    for (int a = 0; a < 36; ++a) out[a * pl.a_stride] = scalar_t(t[a / 6][a % 6]);
+}
+
+// The R x R image window at (y0, x0), zeros outside the image.
+template <int R, typename scalar_t, typename acc_t>
+void load_window(const Plane<scalar_t>& pl, const Tiling& s, int64_t y0, int64_t x0, acc_t (&d)[R][R]) {
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < R; ++j) {
+            const int64_t yy = y0 + i, xx = x0 + j;
+            d[i][j] = (yy >= 0 && yy < s.h && xx >= 0 && xx < s.w) ? acc_t(pl.img[yy * s.w + xx]) : acc_t(0);
+        }
+}
+
+// Writes (or, with ADD, adds) the R x R window at (y0, x0), skipping what falls outside the image.
+template <bool ADD, int R, typename scalar_t, typename acc_t>
+void store_window(const Plane<scalar_t>& pl, const Tiling& s, int64_t y0, int64_t x0, const acc_t (&d)[R][R]) {
+    for (int i = 0; i < R; ++i) {
+        const int64_t yy = y0 + i;
+        if (yy < 0 || yy >= s.h) continue;
+        for (int j = 0; j < R; ++j) {
+            const int64_t xx = x0 + j;
+            if (xx < 0 || xx >= s.w) continue;
+            scalar_t& dst = pl.img[yy * s.w + xx];
+            dst = ADD ? scalar_t(dst + d[i][j]) : scalar_t(d[i][j]);
+        }
+    }
 }
 
 }  // namespace
@@ -52,26 +97,11 @@ torch::Tensor winograd_input(const torch::Tensor& x) {
     torch::Tensor v = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        scalar_t* xp = x.data_ptr<scalar_t>();
-        scalar_t* vp = v.data_ptr<scalar_t>();
-        at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t idx = begin; idx < end; ++idx) {
-                const Planes<scalar_t> pl = planes(xp, vp, s, idx);
-                for (int64_t ty = 0; ty < s.th; ++ty)
-                    for (int64_t tx = 0; tx < s.tw; ++tx) {
-                        acc_t d[6][6], t[6][6];
-                        for (int i = 0; i < 6; ++i) {
-                            const int64_t yy = ty * TILE_OUT - 1 + i;
-                            for (int j = 0; j < 6; ++j) {
-                                const int64_t xx = tx * TILE_OUT - 1 + j;
-                                d[i][j] = (yy >= 0 && yy < s.h && xx >= 0 && xx < s.w) ? acc_t(pl.img[yy * s.w + xx]) : acc_t(0);
-                            }
-                        }
-                        wino::input_tile(d, t);
-                        scalar_t* out = pl.tiles + ty * s.tw + tx;
-                        for (int a = 0; a < 36; ++a) out[a * pl.a_stride] = scalar_t(t[a / 6][a % 6]);
-                    }
-            }
+        for_each_tile(x.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
+            acc_t d[6][6], t[6][6];
+            load_window(pl, s, ty * TILE_OUT - 1, tx * TILE_OUT - 1, d);
+            wino::input_tile(d, t);
+            store_tile(pl, s, ty, tx, t);
         });
     });
     return v;
@@ -86,27 +116,11 @@ torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t
     torch::Tensor dx = torch::zeros({n, s.c, h, w}, dv.options());
     AT_DISPATCH_FLOATING_TYPES(dv.scalar_type(), "winograd_input_adjoint", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        scalar_t* dxp = dx.data_ptr<scalar_t>();
-        scalar_t* dvp = dv.data_ptr<scalar_t>();
-        at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t idx = begin; idx < end; ++idx) {
-                const Planes<scalar_t> pl = planes(dxp, dvp, s, idx);
-                for (int64_t ty = 0; ty < s.th; ++ty)
-                    for (int64_t tx = 0; tx < s.tw; ++tx) {
-                        acc_t t[6][6], d[6][6];
-                        const scalar_t* in = pl.tiles + ty * s.tw + tx;
-                        for (int a = 0; a < 36; ++a) t[a / 6][a % 6] = acc_t(in[a * pl.a_stride]);
-                        wino::input_tile_adjoint(t, d);
-                        for (int i = 0; i < 6; ++i) {
-                            const int64_t yy = ty * TILE_OUT - 1 + i;
-                            if (yy < 0 || yy >= s.h) continue;
-                            for (int j = 0; j < 6; ++j) {
-                                const int64_t xx = tx * TILE_OUT - 1 + j;
-                                if (xx >= 0 && xx < s.w) pl.img[yy * s.w + xx] += scalar_t(d[i][j]);
-                            }
-                        }
-                    }
-            }
+        for_each_tile(dx.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
+            acc_t t[6][6], d[6][6];
+            load_tile(pl, s, ty, tx, t);
+            wino::input_tile_adjoint(t, d);
+            store_window<true>(pl, s, ty * TILE_OUT - 1, tx * TILE_OUT - 1, d);
         });
     });
     return dx;
@@ -121,27 +135,11 @@ torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int6
     torch::Tensor y = torch::empty({n, s.c, h, w}, m.options());
     AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winograd_output", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        scalar_t* yp = y.data_ptr<scalar_t>();
-        scalar_t* mp = m.data_ptr<scalar_t>();
-        at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t idx = begin; idx < end; ++idx) {
-                const Planes<scalar_t> pl = planes(yp, mp, s, idx);
-                for (int64_t ty = 0; ty < s.th; ++ty)
-                    for (int64_t tx = 0; tx < s.tw; ++tx) {
-                        acc_t t[6][6], o[4][4];
-                        const scalar_t* in = pl.tiles + ty * s.tw + tx;
-                        for (int a = 0; a < 36; ++a) t[a / 6][a % 6] = acc_t(in[a * pl.a_stride]);
-                        wino::output_tile(t, o);
-                        for (int i = 0; i < 4; ++i) {
-                            const int64_t yy = ty * TILE_OUT + i;
-                            if (yy >= s.h) break;
-                            for (int j = 0; j < 4; ++j) {
-                                const int64_t xx = tx * TILE_OUT + j;
-                                if (xx < s.w) pl.img[yy * s.w + xx] = scalar_t(o[i][j]);
-                            }
-                        }
-                    }
-            }
+        for_each_tile(y.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
+            acc_t t[6][6], o[4][4];
+            load_tile(pl, s, ty, tx, t);
+            wino::output_tile(t, o);
+            store_window<false>(pl, s, ty * TILE_OUT, tx * TILE_OUT, o);
         });
     });
     return y;
@@ -154,26 +152,11 @@ torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
     torch::Tensor dm = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, dy.options());
     AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "winograd_output_adjoint", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        scalar_t* dyp = dy.data_ptr<scalar_t>();
-        scalar_t* dmp = dm.data_ptr<scalar_t>();
-        at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t idx = begin; idx < end; ++idx) {
-                const Planes<scalar_t> pl = planes(dyp, dmp, s, idx);
-                for (int64_t ty = 0; ty < s.th; ++ty)
-                    for (int64_t tx = 0; tx < s.tw; ++tx) {
-                        acc_t o[4][4], t[6][6];
-                        for (int i = 0; i < 4; ++i) {
-                            const int64_t yy = ty * TILE_OUT + i;
-                            for (int j = 0; j < 4; ++j) {
-                                const int64_t xx = tx * TILE_OUT + j;
-                                o[i][j] = (yy < s.h && xx < s.w) ? acc_t(pl.img[yy * s.w + xx]) : acc_t(0);
-                            }
-                        }
-                        wino::output_tile_adjoint(o, t);
-                        scalar_t* out = pl.tiles + ty * s.tw + tx;
-                        for (int a = 0; a < 36; ++a) out[a * pl.a_stride] = scalar_t(t[a / 6][a % 6]);
-                    }
-            }
+        for_each_tile(dy.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
+            acc_t o[4][4], t[6][6];
+            load_window(pl, s, ty * TILE_OUT, tx * TILE_OUT, o);
+            wino::output_tile_adjoint(o, t);
+            store_tile(pl, s, ty, tx, t);
         });
     });
     return dm;
