@@ -93,14 +93,14 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     out = capsys.readouterr().out
     expected = "Winograd (NNPACK) on large layers" if winograd.nnpack_available() else "no usable NNPACK"
     assert expected in out
-    assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 128 tiles and 128 channels" in out
+    assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 64 tiles and 128 channels" in out
 
 
 def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
     with winograd.use_winograd("auto"):
         assert winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1)
-        assert winograd.f43_usable(torch.empty(8, 512, 16, 16), (512, 512, 3, 3), 1)
-        assert not winograd.f43_usable(torch.empty(4, 512, 16, 16), (512, 512, 3, 3), 1)    # too few tiles
+        assert winograd.f43_usable(torch.empty(4, 512, 16, 16), (512, 512, 3, 3), 1)
+        assert not winograd.f43_usable(torch.empty(4, 512, 8, 8), (512, 512, 3, 3), 1)      # too few tiles
         assert not winograd.f43_usable(torch.empty(4, 64, 64, 64), (64, 64, 3, 3), 1)       # too few channels
         assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1, groups=4)
         assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 1, 1), 0)

@@ -34,7 +34,7 @@ ENV_MODE = "STYLEGAN_ANIME_WINOGRAD"
 # Below these sizes oneDNN's direct convolution was as fast or faster (measured, 2 cores, AVX2).
 MIN_PIXELS = 64 * 64  # NNPACK
 MIN_WORK = 2 ** 28  # NNPACK: pixels × C_in × C_out
-MIN_TILES = 128  # F(4x4, 3x3): N · ceil(H/4) · ceil(W/4)
+MIN_TILES = 64  # F(4x4, 3x3): N · ceil(H/4) · ceil(W/4)
 MIN_CHANNELS = 128  # F(4x4, 3x3): C_in and C_out
 
 
