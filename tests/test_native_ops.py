@@ -105,6 +105,17 @@ def test_upfirdn2d_unrolled_4x4_interior_matches_reference(flip_filter, down):
     assert_close(kernels.upfirdn2d(x, f, **args), kernels.upfirdn2d_ref(x, f, **args))
 
 
+@pytest.mark.parametrize("flip_filter", [False, True])
+@pytest.mark.parametrize("padding", [[2, 1, 2, 1], [1, 2, 0, 3], [-1, 3, 2, -2], [0, 0, 0, 0]])
+def test_upfirdn2d_2x_upsampling_4x4_stretch_matches_reference(flip_filter, padding):
+    """The CPU loop for 2x upsampling with a 4x4 filter (the gradient of 2x downsampling), asymmetric taps,
+    windows inside, across and outside the input."""
+    x = _seeded(8, 2, 3, 9, 12)
+    f = _seeded(9, 4, 4)
+    args = dict(up=2, padding=padding, flip_filter=flip_filter, gain=2.5)
+    assert_close(kernels.upfirdn2d(x, f, **args), kernels.upfirdn2d_ref(x, f, **args))
+
+
 UPFIRDN2D_GRAD_CASES = [
     dict(up=2, padding=[2, 1, 2, 1]),  # the generator's upsampling
     dict(down=2, padding=1),  # the discriminator's downsampling

@@ -62,10 +62,46 @@ static void upfirdn2d_cpu_loop(const torch::Tensor& x, const torch::Tensor& f, c
     });
 }
 
+// 2x upsampling (down 1, unit column stride), as in the gradient of a 2x downsampling: outputs whose
+// window lies inside the input skip the element code's general index arithmetic.
+template <typename scalar_t, int FH, int FW>
+static void upfirdn2d_cpu_up2_loop(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p,
+                                   double gain, torch::Tensor& y) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const acc_t* fp = f.data_ptr<acc_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const acc_t g = static_cast<acc_t>(gain);
+    acc_t taps[FH * FW];  // applied orientation (flip = true from here on)
+    for (int ty = 0; ty < FH; ++ty)
+        for (int tx = 0; tx < FW; ++tx)
+            taps[ty * FW + tx] = fp[(p.flip ? ty : FH - 1 - ty) * FW + (p.flip ? tx : FW - 1 - tx)];
+    const int64_t rows = y.size(0) * p.channels * p.out_h;
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / p.out_w), [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+            const int64_t oy = r % p.out_h, c = (r / p.out_h) % p.channels, n = r / (p.out_h * p.channels);
+            scalar_t* yr = yp + r * p.out_w;
+            const int64_t my = oy - p.py0, iy0 = ceil_div(my, 2);
+            const bool rows_inside = iy0 >= 0 && iy0 + FH / 2 <= p.in_h && floor_div(my + FH - 1, 2) == iy0 + FH / 2 - 1;
+            const scalar_t* xrow = xp + n * p.sx_n + c * p.sx_c + iy0 * p.sx_h;
+            for (int64_t ox = 0; ox < p.out_w; ++ox) {
+                const int64_t mx = ox - p.px0, ix0 = ceil_div(mx, 2);
+                if (rows_inside && ix0 >= 0 && ix0 + FW / 2 <= p.in_w)
+                    yr[ox] = static_cast<scalar_t>(upfirdn2d_up_window<scalar_t, acc_t, FH, FW, 2>(
+                        xrow + ix0, p.sx_h, 1, taps, true, iy0 * 2 - my, ix0 * 2 - mx) * g);
+                else
+                    yr[ox] = static_cast<scalar_t>(upfirdn2d_element<scalar_t, acc_t, FH, FW>(xp, fp, p, g, n, c, oy, ox));
+            }
+        }
+    });
+}
+
 static void upfirdn2d_cpu(const torch::Tensor& x, const torch::Tensor& f, const Upfirdn2dParams& p, double gain,
                           torch::Tensor& y) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
-        if (p.fh == 4 && p.fw == 4)  // StyleGAN2's [1, 3, 3, 1] filter
+        if (p.fh == 4 && p.fw == 4 && p.upx == 2 && p.upy == 2 && p.downx == 1 && p.downy == 1 && p.sx_w == 1)
+            upfirdn2d_cpu_up2_loop<scalar_t, 4, 4>(x, f, p, gain, y);
+        else if (p.fh == 4 && p.fw == 4)  // StyleGAN2's [1, 3, 3, 1] filter
             upfirdn2d_cpu_loop<scalar_t, 4, 4>(x, f, p, gain, y);
         else
             upfirdn2d_cpu_loop<scalar_t, 0, 0>(x, f, p, gain, y);

@@ -29,6 +29,23 @@ SA_HD A upfirdn2d_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool f
     return acc;
 }
 
+// An output whose window lies wholly inside an input upsampled by UP in both directions: only
+// every UP-th tap meets an input sample, so the window holds (FH / UP) x (FW / UP) of them, from
+// x0 on, meeting taps ty0 + i * UP, tx0 + j * UP. Shared by the element code and the CPU stretches.
+template <typename T, typename A, int FH, int FW, int UP>
+SA_HD A upfirdn2d_up_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool flip, int64_t ty0, int64_t tx0) {
+    A acc = 0;
+    for (int i = 0; i < FH / UP; ++i) {
+        const int64_t ty = ty0 + i * UP;
+        const A* frow = f + (flip ? ty : FH - 1 - ty) * FW;
+        for (int j = 0; j < FW / UP; ++j) {
+            const int64_t tx = tx0 + j * UP;
+            acc += static_cast<A>(x0[i * sh + j * sw]) * frow[flip ? tx : FW - 1 - tx];
+        }
+    }
+    return acc;
+}
+
 // Output element (n, c, oy, ox), accumulated in A (float for half/float, double for double).
 // Tap t of the window starting at m0 = o*down - pad reads upsampled sample m0 + t, which is
 // nonzero only where it is a multiple of `up`, i.e. input sample i = (m0 + t) / up: so we visit
@@ -50,6 +67,12 @@ SA_HD A upfirdn2d_element(const T* x, const A* f, const Upfirdn2dParams& p, A ga
     if (FH > 0 && FW > 0 && p.upx == 1 && p.upy == 1 && iy1 - iy0 + 1 == FH && ix1 - ix0 + 1 == FW) {
         // Window wholly inside a non-upsampled input: fixed trip counts, which the compiler unrolls.
         return upfirdn2d_window<T, A, FH, FW>(xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip) * gain;
+    }
+    if (FH > 0 && FW > 0 && FH % 2 == 0 && FW % 2 == 0 && p.upx == 2 && p.upy == 2 && iy1 - iy0 + 1 == FH / 2 &&
+        ix1 - ix0 + 1 == FW / 2) {
+        // Window wholly inside a 2x upsampled input: fixed trip counts again.
+        return upfirdn2d_up_window<T, A, (FH > 0 ? FH : 2), (FW > 0 ? FW : 2), 2>(
+                   xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip, iy0 * 2 - my, ix0 * 2 - mx) * gain;
     }
     for (int64_t iy = iy0; iy <= iy1; ++iy) {
         const int64_t ty = iy * p.upy - my;
