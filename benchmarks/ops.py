@@ -147,7 +147,7 @@ def main() -> None:
     rows = run(args.batch, args.max_res, args.repeats, args.min_seconds, args.clock)
     print_table(rows, ["op", "what", "res", "shape", "ref_ms", "native_ms", "speedup"])
     by_op = {op: sum(r["ref_ms"] for r in rows if r["op"] == op) / sum(r["native_ms"] for r in rows if r["op"] == op)
-             for op in native_build.OPS}
+             for op in dict.fromkeys(r["op"] for r in rows)}
     print("\ntotal-time speedup (ref / native): " + ", ".join(f"{op} {v:.2f}x" for op, v in by_op.items()))
     write_json(rows, args.out or "benchmarks/results/ops.json", torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
                clock=args.clock, total_speedup=by_op)
