@@ -36,7 +36,8 @@ def _winograd_status() -> list[str]:
     if not winograd.nnpack_available():
         inference = "direct (oneDNN) everywhere: this torch has no usable NNPACK"
     else:
-        where = "every layer" if every else "large layers (>= 64x64 pixels and 2^28 pixel*channel^2)"
+        where = "every layer" if every else (f"large layers (>= {winograd.MIN_PIXELS} pixels and "
+                                             f"{winograd.MIN_WORK} pixel*channel^2)")
         inference = f"Winograd (NNPACK) on {where}, direct elsewhere"
     status, why = native_build.status("winograd", "cpu")
     if status != "native":

@@ -128,7 +128,7 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     else:
         xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
         if up == 1 and winograd.f43_usable(xs, weight.shape, padding):
-            y = winograd_op.conv3x3(xs, weight)
+            y = winograd_op.conv3x3(xs, weight, native=True)  # f43_usable checked
         elif up == 1:
             y = F.conv2d(xs, weight.to(dtype), padding=padding)
         else:

@@ -72,5 +72,5 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         return kernels.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up,
                                  flip_filter=flip_filter)
     if winograd.f43_usable(x, w.shape, p, groups):
-        return winograd_op.conv3x3(x, w if flip_weight else w.flip([2, 3]))
+        return winograd_op.conv3x3(x, w if flip_weight else w.flip([2, 3]), native=True)  # f43_usable checked
     return _conv(x, w, padding=p, groups=groups, flip_weight=flip_weight)

@@ -15,25 +15,14 @@ struct Upfirdn2dParams {
     bool flip;                       // true: correlate with the taps as stored; false: true convolution
 };
 
-// An output whose FH x FW window lies wholly inside a non-upsampled input: x0 is the window's
-// top-left input sample, sh / sw the input's row / column strides. The element code below takes
-// this path for such windows, and the CPU loop runs it over whole stretches of a row at once
-// (with sw = 1 the compiler vectorises across outputs), so both run the same arithmetic.
-template <typename T, typename A, int FH, int FW>
-SA_HD A upfirdn2d_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool flip) {
-    A acc = 0;
-    for (int ty = 0; ty < FH; ++ty) {
-        const A* frow = f + (flip ? ty : FH - 1 - ty) * FW;
-        for (int tx = 0; tx < FW; ++tx) acc += static_cast<A>(x0[ty * sh + tx * sw]) * frow[flip ? tx : FW - 1 - tx];
-    }
-    return acc;
-}
-
-// An output whose window lies wholly inside an input upsampled by UP in both directions: only
-// every UP-th tap meets an input sample, so the window holds (FH / UP) x (FW / UP) of them, from
-// x0 on, meeting taps ty0 + i * UP, tx0 + j * UP. Shared by the element code and the CPU stretches.
+// An output whose window lies wholly inside an input upsampled by UP in both directions (UP = 1:
+// not upsampled): only every UP-th tap meets an input sample, so the window holds (FH / UP) x
+// (FW / UP) of them, from x0 on (row / column strides sh / sw), meeting taps ty0 + i * UP and
+// tx0 + j * UP. The element code below takes this path for such windows, and the CPU loops run it
+// over whole stretches of a row (with sw = 1 the compiler vectorises across outputs), so both run
+// the same arithmetic.
 template <typename T, typename A, int FH, int FW, int UP>
-SA_HD A upfirdn2d_up_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool flip, int64_t ty0, int64_t tx0) {
+SA_HD A upfirdn2d_window(const T* x0, int64_t sh, int64_t sw, const A* f, bool flip, int64_t ty0, int64_t tx0) {
     A acc = 0;
     for (int i = 0; i < FH / UP; ++i) {
         const int64_t ty = ty0 + i * UP;
@@ -66,12 +55,12 @@ SA_HD A upfirdn2d_element(const T* x, const A* f, const Upfirdn2dParams& p, A ga
     A acc = 0;
     if (FH > 0 && FW > 0 && p.upx == 1 && p.upy == 1 && iy1 - iy0 + 1 == FH && ix1 - ix0 + 1 == FW) {
         // Window wholly inside a non-upsampled input: fixed trip counts, which the compiler unrolls.
-        return upfirdn2d_window<T, A, FH, FW>(xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip) * gain;
+        return upfirdn2d_window<T, A, FH, FW, 1>(xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip, 0, 0) * gain;
     }
     if (FH > 0 && FW > 0 && FH % 2 == 0 && FW % 2 == 0 && p.upx == 2 && p.upy == 2 && iy1 - iy0 + 1 == FH / 2 &&
         ix1 - ix0 + 1 == FW / 2) {
         // Window wholly inside a 2x upsampled input: fixed trip counts again.
-        return upfirdn2d_up_window<T, A, (FH > 0 ? FH : 2), (FW > 0 ? FW : 2), 2>(
+        return upfirdn2d_window<T, A, (FH > 0 ? FH : 2), (FW > 0 ? FW : 2), 2>(
                    xp + iy0 * p.sx_h + ix0 * p.sx_w, p.sx_h, p.sx_w, f, p.flip, iy0 * 2 - my, ix0 * 2 - mx) * gain;
     }
     for (int64_t iy = iy0; iy <= iy1; ++iy) {

@@ -29,6 +29,15 @@ void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
                 "winograd: ", what, " must be float32 or float64");
 }
 
+// The tiling of an N x H x W image whose tiles `t` ([36, C, P]) holds, checked.
+Tiling tiling_of_tiles(const torch::Tensor& t, const char* what, int64_t n, int64_t h, int64_t w) {
+    check_cpu(t, what, 3);
+    TORCH_CHECK(t.size(0) == 36, "winograd: ", what, " must be [36, channels, tiles]");
+    const Tiling s = tiling(n, t.size(1), h, w);
+    TORCH_CHECK(t.size(2) == s.p, "winograd: ", what, " has ", t.size(2), " tiles, the image needs ", s.p);
+    return s;
+}
+
 // Plane (channel ch, image b) of a [N, C, H, W] tensor, and its tiles in a [36, C, P] tensor.
 template <typename scalar_t>
 struct Plane {
@@ -109,10 +118,7 @@ torch::Tensor winograd_input(const torch::Tensor& x) {
 
 // dV: [36, C, P] → dx: [N, C, H, W], the adjoint of winograd_input (overlapping tiles add up).
 torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t h, int64_t w) {
-    check_cpu(dv, "dV", 3);
-    TORCH_CHECK(dv.size(0) == 36, "winograd: dV must be [36, C, P]");
-    const Tiling s = tiling(n, dv.size(1), h, w);
-    TORCH_CHECK(dv.size(2) == s.p, "winograd: dV has ", dv.size(2), " tiles, the image needs ", s.p);
+    const Tiling s = tiling_of_tiles(dv, "dV", n, h, w);
     torch::Tensor dx = torch::zeros({n, s.c, h, w}, dv.options());
     AT_DISPATCH_FLOATING_TYPES(dv.scalar_type(), "winograd_input_adjoint", [&] {
         using acc_t = at::opmath_type<scalar_t>;
@@ -128,10 +134,7 @@ torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t
 
 // M: [36, K, P] → y: [N, K, H, W].
 torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
-    check_cpu(m, "M", 3);
-    TORCH_CHECK(m.size(0) == 36, "winograd: M must be [36, K, P]");
-    const Tiling s = tiling(n, m.size(1), h, w);
-    TORCH_CHECK(m.size(2) == s.p, "winograd: M has ", m.size(2), " tiles, the image needs ", s.p);
+    const Tiling s = tiling_of_tiles(m, "M", n, h, w);
     torch::Tensor y = torch::empty({n, s.c, h, w}, m.options());
     AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winograd_output", [&] {
         using acc_t = at::opmath_type<scalar_t>;
