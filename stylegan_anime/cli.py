@@ -11,8 +11,9 @@ import pkgutil
 import sys
 from typing import Sequence
 
-from . import commands
+from . import commands, native_build
 from .errors import UserError
+from .networks import winograd
 
 
 def command_modules() -> list[str]:
@@ -39,9 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def environment_error() -> str | None:
+    """The first bad value among the toolkit's environment switches ($STYLEGAN_ANIME_OPS,
+    $STYLEGAN_ANIME_WINOGRAD), as one line; None when they are all fine."""
+    for mode in (native_build.ops_mode, winograd.winograd_mode):
+        try:
+            mode()
+        except ValueError as e:
+            return str(e)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    bad_setting = environment_error()  # checked up front: deep in a forward it would be a traceback
+    if bad_setting:
+        print(f"stylegan-anime {args.command}: error: {bad_setting}", file=sys.stderr)
+        return 2
     try:
         return int(args.run(args) or 0)
     except UserError as e:

@@ -1,6 +1,7 @@
 """The CLI: outputs on disk, bad input → one line and exit code 2."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -82,3 +83,14 @@ def test_new_then_convert_round_trip(tmp_path):
     assert nb.D is not None
     for k, v in na.G_ema.state_dict().items():
         assert torch.equal(v, nb.G_ema.state_dict()[k])
+
+
+@pytest.mark.parametrize("variable,value", [("STYLEGAN_ANIME_OPS", "fast"), ("STYLEGAN_ANIME_WINOGRAD", "fast")])
+def test_a_bad_environment_switch_exits_2_with_one_line_and_writes_nothing(tmp_path, variable, value):
+    out = tmp_path / "grid.png"
+    r = subprocess.run([sys.executable, "-m", "stylegan_anime.cli", "generate", "--seeds", "0-1", "--grid", "2x1",
+                        "-o", str(out)], capture_output=True, text=True, env={**os.environ, variable: value})
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"stylegan-anime generate: error: {variable}='{value}': expected one of " + \
+        ("auto, native, ref" if variable == "STYLEGAN_ANIME_OPS" else "auto, off, always")
+    assert not out.exists()
