@@ -11,7 +11,7 @@ regularisation (gradients of gradients) work.
 
 Float32 rounding is about 1e-5 of a layer's largest output (1e-7 for a direct convolution).
 
-Layouts: x [N, C, H, W]; V [36, C, P]; U [36, K, C]; M [36, K, P]; y [N, K, H, W], with
+Layouts: x [N, C, H, W]; weight [K, C, 3, 3]; V [36, C, P]; U [36, K, C]; M [36, K, P]; y [N, K, H, W], with
 P = N·ceil(H/4)·ceil(W/4) tiles in (n, ty, tx) order.
 """
 from __future__ import annotations
@@ -80,11 +80,16 @@ def output_adjoint_ref(dy: torch.Tensor) -> torch.Tensor:
     return _vjp(lambda m: output_transform_ref(m, n, h, w), (36, k, n * th * tw), dy, dy)
 
 
-def weight_transform(weight: torch.Tensor) -> torch.Tensor:
+def weight_transform_ref(weight: torch.Tensor) -> torch.Tensor:
     """weight: [K, C, 3, 3] → U: [36, K, C], U = G g G^T per filter (differentiable)."""
     k, c = weight.shape[:2]
     g = _mat(_G, weight)
-    return torch.mm(torch.kron(g, g), weight.reshape(k * c, 9).t()).reshape(36, k, c)  # one small GEMM
+    return torch.mm(torch.kron(g, g), weight.reshape(k * c, 9).t()).reshape(36, k, c)
+
+
+def weight_adjoint_ref(du: torch.Tensor) -> torch.Tensor:
+    """dU: [36, K, C] → dg: [K, C, 3, 3], the adjoint of ``weight_transform_ref``."""
+    return _vjp(weight_transform_ref, (*du.shape[1:], 3, 3), du, du)
 
 
 # --------------------------------------------------------------------------- native, with autograd
@@ -126,6 +131,17 @@ def output_adjoint(dy: torch.Tensor) -> torch.Tensor:
     return _Linear.apply(dy, "output_adjoint", (), "output", (n, h, w))
 
 
+def weight_transform(weight: torch.Tensor) -> torch.Tensor:
+    """Native ``weight_transform_ref``, differentiable. (As a GEMM, [36, 9] × [9, K·C], its
+    gradient is a [K·C, 36] × [36, 9] GEMM that BLAS runs 4× slower than the native adjoint.)"""
+    return _Linear.apply(weight, "weight", (), "weight_adjoint", ())
+
+
+def weight_adjoint(du: torch.Tensor) -> torch.Tensor:
+    """Native ``weight_adjoint_ref``, differentiable."""
+    return _Linear.apply(du, "weight_adjoint", (), "weight", ())
+
+
 def native_available(x: torch.Tensor) -> bool:
     """Whether the native transforms serve x (CPU, float32/64, ops mode not "ref", built)."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or native_build.ops_mode() == "ref":
@@ -140,7 +156,7 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
     n, c, h, w = x.shape
     if native is None:
         native = native_available(x)
-    u = weight_transform(weight.to(x.dtype))
+    weight = weight.to(x.dtype)
     if native:
-        return output_transform(torch.bmm(u, input_transform(x)), n, h, w)
-    return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)
+        return output_transform(torch.bmm(weight_transform(weight), input_transform(x)), n, h, w)
+    return output_transform_ref(torch.bmm(weight_transform_ref(weight), input_transform_ref(x)), n, h, w)

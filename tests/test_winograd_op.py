@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from stylegan_anime import native_build, winograd_op
 
 HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 13), st.integers(1, 13))
+# Blocks of 8 tiles side by side wholly inside the image (widths of 37 and more, away from the
+# borders) take the native loops' unchecked path; the other tiles take the checked path.
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 13), st.integers(1, 70))
 
 
 def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -35,6 +37,8 @@ def test_native_transforms_equal_the_references(native_cpu_ops, shape, dtype, se
     th, tw = winograd_op.tiles(h, w)
     gen = torch.Generator().manual_seed(seed)  # drawn by hypothesis, so a failure replays
     x, v = torch.randn(shape, dtype=dtype, generator=gen), torch.randn(36, c, n * th * tw, dtype=dtype, generator=gen)
+    # Filters [K=w, C=h, 3, 3] and their tiles: K·C from 1 to 169 covers whole and partial lane blocks.
+    g, u = torch.randn(w, h, 3, 3, dtype=dtype, generator=gen), torch.randn(36, w, h, dtype=dtype, generator=gen)
 
     def check(actual: torch.Tensor, expected: torch.Tensor) -> None:
         # Transformed values reach a few hundred, where one float32 step is ~3e-5: the float32
@@ -48,10 +52,12 @@ def test_native_transforms_equal_the_references(native_cpu_ops, shape, dtype, se
         check(winograd_op.input_adjoint(v, n, h, w), winograd_op.input_adjoint_ref(v, n, h, w))
         check(winograd_op.output_transform(v, n, h, w), winograd_op.output_transform_ref(v, n, h, w))
         check(winograd_op.output_adjoint(x), winograd_op.output_adjoint_ref(x))
+        check(winograd_op.weight_transform(g), winograd_op.weight_transform_ref(g))
+        check(winograd_op.weight_adjoint(u), winograd_op.weight_adjoint_ref(u))
 
 
 def test_adjoints_are_adjoint():
-    """<T x, v> == <x, T* v> for both transforms (float64, references)."""
+    """<T x, v> == <x, T* v> for the three transforms (float64, references)."""
     torch.manual_seed(0)
     n, c, h, w = 2, 3, 9, 6
     th, tw = winograd_op.tiles(h, w)
@@ -60,6 +66,9 @@ def test_adjoints_are_adjoint():
     torch.testing.assert_close(lhs, (x * winograd_op.input_adjoint_ref(v, n, h, w)).sum())
     lhs = (winograd_op.output_transform_ref(v, n, h, w) * x).sum()
     torch.testing.assert_close(lhs, (v * winograd_op.output_adjoint_ref(x)).sum())
+    g, u = torch.randn(4, c, 3, 3, dtype=torch.float64), torch.randn(36, 4, c, dtype=torch.float64)
+    lhs = (winograd_op.weight_transform_ref(g) * u).sum()
+    torch.testing.assert_close(lhs, (g * winograd_op.weight_adjoint_ref(u)).sum())
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 5, 7), (2, 3, 8, 4)])
@@ -74,9 +83,9 @@ def test_native_winograd_gradcheck_and_gradgradcheck(native_cpu_ops, shape):
 
 def test_native_float32_matches_the_direct_convolution_and_its_gradients(native_cpu_ops):
     torch.manual_seed(0)
-    x = torch.randn(2, 32, 16, 12, requires_grad=True)
+    x = torch.randn(2, 32, 16, 44, requires_grad=True)
     w = (torch.randn(24, 32, 3, 3) / 17).requires_grad_(True)
-    g = torch.randn(2, 24, 16, 12)
+    g = torch.randn(2, 24, 16, 44)
     with native_build.use_ops("native"):
         y = winograd_op.conv3x3(x, w, native=True)
     dx, dw = torch.autograd.grad(y, (x, w), g)

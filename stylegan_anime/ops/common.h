@@ -7,8 +7,12 @@
 
 #ifdef __CUDACC__
 #define SA_HD __host__ __device__ __forceinline__
+#define SA_HD_INLINE SA_HD
 #else
 #define SA_HD inline
+// For functions that the CPU code calls on SIMD vectors: called out of line, every vector
+// argument and result would go through memory.
+#define SA_HD_INLINE inline __attribute__((always_inline))
 #endif
 
 namespace sa {

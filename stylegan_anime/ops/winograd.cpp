@@ -1,9 +1,16 @@
-// Winograd F(4x4, 3x3) tile transforms on the CPU: argument checks, loops over (channel, image)
-// planes, and the Python binding. The per-tile arithmetic is in winograd.h. CPU only: on CUDA
-// the networks use cuDNN's convolutions, which choose their own algorithms.
+// Winograd F(4x4, 3x3) transforms on the CPU: argument checks, loops, and the Python binding. The
+// per-tile arithmetic is in winograd.h. CPU only: on CUDA the networks use cuDNN's convolutions,
+// which choose their own algorithms.
+//
+// The loops hand winograd.h LANES tiles (or filters) at once, one per SIMD lane: the tiles of one
+// channel are contiguous in V and M, so their 36 values are stored as whole vectors, and only the
+// image side is gathered (tile origins are computed once per call).
 #include <torch/extension.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "winograd.h"
 
@@ -12,6 +19,22 @@ namespace {
 
 using wino::TILE_IN;
 using wino::TILE_OUT;
+constexpr int LANES = 8;  // one AVX vector of floats
+
+// LANES values that winograd.h's templates treat as one number: a GCC vector, so each operation
+// there is one SIMD instruction (two without AVX) and the values stay in registers.
+template <typename T>
+struct Lanes {
+    typedef T Vec __attribute__((vector_size(sizeof(T) * LANES)));
+    Vec v;
+    Lanes() = default;
+    Lanes(T s) : v(Vec{} + s) {}  // NOLINT: a constant broadcasts
+    static Lanes of(Vec x) { Lanes r; r.v = x; return r; }
+    friend Lanes operator+(Lanes a, Lanes b) { return of(a.v + b.v); }
+    friend Lanes operator-(Lanes a, Lanes b) { return of(a.v - b.v); }
+    friend Lanes operator*(Lanes a, Lanes b) { return of(a.v * b.v); }
+    friend Lanes operator-(Lanes a) { return of(-a.v); }
+};
 
 struct Tiling {
     int64_t n, c, h, w, th, tw, p;
@@ -38,62 +61,140 @@ Tiling tiling_of_tiles(const torch::Tensor& t, const char* what, int64_t n, int6
     return s;
 }
 
-// Plane (channel ch, image b) of a [N, C, H, W] tensor, and its tiles in a [36, C, P] tensor.
-template <typename scalar_t>
-struct Plane {
-    scalar_t* img;    // [H, W]
-    scalar_t* tiles;  // element (a, tile t) at tiles[a * a_stride + t]
-    int64_t a_stride;
+// Where tile p's R x R image window starts, relative to its channel's plane in image 0.
+struct Origin {
+    int64_t offset, y0, x0;
+    bool inside;  // the whole window lies in the image: no bounds checks
 };
 
-// Calls fn(plane, ty, tx) for every tile of every (channel, image) plane; planes run in parallel,
-// the tiles of one plane in order (so the adjoint's overlapping tiles can add up without races).
-template <typename scalar_t, typename Fn>
-void for_each_tile(scalar_t* img, scalar_t* tiles, const Tiling& s, Fn fn) {
-    at::parallel_for(0, s.c * s.n, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t idx = begin; idx < end; ++idx) {
-            const int64_t ch = idx / s.n, b = idx % s.n;
-            const Plane<scalar_t> pl{img + (b * s.c + ch) * s.h * s.w, tiles + ch * s.p + b * s.th * s.tw, s.c * s.p};
-            for (int64_t ty = 0; ty < s.th; ++ty)
-                for (int64_t tx = 0; tx < s.tw; ++tx) fn(pl, ty, tx);
-        }
+std::vector<Origin> origins(const Tiling& s, int r, int64_t shift) {
+    std::vector<Origin> o(s.p);
+    for (int64_t p = 0; p < s.p; ++p) {
+        const int64_t b = p / (s.th * s.tw), ty = p / s.tw % s.th, tx = p % s.tw;
+        const int64_t y0 = ty * TILE_OUT + shift, x0 = tx * TILE_OUT + shift;
+        o[p] = {b * s.c * s.h * s.w + y0 * s.w + x0, y0, x0, y0 >= 0 && x0 >= 0 && y0 + r <= s.h && x0 + r <= s.w};
+    }
+    return o;
+}
+
+// One block of LANES tiles of channel ch: the channel's image plane in image 0, the block's
+// tile values (value a of lane l at tiles[a * a_stride + p0 + l]) and the tiles' origins.
+template <typename scalar_t>
+struct Block {
+    scalar_t* img;
+    scalar_t* tiles;
+    int64_t a_stride, p0;
+    int lanes;  // LANES, or fewer in the last block
+    const Origin* o;
+};
+
+// Tiles per chunk: the blocks see the 36 values of a chunk's tiles in a small buffer. Read or
+// written in place, the 36 rows of a block (at strides of C * P values, a multiple of 4 KiB)
+// would fall into one cache set and evict each other's half-written lines.
+constexpr int CHUNK = 8 * LANES;
+
+// A fixed-length loop for whole chunks: vector moves (std::copy_n becomes `rep movs`, slow to start).
+template <typename scalar_t>
+void copy_row(const scalar_t* src, scalar_t* dst, int64_t count) {
+    if (count == CHUNK)
+        for (int i = 0; i < CHUNK; ++i) dst[i] = src[i];
+    else
+        for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+}
+
+// Calls fn(block) for every block of every channel; channels run in parallel, the blocks of one
+// channel in order (so the adjoint's overlapping windows can add up without races). READ: fn
+// reads the tiles (they are copied into the buffer first); else fn writes them (copied out after).
+template <bool READ, typename scalar_t, typename Fn>
+void for_each_block(scalar_t* img, scalar_t* tiles, const Tiling& s, int r, int64_t shift, Fn fn) {
+    const std::vector<Origin> o = origins(s, r, shift);
+    at::parallel_for(0, s.c, 1, [&](int64_t begin, int64_t end) {
+        alignas(64) scalar_t buf[36 * CHUNK] = {};
+        for (int64_t ch = begin; ch < end; ++ch)
+            for (int64_t c0 = 0; c0 < s.p; c0 += CHUNK) {
+                const int64_t count = std::min<int64_t>(CHUNK, s.p - c0);
+                scalar_t* rows = tiles + ch * s.p + c0;
+                if (READ)
+                    for (int a = 0; a < 36; ++a) copy_row(rows + a * s.c * s.p, buf + a * CHUNK, count);
+                for (int64_t p0 = 0; p0 < count; p0 += LANES)
+                    fn(Block<scalar_t>{img + ch * s.h * s.w, buf, CHUNK, p0,
+                                       int(std::min<int64_t>(LANES, count - p0)), o.data() + c0 + p0});
+                if (!READ)
+                    for (int a = 0; a < 36; ++a) copy_row(buf + a * CHUNK, rows + a * s.c * s.p, count);
+            }
     });
 }
 
 template <typename scalar_t, typename acc_t>
-void load_tile(const Plane<scalar_t>& pl, const Tiling& s, int64_t ty, int64_t tx, acc_t (&t)[6][6]) {
-    const scalar_t* in = pl.tiles + ty * s.tw + tx;
-    for (int a = 0; a < 36; ++a) t[a / 6][a % 6] = acc_t(in[a * pl.a_stride]);
+void load_tiles(const Block<scalar_t>& bl, Lanes<acc_t> (&t)[6][6]) {
+    for (int a = 0; a < 36; ++a) {
+        const scalar_t* in = bl.tiles + a * bl.a_stride + bl.p0;
+        for (int l = 0; l < LANES; ++l) t[a / 6][a % 6].v[l] = l < bl.lanes ? acc_t(in[l]) : acc_t(0);
+    }
 }
 
 template <typename scalar_t, typename acc_t>
-void store_tile(const Plane<scalar_t>& pl, const Tiling& s, int64_t ty, int64_t tx, const acc_t (&t)[6][6]) {
-    scalar_t* out = pl.tiles + ty * s.tw + tx;
-    for (int a = 0; a < 36; ++a) out[a * pl.a_stride] = scalar_t(t[a / 6][a % 6]);
+void store_tiles(const Block<scalar_t>& bl, const Lanes<acc_t> (&t)[6][6]) {
+    for (int a = 0; a < 36; ++a) {
+        scalar_t* out = bl.tiles + a * bl.a_stride + bl.p0;
+        if (bl.lanes == LANES)
+            for (int l = 0; l < LANES; ++l) out[l] = scalar_t(t[a / 6][a % 6].v[l]);
+        else
+            for (int l = 0; l < bl.lanes; ++l) out[l] = scalar_t(t[a / 6][a % 6].v[l]);
+    }
 }
 
-// The R x R image window at (y0, x0), zeros outside the image.
+// Whether the block's windows all lie inside the image, side by side in one row of tiles: then
+// lane l's window starts 4 * l pixels right of lane 0's, and no bounds are checked.
+template <typename scalar_t>
+bool is_row_run(const Block<scalar_t>& bl) {
+    const Origin &first = bl.o[0], &last = bl.o[LANES - 1];
+    return bl.lanes == LANES && first.inside && last.inside && last.offset == first.offset + TILE_OUT * (LANES - 1);
+}
+
+// The R x R image windows of the block's tiles, zeros outside the image.
 template <int R, typename scalar_t, typename acc_t>
-void load_window(const Plane<scalar_t>& pl, const Tiling& s, int64_t y0, int64_t x0, acc_t (&d)[R][R]) {
-    for (int i = 0; i < R; ++i)
-        for (int j = 0; j < R; ++j) {
-            const int64_t yy = y0 + i, xx = x0 + j;
-            d[i][j] = (yy >= 0 && yy < s.h && xx >= 0 && xx < s.w) ? acc_t(pl.img[yy * s.w + xx]) : acc_t(0);
-        }
+void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]) {
+    if (is_row_run(bl)) {
+        const scalar_t* src = bl.img + bl.o[0].offset;
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < R; ++j)
+                for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + TILE_OUT * l + j]);
+        return;
+    }
+    for (int l = 0; l < LANES; ++l) {
+        const Origin& o = bl.o[l < bl.lanes ? l : 0];
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < R; ++j) {
+                const bool in = o.inside || (o.y0 + i >= 0 && o.y0 + i < s.h && o.x0 + j >= 0 && o.x0 + j < s.w);
+                d[i][j].v[l] = in ? acc_t(bl.img[o.offset + i * s.w + j]) : acc_t(0);
+            }
+    }
 }
 
-// Writes (or, with ADD, adds) the R x R window at (y0, x0), skipping what falls outside the image.
+// Writes (or, with ADD, adds) the block's R x R windows, skipping what falls outside the image.
 template <bool ADD, int R, typename scalar_t, typename acc_t>
-void store_window(const Plane<scalar_t>& pl, const Tiling& s, int64_t y0, int64_t x0, const acc_t (&d)[R][R]) {
-    for (int i = 0; i < R; ++i) {
-        const int64_t yy = y0 + i;
-        if (yy < 0 || yy >= s.h) continue;
-        for (int j = 0; j < R; ++j) {
-            const int64_t xx = x0 + j;
-            if (xx < 0 || xx >= s.w) continue;
-            scalar_t& dst = pl.img[yy * s.w + xx];
-            dst = ADD ? scalar_t(dst + d[i][j]) : scalar_t(d[i][j]);
-        }
+void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t> (&d)[R][R]) {
+    if (is_row_run(bl)) {
+        // Columns j and j + 4 of neighbouring lanes overlap: each pass over j < 4 (then j >= 4)
+        // touches every pixel at most once, so its lane loop has no dependences.
+        scalar_t* dst = bl.img + bl.o[0].offset;
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < R; ++j)
+                for (int l = 0; l < LANES; ++l) {
+                    scalar_t& v = dst[i * s.w + TILE_OUT * l + j];
+                    v = ADD ? scalar_t(v + d[i][j].v[l]) : scalar_t(d[i][j].v[l]);
+                }
+        return;
+    }
+    for (int l = 0; l < bl.lanes; ++l) {
+        const Origin& o = bl.o[l];
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < R; ++j) {
+                if (!o.inside && !(o.y0 + i >= 0 && o.y0 + i < s.h && o.x0 + j >= 0 && o.x0 + j < s.w)) continue;
+                scalar_t& v = bl.img[o.offset + i * s.w + j];
+                v = ADD ? scalar_t(v + d[i][j].v[l]) : scalar_t(d[i][j].v[l]);
+            }
     }
 }
 
@@ -106,11 +207,11 @@ torch::Tensor winograd_input(const torch::Tensor& x) {
     torch::Tensor v = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_tile(x.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
-            acc_t d[6][6], t[6][6];
-            load_window(pl, s, ty * TILE_OUT - 1, tx * TILE_OUT - 1, d);
+        for_each_block<false>(x.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), s, TILE_IN, -1, [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> d[6][6], t[6][6];
+            load_windows(bl, s, d);
             wino::input_tile(d, t);
-            store_tile(pl, s, ty, tx, t);
+            store_tiles(bl, t);
         });
     });
     return v;
@@ -122,11 +223,11 @@ torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t
     torch::Tensor dx = torch::zeros({n, s.c, h, w}, dv.options());
     AT_DISPATCH_FLOATING_TYPES(dv.scalar_type(), "winograd_input_adjoint", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_tile(dx.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
-            acc_t t[6][6], d[6][6];
-            load_tile(pl, s, ty, tx, t);
+        for_each_block<true>(dx.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), s, TILE_IN, -1, [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> t[6][6], d[6][6];
+            load_tiles(bl, t);
             wino::input_tile_adjoint(t, d);
-            store_window<true>(pl, s, ty * TILE_OUT - 1, tx * TILE_OUT - 1, d);
+            store_windows<true>(bl, s, d);
         });
     });
     return dx;
@@ -138,11 +239,11 @@ torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int6
     torch::Tensor y = torch::empty({n, s.c, h, w}, m.options());
     AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winograd_output", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_tile(y.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
-            acc_t t[6][6], o[4][4];
-            load_tile(pl, s, ty, tx, t);
+        for_each_block<true>(y.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), s, TILE_OUT, 0, [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> t[6][6], o[4][4];
+            load_tiles(bl, t);
             wino::output_tile(t, o);
-            store_window<false>(pl, s, ty * TILE_OUT, tx * TILE_OUT, o);
+            store_windows<false>(bl, s, o);
         });
     });
     return y;
@@ -155,14 +256,73 @@ torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
     torch::Tensor dm = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, dy.options());
     AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "winograd_output_adjoint", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_tile(dy.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), s, [&](const Plane<scalar_t>& pl, int64_t ty, int64_t tx) {
-            acc_t o[4][4], t[6][6];
-            load_window(pl, s, ty * TILE_OUT, tx * TILE_OUT, o);
+        for_each_block<false>(dy.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), s, TILE_OUT, 0, [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> o[4][4], t[6][6];
+            load_windows(bl, s, o);
             wino::output_tile_adjoint(o, t);
-            store_tile(pl, s, ty, tx, t);
+            store_tiles(bl, t);
         });
     });
     return dm;
+}
+
+namespace {
+
+// Calls fn(q0, lanes) for every block of LANES consecutive filters (k, c), in parallel.
+template <typename Fn>
+void for_each_filter_block(int64_t filters, Fn fn) {
+    at::parallel_for(0, (filters + LANES - 1) / LANES, 64, [&](int64_t begin, int64_t end) {
+        for (int64_t blk = begin; blk < end; ++blk) {
+            const int64_t q0 = blk * LANES;
+            fn(q0, int(std::min<int64_t>(LANES, filters - q0)));
+        }
+    });
+}
+
+}  // namespace
+
+// g: [K, C, 3, 3] → U: [36, K, C].
+torch::Tensor winograd_weight(const torch::Tensor& g) {
+    check_cpu(g, "weight", 4);
+    TORCH_CHECK(g.size(2) == 3 && g.size(3) == 3, "winograd: weight must be [K, C, 3, 3]");
+    const int64_t kc = g.size(0) * g.size(1);
+    torch::Tensor u = torch::empty({TILE_IN * TILE_IN, g.size(0), g.size(1)}, g.options());
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winograd_weight", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const scalar_t* src = g.data_ptr<scalar_t>();
+        scalar_t* dst = u.data_ptr<scalar_t>();
+        for_each_filter_block(kc, [&](int64_t q0, int lanes) {
+            Lanes<acc_t> f[3][3], t[6][6];
+            for (int l = 0; l < LANES; ++l)
+                for (int a = 0; a < 9; ++a) f[a / 3][a % 3].v[l] = l < lanes ? acc_t(src[(q0 + l) * 9 + a]) : acc_t(0);
+            wino::weight_tile(f, t);
+            for (int a = 0; a < 36; ++a)
+                for (int l = 0; l < lanes; ++l) dst[a * kc + q0 + l] = scalar_t(t[a / 6][a % 6].v[l]);
+        });
+    });
+    return u;
+}
+
+// dU: [36, K, C] → dg: [K, C, 3, 3], the adjoint of winograd_weight.
+torch::Tensor winograd_weight_adjoint(const torch::Tensor& du) {
+    check_cpu(du, "dU", 3);
+    TORCH_CHECK(du.size(0) == 36, "winograd: dU must be [36, K, C]");
+    const int64_t kc = du.size(1) * du.size(2);
+    torch::Tensor dg = torch::empty({du.size(1), du.size(2), 3, 3}, du.options());
+    AT_DISPATCH_FLOATING_TYPES(du.scalar_type(), "winograd_weight_adjoint", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const scalar_t* src = du.data_ptr<scalar_t>();
+        scalar_t* dst = dg.data_ptr<scalar_t>();
+        for_each_filter_block(kc, [&](int64_t q0, int lanes) {
+            Lanes<acc_t> t[6][6], f[3][3];
+            for (int a = 0; a < 36; ++a)
+                for (int l = 0; l < LANES; ++l) t[a / 6][a % 6].v[l] = l < lanes ? acc_t(src[a * kc + q0 + l]) : acc_t(0);
+            wino::weight_tile_adjoint(t, f);
+            for (int l = 0; l < lanes; ++l)
+                for (int a = 0; a < 9; ++a) dst[(q0 + l) * 9 + a] = scalar_t(f[a / 3][a % 3].v[l]);
+        });
+    });
+    return dg;
 }
 
 }  // namespace sa
@@ -172,4 +332,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("input_adjoint", &sa::winograd_input_adjoint, "dV [36, C, P], N, H, W -> dx [N, C, H, W]");
     m.def("output", &sa::winograd_output, "M [36, K, P], N, H, W -> y [N, K, H, W]");
     m.def("output_adjoint", &sa::winograd_output_adjoint, "dy [N, K, H, W] -> dM [36, K, P]");
+    m.def("weight", &sa::winograd_weight, "g [K, C, 3, 3] -> U [36, K, C] (Winograd F(4x4, 3x3) filter tiles)");
+    m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
 }

@@ -1,13 +1,17 @@
 // Winograd F(4x4, 3x3): the per-tile transforms of a 3x3 'same' convolution (padding 1).
 //
 // A 6x6 input tile d (stride 4, starting one pixel above-left of its 4x4 output tile) becomes
-// V = Bt d Bt^T; a 3x3 filter g becomes U = G g G^T (done in PyTorch: it is a tiny matmul);
+// V = Bt d Bt^T; a 3x3 filter g becomes U = G g G^T;
 // the 36 products U ⊙ V, summed over input channels, are 36 matrix products (done by BLAS); the
 // 4x4 output tile is Y = At M At^T. The adjoints (Bt^T dV Bt, At^T dY At) are the transforms'
 // gradients. Points 0, ±1, ±2, ∞, as in Lavin & Gray, "Fast Algorithms for Convolutional
 // Neural Networks" (2016).
 //
+// The functions are templates over the value type T: the CPU loops run them on a vector of
+// tiles side by side (winograd.cpp's Lanes), so each scalar operation here is one SIMD operation.
+//
 // Tensor layouts: x, dx [N, C, H, W]; V, dV [36, C, P]; M, dM [36, K, P]; y, dy [N, K, H, W];
+// g, dg [K, C, 3, 3]; U, dU [36, K, C];
 // P = N * th * tw tiles with th = ceil(H / 4), tw = ceil(W / 4), in (n, ty, tx) order.
 #pragma once
 
@@ -22,7 +26,7 @@ constexpr int TILE_OUT = 4;  // output tile side
 // One dimension of each transform, written out so that the compiler keeps every value in a
 // register; s is the stride between the 6 (or 4) values, for rows and columns alike.
 template <typename T>
-SA_HD void input_1d(const T* d, int s, T* v, int t) {  // v = Bt d
+SA_HD_INLINE void input_1d(const T* d, int s, T* v, int t) {  // v = Bt d
     const T d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
     v[0] = T(4) * d0 - T(5) * d2 + d4;
     v[t] = -T(4) * (d1 + d2) + d3 + d4;
@@ -33,7 +37,7 @@ SA_HD void input_1d(const T* d, int s, T* v, int t) {  // v = Bt d
 }
 
 template <typename T>
-SA_HD void input_adjoint_1d(const T* v, int s, T* d, int t) {  // d = Bt^T v
+SA_HD_INLINE void input_adjoint_1d(const T* v, int s, T* d, int t) {  // d = Bt^T v
     const T v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
     d[0] = T(4) * v0;
     d[t] = T(4) * (v2 - v1 + v5) + T(2) * (v4 - v3);
@@ -44,7 +48,7 @@ SA_HD void input_adjoint_1d(const T* v, int s, T* d, int t) {  // d = Bt^T v
 }
 
 template <typename T>
-SA_HD void output_1d(const T* m, int s, T* y, int t) {  // y = At m
+SA_HD_INLINE void output_1d(const T* m, int s, T* y, int t) {  // y = At m
     const T m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
     const T a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
     y[0] = m0 + a + c;
@@ -54,7 +58,7 @@ SA_HD void output_1d(const T* m, int s, T* y, int t) {  // y = At m
 }
 
 template <typename T>
-SA_HD void output_adjoint_1d(const T* y, int s, T* m, int t) {  // m = At^T y
+SA_HD_INLINE void output_adjoint_1d(const T* y, int s, T* m, int t) {  // m = At^T y
     const T y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
     m[0] = y0;
     m[t] = y0 + y1 + y2 + y3;
@@ -64,33 +68,68 @@ SA_HD void output_adjoint_1d(const T* y, int s, T* m, int t) {  // m = At^T y
     m[5 * t] = y3;
 }
 
+template <typename T>
+SA_HD_INLINE void weight_1d(const T* g, int s, T* u, int t) {  // u = G g
+    const T g0 = g[0], g1 = g[s], g2 = g[2 * s];
+    const T even = g0 + g2, even24 = g0 * T(1.0 / 24) + g2 * T(1.0 / 6);
+    u[0] = g0 * T(0.25);
+    u[t] = (even + g1) * T(-1.0 / 6);
+    u[2 * t] = (even - g1) * T(-1.0 / 6);
+    u[3 * t] = even24 + g1 * T(1.0 / 12);
+    u[4 * t] = even24 - g1 * T(1.0 / 12);
+    u[5 * t] = g2;
+}
+
+template <typename T>
+SA_HD_INLINE void weight_adjoint_1d(const T* u, int s, T* g, int t) {  // g = G^T u
+    const T u0 = u[0], u1 = u[s], u2 = u[2 * s], u3 = u[3 * s], u4 = u[4 * s], u5 = u[5 * s];
+    const T sum12 = (u1 + u2) * T(-1.0 / 6), sum34 = u3 + u4;
+    g[0] = u0 * T(0.25) + sum12 + sum34 * T(1.0 / 24);
+    g[t] = (u2 - u1) * T(1.0 / 6) + (u3 - u4) * T(1.0 / 12);
+    g[2 * t] = sum12 + sum34 * T(1.0 / 6) + u5;
+}
+
 // 2-D: the 1-D transform down every column (into tmp), then along every row of tmp.
 template <typename T>
-SA_HD void input_tile(const T (&d)[6][6], T (&v)[6][6]) {  // V = Bt d Bt^T
+SA_HD_INLINE void input_tile(const T (&d)[6][6], T (&v)[6][6]) {  // V = Bt d Bt^T
     T tmp[6][6];
     for (int j = 0; j < 6; ++j) input_1d(&d[0][j], 6, &tmp[0][j], 6);
     for (int i = 0; i < 6; ++i) input_1d(&tmp[i][0], 1, &v[i][0], 1);
 }
 
 template <typename T>
-SA_HD void input_tile_adjoint(const T (&dv)[6][6], T (&dd)[6][6]) {  // dd = Bt^T dV Bt
+SA_HD_INLINE void input_tile_adjoint(const T (&dv)[6][6], T (&dd)[6][6]) {  // dd = Bt^T dV Bt
     T tmp[6][6];
     for (int j = 0; j < 6; ++j) input_adjoint_1d(&dv[0][j], 6, &tmp[0][j], 6);
     for (int i = 0; i < 6; ++i) input_adjoint_1d(&tmp[i][0], 1, &dd[i][0], 1);
 }
 
 template <typename T>
-SA_HD void output_tile(const T (&m)[6][6], T (&y)[4][4]) {  // Y = At M At^T
+SA_HD_INLINE void output_tile(const T (&m)[6][6], T (&y)[4][4]) {  // Y = At M At^T
     T tmp[4][6];
     for (int j = 0; j < 6; ++j) output_1d(&m[0][j], 6, &tmp[0][j], 6);
     for (int i = 0; i < 4; ++i) output_1d(&tmp[i][0], 1, &y[i][0], 1);
 }
 
 template <typename T>
-SA_HD void output_tile_adjoint(const T (&dy)[4][4], T (&dm)[6][6]) {  // dM = At^T dY At
+SA_HD_INLINE void output_tile_adjoint(const T (&dy)[4][4], T (&dm)[6][6]) {  // dM = At^T dY At
     T tmp[6][4];
     for (int j = 0; j < 4; ++j) output_adjoint_1d(&dy[0][j], 4, &tmp[0][j], 4);
     for (int i = 0; i < 6; ++i) output_adjoint_1d(&tmp[i][0], 1, &dm[i][0], 1);
+}
+
+template <typename T>
+SA_HD_INLINE void weight_tile(const T (&g)[3][3], T (&u)[6][6]) {  // U = G g G^T
+    T tmp[6][3];
+    for (int j = 0; j < 3; ++j) weight_1d(&g[0][j], 3, &tmp[0][j], 3);
+    for (int i = 0; i < 6; ++i) weight_1d(&tmp[i][0], 1, &u[i][0], 1);
+}
+
+template <typename T>
+SA_HD_INLINE void weight_tile_adjoint(const T (&du)[6][6], T (&dg)[3][3]) {  // dg = G^T dU G
+    T tmp[3][6];
+    for (int j = 0; j < 6; ++j) weight_adjoint_1d(&du[0][j], 6, &tmp[0][j], 6);
+    for (int i = 0; i < 3; ++i) weight_adjoint_1d(&tmp[i][0], 1, &dg[i][0], 1);
 }
 
 }  // namespace wino
