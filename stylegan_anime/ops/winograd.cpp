@@ -268,13 +268,27 @@ torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
 
 namespace {
 
-// Calls fn(q0, lanes) for every block of LANES consecutive filters (k, c), in parallel.
-template <typename Fn>
-void for_each_filter_block(int64_t filters, Fn fn) {
+// Maps every filter q = (k, c) from R x R values to M x M with fn, LANES filters at once, in
+// parallel. A filter's values lie together in [K, C, 3, 3] (value a of filter q at q * 9 + a) and
+// across the filters in [36, K, C] (at a * filters + q); TILES_IN: src is the [36, K, C] one.
+// (The layouts are compile-time so that the lane loops over consecutive filters vectorise.)
+template <int R, int M, bool TILES_IN, typename scalar_t, typename Fn>
+void transform_filters(const scalar_t* src, scalar_t* dst, int64_t filters, Fn fn) {
+    using acc_t = at::opmath_type<scalar_t>;
     at::parallel_for(0, (filters + LANES - 1) / LANES, 64, [&](int64_t begin, int64_t end) {
         for (int64_t blk = begin; blk < end; ++blk) {
             const int64_t q0 = blk * LANES;
-            fn(q0, int(std::min<int64_t>(LANES, filters - q0)));
+            const int lanes = int(std::min<int64_t>(LANES, filters - q0));
+            Lanes<acc_t> in[R][R], out[M][M];
+            for (int a = 0; a < R * R; ++a)
+                for (int l = 0; l < LANES; ++l) {
+                    const int64_t i = TILES_IN ? a * filters + q0 + l : (q0 + l) * R * R + a;
+                    in[a / R][a % R].v[l] = l < lanes ? acc_t(src[i]) : acc_t(0);
+                }
+            fn(in, out);
+            for (int a = 0; a < M * M; ++a)
+                for (int l = 0; l < lanes; ++l)
+                    dst[TILES_IN ? (q0 + l) * M * M + a : a * filters + q0 + l] = scalar_t(out[a / M][a % M].v[l]);
         }
     });
 }
@@ -288,17 +302,8 @@ torch::Tensor winograd_weight(const torch::Tensor& g) {
     const int64_t kc = g.size(0) * g.size(1);
     torch::Tensor u = torch::empty({TILE_IN * TILE_IN, g.size(0), g.size(1)}, g.options());
     AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winograd_weight", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* src = g.data_ptr<scalar_t>();
-        scalar_t* dst = u.data_ptr<scalar_t>();
-        for_each_filter_block(kc, [&](int64_t q0, int lanes) {
-            Lanes<acc_t> f[3][3], t[6][6];
-            for (int l = 0; l < LANES; ++l)
-                for (int a = 0; a < 9; ++a) f[a / 3][a % 3].v[l] = l < lanes ? acc_t(src[(q0 + l) * 9 + a]) : acc_t(0);
-            wino::weight_tile(f, t);
-            for (int a = 0; a < 36; ++a)
-                for (int l = 0; l < lanes; ++l) dst[a * kc + q0 + l] = scalar_t(t[a / 6][a % 6].v[l]);
-        });
+        transform_filters<3, 6, false>(g.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(), kc,
+                                       [](const auto& f, auto& t) { wino::weight_tile(f, t); });
     });
     return u;
 }
@@ -310,17 +315,8 @@ torch::Tensor winograd_weight_adjoint(const torch::Tensor& du) {
     const int64_t kc = du.size(1) * du.size(2);
     torch::Tensor dg = torch::empty({du.size(1), du.size(2), 3, 3}, du.options());
     AT_DISPATCH_FLOATING_TYPES(du.scalar_type(), "winograd_weight_adjoint", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* src = du.data_ptr<scalar_t>();
-        scalar_t* dst = dg.data_ptr<scalar_t>();
-        for_each_filter_block(kc, [&](int64_t q0, int lanes) {
-            Lanes<acc_t> t[6][6], f[3][3];
-            for (int a = 0; a < 36; ++a)
-                for (int l = 0; l < LANES; ++l) t[a / 6][a % 6].v[l] = l < lanes ? acc_t(src[a * kc + q0 + l]) : acc_t(0);
-            wino::weight_tile_adjoint(t, f);
-            for (int l = 0; l < lanes; ++l)
-                for (int a = 0; a < 9; ++a) dst[(q0 + l) * 9 + a] = scalar_t(f[a / 3][a % 3].v[l]);
-        });
+        transform_filters<6, 3, true>(du.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(), kc,
+                                      [](const auto& t, auto& f) { wino::weight_tile_adjoint(t, f); });
     });
     return dg;
 }

@@ -89,47 +89,43 @@ SA_HD_INLINE void weight_adjoint_1d(const T* u, int s, T* g, int t) {  // g = G^
     g[2 * t] = sum12 + sum34 * T(1.0 / 6) + u5;
 }
 
-// 2-D: the 1-D transform down every column (into tmp), then along every row of tmp.
+// 2-D: the 1-D transform f (R values to M) down every column of x (into tmp), then along every
+// row of tmp.
+template <int R, int M, typename T, typename F>
+SA_HD_INLINE void separable(const T (&x)[R][R], T (&y)[M][M], F f) {
+    T tmp[M][R];
+    for (int j = 0; j < R; ++j) f(&x[0][j], R, &tmp[0][j], R);
+    for (int i = 0; i < M; ++i) f(&tmp[i][0], 1, &y[i][0], 1);
+}
+
 template <typename T>
 SA_HD_INLINE void input_tile(const T (&d)[6][6], T (&v)[6][6]) {  // V = Bt d Bt^T
-    T tmp[6][6];
-    for (int j = 0; j < 6; ++j) input_1d(&d[0][j], 6, &tmp[0][j], 6);
-    for (int i = 0; i < 6; ++i) input_1d(&tmp[i][0], 1, &v[i][0], 1);
+    separable(d, v, [](const T* a, int s, T* b, int t) { input_1d(a, s, b, t); });
 }
 
 template <typename T>
 SA_HD_INLINE void input_tile_adjoint(const T (&dv)[6][6], T (&dd)[6][6]) {  // dd = Bt^T dV Bt
-    T tmp[6][6];
-    for (int j = 0; j < 6; ++j) input_adjoint_1d(&dv[0][j], 6, &tmp[0][j], 6);
-    for (int i = 0; i < 6; ++i) input_adjoint_1d(&tmp[i][0], 1, &dd[i][0], 1);
+    separable(dv, dd, [](const T* a, int s, T* b, int t) { input_adjoint_1d(a, s, b, t); });
 }
 
 template <typename T>
 SA_HD_INLINE void output_tile(const T (&m)[6][6], T (&y)[4][4]) {  // Y = At M At^T
-    T tmp[4][6];
-    for (int j = 0; j < 6; ++j) output_1d(&m[0][j], 6, &tmp[0][j], 6);
-    for (int i = 0; i < 4; ++i) output_1d(&tmp[i][0], 1, &y[i][0], 1);
+    separable(m, y, [](const T* a, int s, T* b, int t) { output_1d(a, s, b, t); });
 }
 
 template <typename T>
 SA_HD_INLINE void output_tile_adjoint(const T (&dy)[4][4], T (&dm)[6][6]) {  // dM = At^T dY At
-    T tmp[6][4];
-    for (int j = 0; j < 4; ++j) output_adjoint_1d(&dy[0][j], 4, &tmp[0][j], 4);
-    for (int i = 0; i < 6; ++i) output_adjoint_1d(&tmp[i][0], 1, &dm[i][0], 1);
+    separable(dy, dm, [](const T* a, int s, T* b, int t) { output_adjoint_1d(a, s, b, t); });
 }
 
 template <typename T>
 SA_HD_INLINE void weight_tile(const T (&g)[3][3], T (&u)[6][6]) {  // U = G g G^T
-    T tmp[6][3];
-    for (int j = 0; j < 3; ++j) weight_1d(&g[0][j], 3, &tmp[0][j], 3);
-    for (int i = 0; i < 6; ++i) weight_1d(&tmp[i][0], 1, &u[i][0], 1);
+    separable(g, u, [](const T* a, int s, T* b, int t) { weight_1d(a, s, b, t); });
 }
 
 template <typename T>
 SA_HD_INLINE void weight_tile_adjoint(const T (&du)[6][6], T (&dg)[3][3]) {  // dg = G^T dU G
-    T tmp[3][6];
-    for (int j = 0; j < 6; ++j) weight_adjoint_1d(&du[0][j], 6, &tmp[0][j], 6);
-    for (int i = 0; i < 3; ++i) weight_adjoint_1d(&tmp[i][0], 1, &dg[i][0], 1);
+    separable(du, dg, [](const T* a, int s, T* b, int t) { weight_adjoint_1d(a, s, b, t); });
 }
 
 }  // namespace wino
