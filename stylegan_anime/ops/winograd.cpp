@@ -198,72 +198,69 @@ void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t
     }
 }
 
+// Image → tiles: fn maps the R x R window (at `shift` from each tile's 4 x 4 output square) of
+// every tile of image `img` ([N, C, H, W]) to its 36 values in the returned [36, C, P] tensor.
+template <int R, typename Fn>
+torch::Tensor windows_to_tiles(const torch::Tensor& img, int64_t shift, Fn fn) {
+    const Tiling s = tiling(img.size(0), img.size(1), img.size(2), img.size(3));
+    torch::Tensor tiles = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, img.options());
+    AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        for_each_block<false>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+                              [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> d[R][R], t[6][6];
+            load_windows(bl, s, d);
+            fn(d, t);
+            store_tiles(bl, t);
+        });
+    });
+    return tiles;
+}
+
+// Tiles → image: fn maps each tile's 36 values (of `tiles`, [36, C, P]) to its R x R window of
+// the returned [N, C, H, W] image, which ADD sums where windows overlap (else they must not).
+template <bool ADD, int R, typename Fn>
+torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn) {
+    torch::Tensor img = ADD ? torch::zeros({s.n, s.c, s.h, s.w}, tiles.options())
+                            : torch::empty({s.n, s.c, s.h, s.w}, tiles.options());
+    AT_DISPATCH_FLOATING_TYPES(tiles.scalar_type(), "winograd_tiles_to_windows", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        for_each_block<true>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+                             [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> t[6][6], d[R][R];
+            load_tiles(bl, t);
+            fn(t, d);
+            store_windows<ADD>(bl, s, d);
+        });
+    });
+    return img;
+}
+
 }  // namespace
 
 // x: [N, C, H, W] → V: [36, C, P].
 torch::Tensor winograd_input(const torch::Tensor& x) {
     check_cpu(x, "x", 4);
-    const Tiling s = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
-    torch::Tensor v = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, x.options());
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<false>(x.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), s, TILE_IN, -1, [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> d[6][6], t[6][6];
-            load_windows(bl, s, d);
-            wino::input_tile(d, t);
-            store_tiles(bl, t);
-        });
-    });
-    return v;
+    return windows_to_tiles<TILE_IN>(x, -1, [](const auto& d, auto& t) { wino::input_tile(d, t); });
 }
 
 // dV: [36, C, P] → dx: [N, C, H, W], the adjoint of winograd_input (overlapping tiles add up).
 torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t h, int64_t w) {
-    const Tiling s = tiling_of_tiles(dv, "dV", n, h, w);
-    torch::Tensor dx = torch::zeros({n, s.c, h, w}, dv.options());
-    AT_DISPATCH_FLOATING_TYPES(dv.scalar_type(), "winograd_input_adjoint", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<true>(dx.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), s, TILE_IN, -1, [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> t[6][6], d[6][6];
-            load_tiles(bl, t);
-            wino::input_tile_adjoint(t, d);
-            store_windows<true>(bl, s, d);
-        });
-    });
-    return dx;
+    return tiles_to_windows<true, TILE_IN>(dv, tiling_of_tiles(dv, "dV", n, h, w), -1,
+                                           [](const auto& t, auto& d) { wino::input_tile_adjoint(t, d); });
 }
 
 // M: [36, K, P] → y: [N, K, H, W].
 torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
-    const Tiling s = tiling_of_tiles(m, "M", n, h, w);
-    torch::Tensor y = torch::empty({n, s.c, h, w}, m.options());
-    AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winograd_output", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<true>(y.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), s, TILE_OUT, 0, [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> t[6][6], o[4][4];
-            load_tiles(bl, t);
-            wino::output_tile(t, o);
-            store_windows<false>(bl, s, o);
-        });
-    });
-    return y;
+    return tiles_to_windows<false, TILE_OUT>(m, tiling_of_tiles(m, "M", n, h, w), 0,
+                                             [](const auto& t, auto& y) { wino::output_tile(t, y); });
 }
 
 // dy: [N, K, H, W] → dM: [36, K, P], the adjoint of winograd_output.
 torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
     check_cpu(dy, "dy", 4);
-    const Tiling s = tiling(dy.size(0), dy.size(1), dy.size(2), dy.size(3));
-    torch::Tensor dm = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, dy.options());
-    AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "winograd_output_adjoint", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<false>(dy.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), s, TILE_OUT, 0, [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> o[4][4], t[6][6];
-            load_windows(bl, s, o);
-            wino::output_tile_adjoint(o, t);
-            store_tiles(bl, t);
-        });
-    });
-    return dm;
+    return windows_to_tiles<TILE_OUT>(dy, 0,
+                                      [](const auto& o, auto& t) { wino::output_tile_adjoint(o, t); });
 }
 
 namespace {
