@@ -7,16 +7,19 @@ transforms, upfirdn2d, bias_act, ...) and the most expensive (op, input shapes) 
 both as JSON. Times are PyTorch profiler self-CPU times of the calling thread (an op's own time,
 its children excluded), so the rows add up to the total.
 
-    python -m benchmarks.profile --job generate [--res 512] [--batch 1]
+    python -m benchmarks.profile --job generate [--res 512] [--batch 1] [--fresh-weights]
     python -m benchmarks.profile --job train [--res 64]
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+from stylegan_anime.networks.weight_cache import cached_weights
 
 from benchmarks.common import print_table, write_json
 
@@ -90,11 +93,15 @@ def main() -> None:
     ap.add_argument("--job", choices=["generate", "train"], default="generate")
     ap.add_argument("--res", type=int, default=None, help="default 512 (generate) or 64 (train)")
     ap.add_argument("--batch", type=int, default=1, help="generate: images per forward (train: always 4)")
+    ap.add_argument("--fresh-weights", action="store_true",
+                    help="generate: derive weight tensors every forward (default: kept, as the generate API runs)")
     ap.add_argument("--top", type=int, default=25, help="how many (op, shapes) rows to print")
     ap.add_argument("--out", default=None, help="default benchmarks/results/profile_<job>.json")
     args = ap.parse_args()
     res = args.res or (64 if args.job == "train" else 512)
-    kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch)), args.top)
+    kept = args.job == "generate" and not args.fresh_weights
+    with cached_weights() if kept else contextlib.nullcontext():
+        kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch)), args.top)
     print(f"{args.job} at {res}², torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print_table(kinds, ["kind", "ms", "share"])
     print()

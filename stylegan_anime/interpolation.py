@@ -19,6 +19,7 @@ from PIL import Image
 from .errors import UserError
 from .keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
 from .networks.modulated_conv import NOISE_MODES
+from .networks.weight_cache import cached_weights
 from .render import make_grid, to_pil
 from .video import output_size, write_video
 
@@ -200,8 +201,9 @@ def interpolation_frames(G, paths: Sequence[KeyframePath], schedule: FrameSchedu
         stop = min(start + frames_per_batch, schedule.frames)
         k, t = schedule.segments(start, stop)
         ws = torch.stack([p.ws(k, t) for p in paths], dim=1).flatten(0, 1)  # [frames * cells, num_ws, w_dim]
-        images = torch.cat([G.synthesis(ws[i: i + batch_size], noise_mode=noise_mode).cpu()
-                            for i in range(0, ws.shape[0], batch_size)])
+        with cached_weights():  # not across the yield: the caller's code runs between batches
+            images = torch.cat([G.synthesis(ws[i: i + batch_size], noise_mode=noise_mode).cpu()
+                                for i in range(0, ws.shape[0], batch_size)])
         tiles = to_pil(images)
         for f in range(stop - start):
             cell_tiles = tiles[f * len(paths): (f + 1) * len(paths)]

@@ -153,10 +153,18 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
     """``F.conv2d(x, weight, padding=1)`` for x: [N, C, H, W], weight: [K, C, 3, 3] → [N, K, H, W],
     computed as Winograd F(4×4, 3×3). ``native``: the native transforms (default: where available)
     or the references."""
-    n, c, h, w = x.shape
     if native is None:
         native = native_available(x)
     weight = weight.to(x.dtype)
+    return conv3x3_transformed(x, weight_transform(weight) if native else weight_transform_ref(weight), native)
+
+
+def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
+    """``conv3x3`` given the transformed filters u = ``weight_transform(weight)``: [36, K, C]
+    (so that callers may keep them between calls)."""
+    n, c, h, w = x.shape
+    if native is None:
+        native = native_available(x)
     if native:
-        return output_transform(torch.bmm(weight_transform(weight), input_transform(x)), n, h, w)
-    return output_transform_ref(torch.bmm(weight_transform_ref(weight), input_transform_ref(x)), n, h, w)
+        return output_transform(torch.bmm(u, input_transform(x)), n, h, w)
+    return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)

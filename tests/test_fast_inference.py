@@ -12,7 +12,7 @@ import torch
 
 from stylegan_anime import kernels
 from stylegan_anime.networks import Generator
-from stylegan_anime.networks.fast_modconv import demod_coefficients, upsample_conv2d, upsample_image
+from stylegan_anime.networks.fast_modconv import demod_coefficients, transposed_weight, upsample_conv2d, upsample_image
 from stylegan_anime.networks.resample_conv import conv2d_resample
 
 from conftest import randomize_buffers, small_g_config
@@ -58,8 +58,12 @@ def test_upsample_conv_equals_conv2d_resample(groups, k):
     torch.manual_seed(0)
     x, w = torch.randn(groups, 6 * 1, 7, 7).reshape(1, groups * 6, 7, 7), torch.randn(groups * 4, 6, k, k)
     f = kernels.setup_filter([1, 3, 3, 1])
+    b = torch.randn(4)
     ref = conv2d_resample(x, w, f, up=2, padding=k // 2, groups=groups, flip_weight=False)
-    torch.testing.assert_close(upsample_conv2d(x, w, f, 2, k // 2, groups=groups), ref, rtol=1e-5, atol=1e-5)
+    ref = ref + b.repeat(groups).reshape(1, -1, 1, 1)
+    w_t = transposed_weight(w, groups)
+    assert transposed_weight(w_t, groups).equal(w)
+    torch.testing.assert_close(upsample_conv2d(x, w_t, f, 2, k // 2, groups=groups, bias=b), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_keeping_freed_memory_changes_no_result(tmp_path):

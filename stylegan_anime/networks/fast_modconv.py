@@ -11,8 +11,12 @@
 - Demodulation coefficients come from a matmul of squared styles and squared weights
   instead of materialising [N, out, in, k, k] modulated weights.
 - The activation gain is folded in before the leaky ReLU (lrelu(g·y) = g·lrelu(y) for
-  g > 0), the bias rides in the conv where no FIR filter follows, and the rest (noise,
-  bias, lrelu, clamp) runs in place on the conv's own output.
+  g > 0), the bias rides in the conv (or in the FIR filter after an upsampling conv), and
+  the rest (noise, lrelu, clamp) runs in place on the conv's own output.
+- Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
+  weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
+  transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
+  activations worth taking over NNPACK on the widest layers (``winograd.f43_preferred``).
 
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
@@ -26,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import kernels, winograd_op
-from . import winograd
-from .resample_conv import _conv, conv2d_resample
+from . import weight_cache, winograd
+from .resample_conv import conv2d_resample
 
 LRELU_ALPHA = 0.2
 
@@ -55,29 +59,43 @@ def modulate_in_weights(weight_elems: int, in_pixels: int, out_pixels: int, in_c
 
 def _per_sample_weights(weight: torch.Tensor, in_scale: torch.Tensor, out_scale: torch.Tensor | None) -> torch.Tensor:
     """[out, in, k, k] scaled by in_scale: [N, in] and out_scale: [N, out] → [N*out, in, k, k]."""
-    w = weight.unsqueeze(0) * in_scale[:, None, :, None, None]
-    if out_scale is not None:
-        w = w * out_scale[:, :, None, None, None]
-    return w.reshape(-1, *weight.shape[1:])
+    scale = in_scale[:, None, :] if out_scale is None else out_scale[:, :, None] * in_scale[:, None, :]
+    return (weight.unsqueeze(0) * scale[..., None, None]).reshape(-1, *weight.shape[1:])
 
 
-def upsample_conv2d(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, up: int, padding: int,
-                    groups: int = 1) -> torch.Tensor:
-    """``conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)``
-    with the FIR filter run as one depthwise conv that pads by itself (the reference op
-    copies the tensor twice to pad it first). x: [N, C_in, H, W] → [N, C_out, H*up, W*up]."""
-    kh, kw = w.shape[2:]
+def transposed_weight(w: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """conv2d's weight [out, in/groups, k, k] in conv_transpose2d's layout [in, out/groups, k, k]
+    (the two channel axes swapped within each group), contiguous."""
+    out_c, in_per_group, kh, kw = w.shape
+    w = w.reshape(groups, out_c // groups, in_per_group, kh, kw).transpose(1, 2)
+    return w.reshape(groups * in_per_group, out_c // groups, kh, kw).contiguous()
+
+
+def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int, padding: int,
+                    groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)`` (+ bias)
+    with the FIR filter run as one depthwise conv that pads by itself and adds the bias (the
+    reference op copies the tensor twice to pad it first).
+
+    x: [N, C_in, H, W]; w_t: ``transposed_weight(w, groups)``, [C_in, C_out/groups, k, k];
+    bias: [C_out / groups] or None, the same for every group. Returns [N, C_out, H*up, W*up].
+    """
+    kh, kw = w_t.shape[2:]
     fh, fw = f.shape if f.ndim == 2 else (f.shape[0], f.shape[0])
     px0, px1 = padding + (fw + up - 1) // 2 - (kw - 1), padding + (fw - up) // 2 - (kw - up)
     py0, py1 = padding + (fh + up - 1) // 2 - (kh - 1), padding + (fh - up) // 2 - (kh - up)
     if f.ndim != 2 or len({px0, px1}) != 1 or len({py0, py1}) != 1 or min(px0, py0) < 0:
-        return conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
-    y = _conv(x, w, stride=up, groups=groups, transpose=True)
+        w = transposed_weight(w_t, groups)  # swapping the channel axes twice gives w back
+        y = conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
+        if bias is not None:
+            y = (y.reshape(-1, bias.shape[0], *y.shape[2:]) + bias.reshape(1, -1, 1, 1)).reshape(y.shape)
+        return y
+    y = F.conv_transpose2d(x, w_t, stride=up, groups=groups)
     n = y.shape[0]
     y = y.reshape(n * groups, -1, *y.shape[2:])  # oneDNN's depthwise conv is ~4x slower on [1, groups*C, H, W]
     c = y.shape[1]
     taps = (f * (up * up)).flip([0, 1]).to(y.dtype)  # conv2d correlates: flip for a true convolution
-    y = F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), padding=(py0, px0), groups=c)
+    y = F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), bias=bias, padding=(py0, px0), groups=c)
     return y.reshape(n, -1, *y.shape[2:])
 
 
@@ -98,48 +116,66 @@ def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Ten
 
 def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
                             noise: torch.Tensor | None, noise_strength: torch.Tensor, up: int, padding: int,
-                            resample_filter: torch.Tensor, gain: float, clamp: float | None,
-                            weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+                            resample_filter: torch.Tensor, gain: float, clamp: float | None) -> torch.Tensor:
     """Modulated, demodulated conv + noise + bias + lrelu·gain + clamp.
 
     x: [N, in, H, W], weight: [out, in, k, k], styles: [N, in], bias: [out],
     noise: broadcastable to [N, 1, H*up, W*up] or None; gain > 0 (lrelu's gain times the
-    layer's); clamp: None or >= 0; weight_sq: ``weight_square_sums(weight)`` or None.
-    Returns [N, out, H*up, W*up].
+    layer's); clamp: None or >= 0. Returns [N, out, H*up, W*up].
     """
-    n, in_c, h, w_ = x.shape
-    out_c = weight.shape[0]
     dtype = x.dtype
+    weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
     gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
     gb = (bias * gain).to(dtype)
-    if up == 1 and winograd.usable(x, weight.shape[2], padding, out_c):
-        wk = _per_sample_weights(weight, styles, gd).to(dtype)
-        y = winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
-    elif (up == 1 or n == 1) and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
-        wk = _per_sample_weights(weight, styles, gd).to(dtype)
-        xg = x.reshape(1, n * in_c, h, w_)
-        if up == 1:
-            y = F.conv2d(xg, wk, bias=gb.repeat(n), padding=padding, groups=n)
-        else:
-            y = upsample_conv2d(xg, wk, resample_filter, up, padding, groups=n)
-        y = y.reshape(n, out_c, *y.shape[2:])
-        if up != 1:
-            y.add_(gb.reshape(1, -1, 1, 1))
+    if up == 1:
+        y = _same_conv(x, weight, styles, gd, gb, padding)
     else:
-        xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-        if up == 1 and winograd.f43_usable(xs, weight.shape, padding):
-            y = winograd_op.conv3x3(xs, weight, native=True)  # f43_usable checked
-        elif up == 1:
-            y = F.conv2d(xs, weight.to(dtype), padding=padding)
-        else:
-            y = upsample_conv2d(xs, weight.to(dtype), resample_filter, up, padding)
-        y.mul_(gd.to(dtype).reshape(n, -1, 1, 1)).add_(gb.reshape(1, -1, 1, 1))
+        y = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
     if noise is not None:
         y.add_(noise.to(dtype) * (noise_strength * gain).to(dtype))
     F.leaky_relu_(y, LRELU_ALPHA)
     if clamp is not None:
         y.clamp_(-clamp, clamp)
     return y
+
+
+def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
+               padding: int) -> torch.Tensor:
+    """The stride-1 modulated conv of ``synthesis_layer_forward``, demodulated (gd: [N, out]) and
+    biased (gb: [out]): [N, in, H, W] → [N, out, H, W]."""
+    n, in_c, h, w_ = x.shape
+    out_c, dtype = weight.shape[0], x.dtype
+    f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
+    if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
+        wk = _per_sample_weights(weight, styles, gd).to(dtype)
+        return winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
+    if not f43_first and modulate_in_weights(weight.numel(), h * w_, h * w_, in_c, out_c):
+        wk = _per_sample_weights(weight, styles, gd).to(dtype)
+        y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
+        return y.reshape(n, out_c, h, w_)
+    xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
+    if f43_first or winograd.f43_usable(xs, weight.shape, padding):
+        u = weight_cache.derived(weight, f"winograd_f43_{dtype}",
+                                 lambda: winograd_op.weight_transform(weight.to(dtype)))
+        y = winograd.f43_conv3x3(xs, u)
+    else:
+        y = F.conv2d(xs, weight.to(dtype), padding=padding)
+    return y.mul_(gd.to(dtype).reshape(n, -1, 1, 1)).add_(gb.reshape(1, -1, 1, 1))
+
+
+def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
+             up: int, padding: int, f: torch.Tensor) -> torch.Tensor:
+    """The upsampling modulated conv of ``synthesis_layer_forward``, demodulated (gd: [N, out]) and
+    biased (gb: [out]): [N, in, H, W] → [N, out, H*up, W*up]."""
+    n, in_c, h, w_ = x.shape
+    out_c, dtype = weight.shape[0], x.dtype
+    w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
+    if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
+        wk = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None]
+        return upsample_conv2d(x, wk.to(dtype), f, up, padding, bias=gb)
+    xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
+    y = upsample_conv2d(xs, w_t.to(dtype), f, up, padding)
+    return y.mul_(gd.to(dtype).reshape(n, -1, 1, 1)).add_(gb.reshape(1, -1, 1, 1))
 
 
 def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
