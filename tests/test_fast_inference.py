@@ -53,11 +53,12 @@ def test_demodulation_by_matmul_equals_the_modulated_weight_norm():
     torch.testing.assert_close(demod_coefficients(weight, styles), expected, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("separable", [False, True])  # a 1-D filter takes the fallback path
 @pytest.mark.parametrize("groups,k", [(1, 3), (2, 3), (1, 1)])
-def test_upsample_conv_equals_conv2d_resample(groups, k):
+def test_upsample_conv_equals_conv2d_resample(groups, k, separable):
     torch.manual_seed(0)
     x, w = torch.randn(groups, 6 * 1, 7, 7).reshape(1, groups * 6, 7, 7), torch.randn(groups * 4, 6, k, k)
-    f = kernels.setup_filter([1, 3, 3, 1])
+    f = kernels.setup_filter([1, 3, 3, 1], separable=separable)
     b = torch.randn(4)
     ref = conv2d_resample(x, w, f, up=2, padding=k // 2, groups=groups, flip_weight=False)
     ref = ref + b.repeat(groups).reshape(1, -1, 1, 1)
