@@ -51,7 +51,7 @@ ALLOW_NO_NATIVE_ENV = "STYLEGAN_ANIME_ALLOW_NO_NATIVE"
 
 @pytest.fixture(scope="session")
 def native_cpu_ops() -> dict:
-    """Both CPU extensions, built once per test run (in parallel) into $TORCH_EXTENSIONS_DIR.
+    """Every CPU extension, built once per test run (in parallel) into $TORCH_EXTENSIONS_DIR.
 
     A machine with a compiler must build them, so a failure fails the tests that need them,
     unless $STYLEGAN_ANIME_ALLOW_NO_NATIVE=1 says this environment may lack a toolchain.

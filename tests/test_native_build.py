@@ -34,7 +34,7 @@ def run_python(code: str, cache: Path, timeout: float = 300, **env: str) -> dict
 BROKEN_COMPILER_SCRIPT = """
     import json, warnings
     import torch
-    from stylegan_anime import kernels, native_build
+    from stylegan_anime import kernels, layer_epilogue, native_build
     from stylegan_anime.networks import winograd
     x = torch.randn(2, 3, 6, 6)
     f = kernels.setup_filter([1, 3, 3, 1])
@@ -48,6 +48,8 @@ BROKEN_COMPILER_SCRIPT = """
                                     kernels.bias_act_ref(x, None, act="lrelu", clamp=1.0)))
             with winograd.use_winograd("always"):  # no native transforms: the direct convolution
                 same.append(not winograd.f43_usable(torch.randn(1, 8, 8, 8), (8, 8, 3, 3), 1))
+            same.append(torch.equal(layer_epilogue.layer_epilogue(x.clone(), bias=torch.ones(3), clamp=1.0),
+                                    layer_epilogue.layer_epilogue_ref(x, bias=torch.ones(3), clamp=1.0)))
     print(json.dumps({"same": same, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
                       "status": [native_build.status(op, "cpu") for op in native_build.OPS]}))
 """
@@ -55,10 +57,10 @@ BROKEN_COMPILER_SCRIPT = """
 
 def test_broken_compiler_warns_once_and_uses_the_reference(tmp_path):
     result = run_python(BROKEN_COMPILER_SCRIPT, tmp_path / "cache", CXX="/bin/false")
-    assert result["same"] == [True] * 6
-    assert len(result["warnings"]) == 3  # one per op, not one per call
+    assert result["same"] == [True] * 8
+    assert len(result["warnings"]) == len(native_build.OPS)  # one per op, not one per call
     assert all("build failed" in w and "/bin/false" in w for w in result["warnings"])
-    assert [s[0] for s in result["status"]] == ["ref", "ref", "ref"]
+    assert [s[0] for s in result["status"]] == ["ref"] * len(native_build.OPS)
 
 
 def test_native_mode_turns_a_build_failure_into_an_error(tmp_path):
@@ -105,11 +107,13 @@ def test_doctor_reports_each_op_and_device(capsys, native_cpu_ops, monkeypatch):
     monkeypatch.delenv(native_build.ENV_MODE, raising=False)
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
-    lines = {tuple(ln.split()[:3]) for ln in out.splitlines() if ln.split()[:1] in (["upfirdn2d"], ["bias_act"])}
-    assert ("upfirdn2d", "cpu", "native") in lines and ("bias_act", "cpu", "native") in lines
+    lines = {tuple(ln.split()[:3]) for ln in out.splitlines() if ln.split()[:1] in ([op] for op in native_build.OPS)}
+    assert {(op, "cpu", "native") for op in native_build.OPS} <= lines
     if not torch.cuda.is_available():
         assert ("upfirdn2d", "cuda", "ref") in lines
+    assert "native CPU builds: vector flags" in out
     monkeypatch.setenv(native_build.ENV_MODE, "ref")
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "bias_act   cpu     ref     STYLEGAN_ANIME_OPS=ref" in out
+    refs = {tuple(ln.split()[:4]) for ln in out.splitlines()}
+    assert {(op, "cpu", "ref", "STYLEGAN_ANIME_OPS=ref") for op in native_build.OPS} <= refs

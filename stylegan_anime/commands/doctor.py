@@ -19,9 +19,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}), "
           f"ops mode {native_build.ops_mode()} (${native_build.ENV_MODE}), cache {native_build.cache_root()}")
     rows = [(op, kind, *native_build.status(op, kind)) for op in native_build.OPS for kind in native_build.DEVICE_KINDS]
-    print(f"{'op':<10} {'device':<7} {'path':<7} why")
+    width = max(len(op) for op in native_build.OPS)
+    print(f"{'op':<{width}} {'device':<7} {'path':<7} why")
     for op, kind, path, why in rows:
-        print(f"{op:<10} {kind:<7} {path:<7} {why}")
+        print(f"{op:<{width}} {kind:<7} {path:<7} {why}")
+    isa = " ".join(native_build.cpu_isa_flags()) or "none (no AVX2)"
+    print(f"native CPU builds: vector flags {isa} (torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
     for line in _winograd_status():
         print(line)
     return 0

@@ -11,8 +11,9 @@
 - Demodulation coefficients come from a matmul of squared styles and squared weights
   instead of materialising [N, out, in, k, k] modulated weights.
 - The activation gain is folded in before the leaky ReLU (lrelu(g·y) = g·lrelu(y) for
-  g > 0), the bias rides in the conv (or in the FIR filter after an upsampling conv), and
-  the rest (noise, lrelu, clamp) runs in place on the conv's own output.
+  g > 0); what follows the conv (the FIR filter after an upsampling conv, demodulation
+  where it is not in the weights, bias, noise, lrelu, clamp) is one pass of
+  ``layer_epilogue`` over the conv's output.
 - Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
   weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
   transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import kernels, winograd_op
+from ..layer_epilogue import Fir, layer_epilogue, separable_taps
 from . import weight_cache, winograd
 from .resample_conv import conv2d_resample
 
@@ -71,20 +73,33 @@ def transposed_weight(w: torch.Tensor, groups: int = 1) -> torch.Tensor:
     return w.reshape(groups * in_per_group, out_c // groups, kh, kw).contiguous()
 
 
+def upsample_fir(f: torch.Tensor, up: int, padding: int, k: int) -> Fir | None:
+    """The FIR filter that follows a stride-``up`` transposed conv with a k×k kernel in
+    ``conv2d_resample(..., up=up, padding=padding)``, as separable correlation taps with the same
+    padding on every side; None when f is not separable or the padding is not that simple.
+    f: [fh, fw] (2-D) or [fw] (1-D, taken as separable along both axes)."""
+    taps = separable_taps(f) if f.ndim == 2 else (f, f)
+    if taps is None:
+        return None
+    fv, fh = taps
+    pads = {padding + (len(t) + up - 1) // 2 - (k - 1) for t in (fv, fh)}
+    pads |= {padding + (len(t) - up) // 2 - (k - up) for t in (fv, fh)}
+    if len(pads) != 1 or min(pads) < 0:
+        return None
+    # conv2d_resample convolves (flipped taps, as correlation); upsampling by `up` scales each axis by up.
+    return Fir((fv * up).flip(0), (fh * up).flip(0), pads.pop())
+
+
 def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int, padding: int,
                     groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)`` (+ bias)
-    with the FIR filter run as one depthwise conv that pads by itself and adds the bias (the
-    reference op copies the tensor twice to pad it first).
+    """``conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)`` (+ bias):
+    the transposed conv, then the FIR filter and the bias in ``layer_epilogue``'s single pass.
 
     x: [N, C_in, H, W]; w_t: ``transposed_weight(w, groups)``, [C_in, C_out/groups, k, k];
     bias: [C_out / groups] or None, the same for every group. Returns [N, C_out, H*up, W*up].
     """
-    kh, kw = w_t.shape[2:]
-    fh, fw = f.shape if f.ndim == 2 else (f.shape[0], f.shape[0])
-    px0, px1 = padding + (fw + up - 1) // 2 - (kw - 1), padding + (fw - up) // 2 - (kw - up)
-    py0, py1 = padding + (fh + up - 1) // 2 - (kh - 1), padding + (fh - up) // 2 - (kh - up)
-    if f.ndim != 2 or len({px0, px1}) != 1 or len({py0, py1}) != 1 or min(px0, py0) < 0:
+    fir = upsample_fir(f, up, padding, w_t.shape[2]) if w_t.shape[2] == w_t.shape[3] else None
+    if fir is None:
         w = transposed_weight(w_t, groups)  # swapping the channel axes twice gives w back
         y = conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
         if bias is not None:
@@ -92,10 +107,7 @@ def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int
         return y
     y = F.conv_transpose2d(x, w_t, stride=up, groups=groups)
     n = y.shape[0]
-    y = y.reshape(n * groups, -1, *y.shape[2:])  # oneDNN's depthwise conv is ~4x slower on [1, groups*C, H, W]
-    c = y.shape[1]
-    taps = (f * (up * up)).flip([0, 1]).to(y.dtype)  # conv2d correlates: flip for a true convolution
-    y = F.conv2d(y, taps[None, None].expand(c, 1, fh, fw), bias=bias, padding=(py0, px0), groups=c)
+    y = layer_epilogue(y.reshape(n * groups, -1, *y.shape[2:]), fir, bias=bias, alpha=1.0)
     return y.reshape(n, -1, *y.shape[2:])
 
 
@@ -123,36 +135,36 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     noise: broadcastable to [N, 1, H*up, W*up] or None; gain > 0 (lrelu's gain times the
     layer's); clamp: None or >= 0. Returns [N, out, H*up, W*up].
     """
-    dtype = x.dtype
     weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
     gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
-    gb = (bias * gain).to(dtype)
+    gb = (bias * gain).to(x.dtype)
     if up == 1:
-        y = _same_conv(x, weight, styles, gd, gb, padding)
+        y, fir, scale, rest_bias = _same_conv(x, weight, styles, gd, gb, padding)
     else:
-        y = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
-    if noise is not None:
-        y.add_(noise.to(dtype) * (noise_strength * gain).to(dtype))
-    F.leaky_relu_(y, LRELU_ALPHA)
-    if clamp is not None:
-        y.clamp_(-clamp, clamp)
-    return y
+        y, fir, scale, rest_bias = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
+    noise_gain = 0.0 if noise is None else float(noise_strength) * gain
+    return layer_epilogue(y, fir, scale, rest_bias, noise, noise_gain, LRELU_ALPHA, clamp)
+
+
+# What the convolutions below return: their output, and what layer_epilogue still has to apply to it
+# (the FIR filter, the demodulation scale [N, out] and the bias [out], each None if done or not needed).
+ConvParts = tuple[torch.Tensor, Fir | None, torch.Tensor | None, torch.Tensor | None]
 
 
 def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
-               padding: int) -> torch.Tensor:
-    """The stride-1 modulated conv of ``synthesis_layer_forward``, demodulated (gd: [N, out]) and
-    biased (gb: [out]): [N, in, H, W] → [N, out, H, W]."""
+               padding: int) -> ConvParts:
+    """The stride-1 modulated conv of ``synthesis_layer_forward`` (demodulation gd: [N, out],
+    bias gb: [out]): [N, in, H, W] → [N, out, H, W]."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
     f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
     if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
-        return winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb)
+        return winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb), None, None, None
     if not f43_first and modulate_in_weights(weight.numel(), h * w_, h * w_, in_c, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
-        return y.reshape(n, out_c, h, w_)
+        return y.reshape(n, out_c, h, w_), None, None, None
     xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
     if f43_first or winograd.f43_usable(xs, weight.shape, padding):
         u = weight_cache.derived(weight, f"winograd_f43_{dtype}",
@@ -160,22 +172,25 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
         y = winograd.f43_conv3x3(xs, u)
     else:
         y = F.conv2d(xs, weight.to(dtype), padding=padding)
-    return y.mul_(gd.to(dtype).reshape(n, -1, 1, 1)).add_(gb.reshape(1, -1, 1, 1))
+    return y, None, gd, gb
 
 
 def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
-             up: int, padding: int, f: torch.Tensor) -> torch.Tensor:
-    """The upsampling modulated conv of ``synthesis_layer_forward``, demodulated (gd: [N, out]) and
-    biased (gb: [out]): [N, in, H, W] → [N, out, H*up, W*up]."""
+             up: int, padding: int, f: torch.Tensor) -> ConvParts:
+    """The upsampling modulated conv of ``synthesis_layer_forward`` (demodulation gd: [N, out],
+    bias gb: [out]): [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
     w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
+    fir = upsample_fir(f, up, padding, weight.shape[2]) if weight.shape[2] == weight.shape[3] else None
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
-        wk = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None]
-        return upsample_conv2d(x, wk.to(dtype), f, up, padding, bias=gb)
-    xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-    y = upsample_conv2d(xs, w_t.to(dtype), f, up, padding)
-    return y.mul_(gd.to(dtype).reshape(n, -1, 1, 1)).add_(gb.reshape(1, -1, 1, 1))
+        x, w_t, scale = x, w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
+    else:
+        x, scale = x * styles.to(dtype).reshape(n, -1, 1, 1), gd
+    if fir is None:
+        y = upsample_conv2d(x, w_t.to(dtype), f, up, padding)
+        return y, None, scale, gb
+    return F.conv_transpose2d(x, w_t.to(dtype), stride=up), fir, scale, gb
 
 
 def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,

@@ -2,7 +2,7 @@
 // per-tile arithmetic is in winograd.h. CPU only: on CUDA the networks use cuDNN's convolutions,
 // which choose their own algorithms.
 //
-// The loops hand winograd.h LANES tiles (or filters) at once, one per SIMD lane: the tiles of one
+// The loops hand winograd.h LANES tiles (or filters) at once, one per SIMD lane (simd.h): the tiles of one
 // channel are contiguous in V and M, so their 36 values are stored as whole vectors, and only the
 // image side is gathered (tile origins are computed once per call).
 #include <torch/extension.h>
@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "simd.h"
 #include "winograd.h"
 
 namespace sa {
@@ -19,22 +20,8 @@ namespace {
 
 using wino::TILE_IN;
 using wino::TILE_OUT;
-constexpr int LANES = 8;  // one AVX vector of floats
-
-// LANES values that winograd.h's templates treat as one number: a GCC vector, so each operation
-// there is one SIMD instruction (two without AVX) and the values stay in registers.
-template <typename T>
-struct Lanes {
-    typedef T Vec __attribute__((vector_size(sizeof(T) * LANES)));
-    Vec v;
-    Lanes() = default;
-    Lanes(T s) : v(Vec{} + s) {}  // NOLINT: a constant broadcasts
-    static Lanes of(Vec x) { Lanes r; r.v = x; return r; }
-    friend Lanes operator+(Lanes a, Lanes b) { return of(a.v + b.v); }
-    friend Lanes operator-(Lanes a, Lanes b) { return of(a.v - b.v); }
-    friend Lanes operator*(Lanes a, Lanes b) { return of(a.v * b.v); }
-    friend Lanes operator-(Lanes a) { return of(-a.v); }
-};
+using simd::LANES;
+using simd::Lanes;
 
 struct Tiling {
     int64_t n, c, h, w, th, tw, p;
