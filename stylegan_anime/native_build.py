@@ -233,7 +233,7 @@ def build(op: str, device_kind: str = "cpu", verbose: bool = False, check_only: 
     extension on a machine without a GPU); the result's module may then be None.
     """
     if device_kind == "cuda" and op in CPU_ONLY_OPS:
-        raise BuildError(f"{op} is a CPU-only op (CUDA convolutions are cuDNN's)")
+        raise BuildError(f"{op} is a CPU-only op")
     name = extension_name(op, device_kind)
     build_dir = cache_root() / name
     if (build_dir / COMPLETE_MARKER).exists() and (build_dir / f"{name}.so").exists():

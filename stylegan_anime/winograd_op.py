@@ -168,3 +168,94 @@ def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = 
     if native:
         return output_transform(torch.bmm(u, input_transform(x)), n, h, w)
     return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)
+
+
+# --------------------------------------------------------------------------- the stride-2 transposed conv
+#
+# conv_transpose2d(x, w_t, stride=2) with a 3×3 kernel (the upsampling conv), as 81 matrix products
+# over channels instead of 144 per 8×8 output tile: along each axis y[2j] = w0 x[j] + w2 x[j-1] is a
+# 2-tap correlation, done as Winograd F(4, 2) (points 0, 1, -1, 2, ∞), and y[2j+1] = w1 x[j] is one
+# product. A window x[j0-1 .. j0+3] gives 9 values (5 of F(4, 2), then x[j0 .. j0+3] as they are),
+# which give the outputs y[2j0 .. 2j0+7]; windows are 4 pixels apart, floor(H/4) + 1 of them down an
+# input of H rows, whose output has 2H + 1. Inference only: these transforms record no gradients.
+# Layouts: x [N, C, H, W]; weight [K, C, 3, 3] (conv2d's: w_t with its channel axes swapped);
+# V [81, C, P]; U [81, K, C]; M [81, K, P]; y [N, K, 2H+1, 2W+1].
+
+_UP_T = [[2, -1, -2, 1, 0], [0, 2, 1, -1, 0], [0, -2, 3, -1, 0], [0, -1, 0, 1, 0], [0, 2, -1, -2, 1],
+         [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
+_UP_G = [[0, 0, 1 / 2], [1 / 2, 0, 1 / 2], [-1 / 6, 0, 1 / 6], [1 / 3, 0, 1 / 6], [1, 0, 0],
+         [0, 1, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0]]  # on (w0, w1, w2)
+_UP_A = [[1, 1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 0, 0, 0], [0, 1, -1, 2, 0, 0, 0, 0, 0],
+         [0, 0, 0, 0, 0, 0, 1, 0, 0], [0, 1, 1, 4, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1, 0],
+         [0, 1, -1, 8, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 1]]
+
+
+def up_tiles(h: int, w: int) -> tuple[int, int]:
+    """(th, tw): the windows down and across an H×W input of the transposed conv."""
+    return h // 4 + 1, w // 4 + 1
+
+
+def up_input_transform_ref(x: torch.Tensor) -> torch.Tensor:
+    """x: [N, C, H, W] → V: [81, C, P], V = T d T^T for every 5×5 window d (zero padded)."""
+    n, c, h, w = x.shape
+    th, tw = up_tiles(h, w)
+    xp = F.pad(x, (1, 4 * tw - w, 1, 4 * th - h))
+    d = xp.unfold(2, 5, 4).unfold(3, 5, 4)  # [N, C, th, tw, 5, 5]
+    t = _mat(_UP_T, x)
+    return torch.einsum("ui,vj,ncyxij->uvcnyx", t, t, d).reshape(81, c, n * th * tw)
+
+
+def up_output_transform_ref(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """M: [81, K, P] of an N×H×W input → y: [N, K, 2H+1, 2W+1], y = A m A^T for every tile m."""
+    th, tw = up_tiles(h, w)
+    k = m.shape[1]
+    a = _mat(_UP_A, m)
+    y = torch.einsum("iu,jv,uvknyx->nkyixj", a, a, m.reshape(9, 9, k, n, th, tw))
+    return y.reshape(n, k, 8 * th, 8 * tw)[:, :, :2 * h + 1, :2 * w + 1]
+
+
+def up_weight_transform_ref(weight: torch.Tensor) -> torch.Tensor:
+    """weight: [K, C, 3, 3] → U: [81, K, C], U = G g G^T per filter."""
+    k, c = weight.shape[:2]
+    g = _mat(_UP_G, weight)
+    return torch.einsum("ui,vj,kcij->uvkc", g, g, weight).reshape(81, k, c)
+
+
+def _native_winograd():
+    return native_build.load("winograd", "cpu")
+
+
+def up_input_transform(x: torch.Tensor) -> torch.Tensor:
+    """Native ``up_input_transform_ref`` (no gradients)."""
+    return _native_winograd().up_input(x.contiguous())
+
+
+def up_output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """Native ``up_output_transform_ref`` (no gradients)."""
+    return _native_winograd().up_output(m.contiguous(), n, h, w)
+
+
+def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
+    """Native ``up_weight_transform_ref`` (no gradients)."""
+    return _native_winograd().up_weight(weight.contiguous())
+
+
+def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
+    """``F.conv_transpose2d(x, w_t, stride=2)`` for x: [N, C, H, W] and a 3×3 kernel given as conv2d's
+    weight [K, C, 3, 3] (w_t = weight with its channel axes swapped) → [N, K, 2H+1, 2W+1]."""
+    if native is None:
+        native = native_available(x)
+    weight = weight.to(x.dtype)
+    return conv_transpose3x3_s2_transformed(x, up_weight_transform(weight) if native else up_weight_transform_ref(weight),
+                                            native)
+
+
+def conv_transpose3x3_s2_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
+    """``conv_transpose3x3_s2`` given u = ``up_weight_transform(weight)``: [81, K, C] (so that callers
+    may keep them between calls)."""
+    n, _, h, w = x.shape
+    if native is None:
+        native = native_available(x)
+    if native:
+        return up_output_transform(torch.bmm(u, up_input_transform(x)), n, h, w)
+    return up_output_transform_ref(torch.bmm(u, up_input_transform_ref(x)), n, h, w)

@@ -72,3 +72,26 @@ def test_images_are_the_same_with_kept_tensors_and_follow_weight_updates(mode):
     torch.testing.assert_close(second, first, rtol=0, atol=0)
     assert not torch.allclose(updated, first, atol=1e-3)
     torch.testing.assert_close(updated, fresh_updated, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_kept_filters_route_upsampling_convs_to_winograd_and_agree_with_the_reference(monkeypatch):
+    """In "always" mode every upsampling layer takes the stride-2 Winograd transposed conv inside
+    cached_weights() (and only there), and the images equal the reference layers' (no_grad off)."""
+    from stylegan_anime import winograd_op
+    calls = []
+    real = winograd_op.conv_transpose3x3_s2_transformed
+    monkeypatch.setattr(winograd_op, "conv_transpose3x3_s2_transformed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(1)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim)
+    up_layers = sum(1 for layer in G.synthesis.noise_layers() if layer.up > 1)
+    with use_winograd("always"), torch.no_grad():
+        G(z, noise_mode="const")
+        assert calls == []
+        with cached_weights():
+            kept = G(z, noise_mode="const")
+        assert len(calls) == up_layers > 0
+    with use_winograd("off"):
+        reference = G.requires_grad_(True)(z, noise_mode="const").detach()  # recorded: the reference layers
+    scale = reference.abs().max().item()
+    torch.testing.assert_close(kept, reference, rtol=1e-5, atol=2e-5 * scale)

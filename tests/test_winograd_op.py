@@ -100,3 +100,37 @@ def test_ref_mode_does_not_use_the_native_transforms():
     with native_build.use_ops("ref"):
         assert not winograd_op.native_available(torch.empty(1, 1, 4, 4))
     assert not winograd_op.native_available(torch.empty(1, 1, 4, 4, dtype=torch.float16))
+
+
+# --------------------------------------------------------------------------- the stride-2 transposed conv
+
+up_shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 20), st.integers(1, 70))
+
+
+@HYPOTHESIS
+@given(shape=up_shapes, k=st.integers(1, 5), seed=st.integers(0, 2 ** 31 - 1))
+def test_reference_up_winograd_is_the_stride_2_transposed_conv(shape, k, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, dtype=torch.float64, generator=gen)
+    weight = torch.randn(k, shape[1], 3, 3, dtype=torch.float64, generator=gen)
+    expected = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+    torch.testing.assert_close(winograd_op.conv_transpose3x3_s2(x, weight, native=False), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(shape=up_shapes, dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2 ** 31 - 1))
+def test_native_up_transforms_equal_the_references(native_cpu_ops, shape, dtype, seed):
+    n, c, h, w = shape
+    th, tw = winograd_op.up_tiles(h, w)
+    gen = torch.Generator().manual_seed(seed)
+    x, m = torch.randn(shape, dtype=dtype, generator=gen), torch.randn(81, c, n * th * tw, dtype=dtype, generator=gen)
+    g = torch.randn(w, h, 3, 3, dtype=dtype, generator=gen)  # K·C from 1 to 1400: whole and partial lane blocks
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+
+    def check(actual, expected):
+        torch.testing.assert_close(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * expected.abs().max().item())
+
+    check(winograd_op.up_input_transform(x), winograd_op.up_input_transform_ref(x))
+    check(winograd_op.up_output_transform(m, n, h, w), winograd_op.up_output_transform_ref(m, n, h, w))
+    check(winograd_op.up_weight_transform(g), winograd_op.up_weight_transform_ref(g))

@@ -181,8 +181,12 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
     bias gb: [out]): [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
-    w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     fir = upsample_fir(f, up, padding, weight.shape[2]) if weight.shape[2] == weight.shape[3] else None
+    if fir is not None and up == 2 and winograd.up_preferred(x, weight.shape, weight_cache.active()):
+        u = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_weight_transform(weight.to(dtype)))
+        xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
+        return winograd_op.conv_transpose3x3_s2_transformed(xs, u, native=True), fir, gd, gb
+    w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         x, w_t, scale = x, w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
     else:

@@ -1,4 +1,4 @@
-"""Where 3×3 stride-1 convolutions run as Winograd convolutions instead of direct ones (CPU).
+"""Where 3×3 convolutions run as Winograd convolutions instead of direct ones (CPU).
 
 Winograd's algorithms compute a convolution tile by tile with fewer multiplications (F(6×6, 3×3):
 3.4× fewer, F(4×4, 3×3): 4× fewer), at the price of float32 rounding of about 1e-5–2e-5 of a
@@ -14,6 +14,10 @@ against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
   (``stylegan_anime/winograd_op.py``: native tile transforms, BLAS products, gradients of any
   order), 2.1–2.2× faster forwards + backwards on the 256–512-channel layers of a 64² training
   run; slower with fewer than ``MIN_TILES`` tiles or ``MIN_CHANNELS`` channels.
+
+- Inside ``cached_weights()`` (filter transforms kept): our F(4×4, 3×3) on the widest stride-1
+  layers (``f43_preferred``), and the stride-2 transposed conv of upsampling layers as Winograd
+  F(4, 2) on its even outputs (``up_preferred``, ``winograd_op.conv_transpose3x3_s2``).
 
 ``STYLEGAN_ANIME_WINOGRAD=auto`` (default: Winograd where it is faster), ``off`` (direct
 everywhere: bit-for-bit the reference layers' convolutions) or ``always`` (any size; for
@@ -41,6 +45,12 @@ MIN_CHANNELS = 128  # F(4x4, 3x3): C_in and C_out
 # 4 images a call: 3.2×; but 256–512 channels at 128², 1024 tiles a call: 0.85×).
 KEPT_FILTER_MIN_CHANNELS = 512
 KEPT_FILTER_MAX_TILES = 256
+# The stride-2 transposed 3x3 conv as Winograd (``winograd_op.conv_transpose3x3_s2``), with its filter
+# transform kept, against oneDNN's transposed conv: 1.3x (one image) to 1.6x (8) with 512 channels
+# in at 32² and 64² inputs; 0.2-0.8x on smaller inputs, and 0.75-0.9x with 256 channels or fewer at
+# 128²-256² inputs (one image), where the 81 values a tile are more memory than the products save.
+UP_MIN_PIXELS = 32 * 32
+UP_MIN_CHANNELS = 512
 
 
 class _State:
@@ -145,3 +155,13 @@ def f43_conv3x3(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return winograd_op.conv3x3_transformed(x, u, native=True)
     return torch.cat([winograd_op.conv3x3_transformed(x[i: i + step], u, native=True)
                       for i in range(0, x.shape[0], step)])
+
+
+def up_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool) -> bool:
+    """Whether the stride-2 transposed conv of x: [N, C, H, W] with a [K, C, 3, 3] kernel (conv2d's
+    layout) should run as ``winograd_op.conv_transpose3x3_s2_transformed`` on modulated activations:
+    only where its filter transform is kept between calls (``filters_kept``) and the layer is big."""
+    mode = winograd_mode()
+    if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3) or not winograd_op.native_available(x):
+        return False
+    return mode == "always" or (x.shape[2] * x.shape[3] >= UP_MIN_PIXELS and weight_shape[1] >= UP_MIN_CHANNELS)

@@ -1,10 +1,11 @@
-// Winograd F(4x4, 3x3) transforms on the CPU: argument checks, loops, and the Python binding. The
-// per-tile arithmetic is in winograd.h. CPU only: on CUDA the networks use cuDNN's convolutions,
-// which choose their own algorithms.
+// Winograd transforms on the CPU: argument checks, loops, and the Python binding, for F(4x4, 3x3)
+// (the 3x3 'same' conv; 36 values a tile) and for the stride-2 transposed 3x3 conv (81 values a
+// tile). The per-tile arithmetic is in winograd.h. CPU only: on CUDA the networks use cuDNN's
+// convolutions, which choose their own algorithms.
 //
-// The loops hand winograd.h LANES tiles (or filters) at once, one per SIMD lane (simd.h): the tiles of one
-// channel are contiguous in V and M, so their 36 values are stored as whole vectors, and only the
-// image side is gathered (tile origins are computed once per call).
+// The loops hand winograd.h LANES tiles (or filters) at once, one per SIMD lane (simd.h): the tiles
+// of one channel are contiguous in V and M, so their values are stored as whole vectors, and only
+// the image side is gathered (tile origins are computed once per call).
 #include <torch/extension.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -23,13 +24,30 @@ using wino::TILE_OUT;
 using simd::LANES;
 using simd::Lanes;
 
+// An [N, C, H, W] image cut into th x tw windows per image, `stride` pixels apart; P tiles in all.
 struct Tiling {
-    int64_t n, c, h, w, th, tw, p;
+    int64_t n, c, h, w, th, tw, p, stride;
 };
 
 Tiling tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
     const int64_t th = (h + TILE_OUT - 1) / TILE_OUT, tw = (w + TILE_OUT - 1) / TILE_OUT;
-    return {n, c, h, w, th, tw, n * th * tw};
+    return {n, c, h, w, th, tw, n * th * tw, TILE_OUT};
+}
+
+// The transposed conv's input x [N, C, H, W]: 5 x 5 windows, 4 pixels apart, starting one pixel
+// above and left of the image, cover input rows -1 .. 4 * th (its output has 2H + 1 rows).
+Tiling up_input_tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
+    const int64_t th = h / wino::UP_STEP + 1, tw = w / wino::UP_STEP + 1;
+    return {n, c, h, w, th, tw, n * th * tw, wino::UP_STEP};
+}
+
+// Its output [N, K, 2H + 1, 2W + 1]: one 8 x 8 window per input window, side by side.
+Tiling up_output_tiling(int64_t n, int64_t k, int64_t h, int64_t w) {
+    Tiling s = up_input_tiling(n, k, h, w);
+    s.h = 2 * h + 1;
+    s.w = 2 * w + 1;
+    s.stride = wino::UP_TILE_OUT;
+    return s;
 }
 
 void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
@@ -37,15 +55,6 @@ void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
     TORCH_CHECK(t.dim() == dim && t.is_contiguous(), "winograd: ", what, " must be a contiguous ", dim, "-D tensor");
     TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
                 "winograd: ", what, " must be float32 or float64");
-}
-
-// The tiling of an N x H x W image whose tiles `t` ([36, C, P]) holds, checked.
-Tiling tiling_of_tiles(const torch::Tensor& t, const char* what, int64_t n, int64_t h, int64_t w) {
-    check_cpu(t, what, 3);
-    TORCH_CHECK(t.size(0) == 36, "winograd: ", what, " must be [36, channels, tiles]");
-    const Tiling s = tiling(n, t.size(1), h, w);
-    TORCH_CHECK(t.size(2) == s.p, "winograd: ", what, " has ", t.size(2), " tiles, the image needs ", s.p);
-    return s;
 }
 
 // Where tile p's R x R image window starts, relative to its channel's plane in image 0.
@@ -58,7 +67,7 @@ std::vector<Origin> origins(const Tiling& s, int r, int64_t shift) {
     std::vector<Origin> o(s.p);
     for (int64_t p = 0; p < s.p; ++p) {
         const int64_t b = p / (s.th * s.tw), ty = p / s.tw % s.th, tx = p % s.tw;
-        const int64_t y0 = ty * TILE_OUT + shift, x0 = tx * TILE_OUT + shift;
+        const int64_t y0 = ty * s.stride + shift, x0 = tx * s.stride + shift;
         o[p] = {b * s.c * s.h * s.w + y0 * s.w + x0, y0, x0, y0 >= 0 && x0 >= 0 && y0 + r <= s.h && x0 + r <= s.w};
     }
     return o;
@@ -75,8 +84,8 @@ struct Block {
     const Origin* o;
 };
 
-// Tiles per chunk: the blocks see the 36 values of a chunk's tiles in a small buffer. Read or
-// written in place, the 36 rows of a block (at strides of C * P values, a multiple of 4 KiB)
+// Tiles per chunk: the blocks see the S * S values of a chunk's tiles in a small buffer. Read or
+// written in place, the S * S rows of a block (at strides of C * P values, a multiple of 4 KiB)
 // would fall into one cache set and evict each other's half-written lines.
 constexpr int CHUNK = 8 * LANES;
 
@@ -92,61 +101,61 @@ void copy_row(const scalar_t* src, scalar_t* dst, int64_t count) {
 // Calls fn(block) for every block of every channel; channels run in parallel, the blocks of one
 // channel in order (so the adjoint's overlapping windows can add up without races). READ: fn
 // reads the tiles (they are copied into the buffer first); else fn writes them (copied out after).
-template <bool READ, typename scalar_t, typename Fn>
+template <bool READ, int S, typename scalar_t, typename Fn>
 void for_each_block(scalar_t* img, scalar_t* tiles, const Tiling& s, int r, int64_t shift, Fn fn) {
     const std::vector<Origin> o = origins(s, r, shift);
     at::parallel_for(0, s.c, 1, [&](int64_t begin, int64_t end) {
-        alignas(64) scalar_t buf[36 * CHUNK] = {};
+        alignas(64) scalar_t buf[S * S * CHUNK] = {};
         for (int64_t ch = begin; ch < end; ++ch)
             for (int64_t c0 = 0; c0 < s.p; c0 += CHUNK) {
                 const int64_t count = std::min<int64_t>(CHUNK, s.p - c0);
                 scalar_t* rows = tiles + ch * s.p + c0;
                 if (READ)
-                    for (int a = 0; a < 36; ++a) copy_row(rows + a * s.c * s.p, buf + a * CHUNK, count);
+                    for (int a = 0; a < S * S; ++a) copy_row(rows + a * s.c * s.p, buf + a * CHUNK, count);
                 for (int64_t p0 = 0; p0 < count; p0 += LANES)
                     fn(Block<scalar_t>{img + ch * s.h * s.w, buf, CHUNK, p0,
                                        int(std::min<int64_t>(LANES, count - p0)), o.data() + c0 + p0});
                 if (!READ)
-                    for (int a = 0; a < 36; ++a) copy_row(buf + a * CHUNK, rows + a * s.c * s.p, count);
+                    for (int a = 0; a < S * S; ++a) copy_row(buf + a * CHUNK, rows + a * s.c * s.p, count);
             }
     });
 }
 
-template <typename scalar_t, typename acc_t>
-void load_tiles(const Block<scalar_t>& bl, Lanes<acc_t> (&t)[6][6]) {
-    for (int a = 0; a < 36; ++a) {
+template <int S, typename scalar_t, typename acc_t>
+void load_tiles(const Block<scalar_t>& bl, Lanes<acc_t> (&t)[S][S]) {
+    for (int a = 0; a < S * S; ++a) {
         const scalar_t* in = bl.tiles + a * bl.a_stride + bl.p0;
-        for (int l = 0; l < LANES; ++l) t[a / 6][a % 6].v[l] = l < bl.lanes ? acc_t(in[l]) : acc_t(0);
+        for (int l = 0; l < LANES; ++l) t[a / S][a % S].v[l] = l < bl.lanes ? acc_t(in[l]) : acc_t(0);
     }
 }
 
-template <typename scalar_t, typename acc_t>
-void store_tiles(const Block<scalar_t>& bl, const Lanes<acc_t> (&t)[6][6]) {
-    for (int a = 0; a < 36; ++a) {
+template <int S, typename scalar_t, typename acc_t>
+void store_tiles(const Block<scalar_t>& bl, const Lanes<acc_t> (&t)[S][S]) {
+    for (int a = 0; a < S * S; ++a) {
         scalar_t* out = bl.tiles + a * bl.a_stride + bl.p0;
         if (bl.lanes == LANES)
-            for (int l = 0; l < LANES; ++l) out[l] = scalar_t(t[a / 6][a % 6].v[l]);
+            for (int l = 0; l < LANES; ++l) out[l] = scalar_t(t[a / S][a % S].v[l]);
         else
-            for (int l = 0; l < bl.lanes; ++l) out[l] = scalar_t(t[a / 6][a % 6].v[l]);
+            for (int l = 0; l < bl.lanes; ++l) out[l] = scalar_t(t[a / S][a % S].v[l]);
     }
 }
 
 // Whether the block's windows all lie inside the image, side by side in one row of tiles: then
-// lane l's window starts 4 * l pixels right of lane 0's, and no bounds are checked.
+// lane l's window starts stride * l pixels right of lane 0's, and no bounds are checked.
 template <typename scalar_t>
-bool is_row_run(const Block<scalar_t>& bl) {
+bool is_row_run(const Block<scalar_t>& bl, const Tiling& s) {
     const Origin &first = bl.o[0], &last = bl.o[LANES - 1];
-    return bl.lanes == LANES && first.inside && last.inside && last.offset == first.offset + TILE_OUT * (LANES - 1);
+    return bl.lanes == LANES && first.inside && last.inside && last.offset == first.offset + s.stride * (LANES - 1);
 }
 
 // The R x R image windows of the block's tiles, zeros outside the image.
 template <int R, typename scalar_t, typename acc_t>
 void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]) {
-    if (is_row_run(bl)) {
+    if (is_row_run(bl, s)) {
         const scalar_t* src = bl.img + bl.o[0].offset;
         for (int i = 0; i < R; ++i)
             for (int j = 0; j < R; ++j)
-                for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + TILE_OUT * l + j]);
+                for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + s.stride * l + j]);
         return;
     }
     for (int l = 0; l < LANES; ++l) {
@@ -162,14 +171,14 @@ void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[
 // Writes (or, with ADD, adds) the block's R x R windows, skipping what falls outside the image.
 template <bool ADD, int R, typename scalar_t, typename acc_t>
 void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t> (&d)[R][R]) {
-    if (is_row_run(bl)) {
-        // Columns j and j + 4 of neighbouring lanes overlap: each pass over j < 4 (then j >= 4)
-        // touches every pixel at most once, so its lane loop has no dependences.
+    if (is_row_run(bl, s)) {
+        // Columns j and j + stride of neighbouring lanes may overlap: each pass over one j touches
+        // every pixel at most once, so its lane loop has no dependences.
         scalar_t* dst = bl.img + bl.o[0].offset;
         for (int i = 0; i < R; ++i)
             for (int j = 0; j < R; ++j)
                 for (int l = 0; l < LANES; ++l) {
-                    scalar_t& v = dst[i * s.w + TILE_OUT * l + j];
+                    scalar_t& v = dst[i * s.w + s.stride * l + j];
                     v = ADD ? scalar_t(v + d[i][j].v[l]) : scalar_t(d[i][j].v[l]);
                 }
         return;
@@ -185,17 +194,16 @@ void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t
     }
 }
 
-// Image → tiles: fn maps the R x R window (at `shift` from each tile's 4 x 4 output square) of
-// every tile of image `img` ([N, C, H, W]) to its 36 values in the returned [36, C, P] tensor.
-template <int R, typename Fn>
-torch::Tensor windows_to_tiles(const torch::Tensor& img, int64_t shift, Fn fn) {
-    const Tiling s = tiling(img.size(0), img.size(1), img.size(2), img.size(3));
-    torch::Tensor tiles = torch::empty({TILE_IN * TILE_IN, s.c, s.p}, img.options());
+// Image → tiles: fn maps the R x R window (at `shift` from each tile's origin) of every tile of
+// image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
+template <int R, int S, typename Fn>
+torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn) {
+    torch::Tensor tiles = torch::empty({S * S, s.c, s.p}, img.options());
     AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<false>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
-                              [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> d[R][R], t[6][6];
+        for_each_block<false, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+                                 [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> d[R][R], t[S][S];
             load_windows(bl, s, d);
             fn(d, t);
             store_tiles(bl, t);
@@ -204,17 +212,17 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, int64_t shift, Fn fn) {
     return tiles;
 }
 
-// Tiles → image: fn maps each tile's 36 values (of `tiles`, [36, C, P]) to its R x R window of
-// the returned [N, C, H, W] image, which ADD sums where windows overlap (else they must not).
-template <bool ADD, int R, typename Fn>
+// Tiles → image: fn maps each tile's S x S values (of `tiles`, [S*S, C, P]) to its R x R window of
+// the returned [N, C, H, W] image (s's), which ADD sums where windows overlap (else they must not).
+template <bool ADD, int R, int S, typename Fn>
 torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn) {
     torch::Tensor img = ADD ? torch::zeros({s.n, s.c, s.h, s.w}, tiles.options())
                             : torch::empty({s.n, s.c, s.h, s.w}, tiles.options());
     AT_DISPATCH_FLOATING_TYPES(tiles.scalar_type(), "winograd_tiles_to_windows", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<true>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
-                             [&](const Block<scalar_t>& bl) {
-            Lanes<acc_t> t[6][6], d[R][R];
+        for_each_block<true, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+                                [&](const Block<scalar_t>& bl) {
+            Lanes<acc_t> t[S][S], d[R][R];
             load_tiles(bl, t);
             fn(t, d);
             store_windows<ADD>(bl, s, d);
@@ -223,31 +231,58 @@ torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int6
     return img;
 }
 
+// The tiling of `t` ([S*S, C, P]) given by make(n, C, h, w), checked against t's shape.
+template <int S>
+Tiling tiling_of(const torch::Tensor& t, const char* what, Tiling (*make)(int64_t, int64_t, int64_t, int64_t),
+                 int64_t n, int64_t h, int64_t w) {
+    check_cpu(t, what, 3);
+    TORCH_CHECK(t.size(0) == S * S, "winograd: ", what, " must be [", S * S, ", channels, tiles]");
+    const Tiling s = make(n, t.size(1), h, w);
+    TORCH_CHECK(t.size(2) == s.p, "winograd: ", what, " has ", t.size(2), " tiles, the image needs ", s.p);
+    return s;
+}
+
 }  // namespace
 
 // x: [N, C, H, W] → V: [36, C, P].
 torch::Tensor winograd_input(const torch::Tensor& x) {
     check_cpu(x, "x", 4);
-    return windows_to_tiles<TILE_IN>(x, -1, [](const auto& d, auto& t) { wino::input_tile(d, t); });
+    return windows_to_tiles<TILE_IN, TILE_IN>(x, tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
+                                              [](const auto& d, auto& t) { wino::input_tile(d, t); });
 }
 
 // dV: [36, C, P] → dx: [N, C, H, W], the adjoint of winograd_input (overlapping tiles add up).
 torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, int64_t h, int64_t w) {
-    return tiles_to_windows<true, TILE_IN>(dv, tiling_of_tiles(dv, "dV", n, h, w), -1,
-                                           [](const auto& t, auto& d) { wino::input_tile_adjoint(t, d); });
+    return tiles_to_windows<true, TILE_IN, TILE_IN>(dv, tiling_of<TILE_IN>(dv, "dV", tiling, n, h, w), -1,
+                                                    [](const auto& t, auto& d) { wino::input_tile_adjoint(t, d); });
 }
 
 // M: [36, K, P] → y: [N, K, H, W].
 torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
-    return tiles_to_windows<false, TILE_OUT>(m, tiling_of_tiles(m, "M", n, h, w), 0,
-                                             [](const auto& t, auto& y) { wino::output_tile(t, y); });
+    return tiles_to_windows<false, TILE_OUT, TILE_IN>(m, tiling_of<TILE_IN>(m, "M", tiling, n, h, w), 0,
+                                                      [](const auto& t, auto& y) { wino::output_tile(t, y); });
 }
 
 // dy: [N, K, H, W] → dM: [36, K, P], the adjoint of winograd_output.
 torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
     check_cpu(dy, "dy", 4);
-    return windows_to_tiles<TILE_OUT>(dy, 0,
-                                      [](const auto& o, auto& t) { wino::output_tile_adjoint(o, t); });
+    return windows_to_tiles<TILE_OUT, TILE_IN>(dy, tiling(dy.size(0), dy.size(1), dy.size(2), dy.size(3)), 0,
+                                               [](const auto& o, auto& t) { wino::output_tile_adjoint(o, t); });
+}
+
+// The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] → V: [81, C, P].
+torch::Tensor winograd_up_input(const torch::Tensor& x) {
+    check_cpu(x, "x", 4);
+    return windows_to_tiles<wino::UP_WINDOW, wino::UP_VALUES>(
+        x, up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
+        [](const auto& d, auto& t) { wino::up_input_tile(d, t); });
+}
+
+// M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1].
+torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
+    return tiles_to_windows<false, wino::UP_TILE_OUT, wino::UP_VALUES>(
+        m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w), 0,
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
 }
 
 namespace {
@@ -305,6 +340,20 @@ torch::Tensor winograd_weight_adjoint(const torch::Tensor& du) {
     return dg;
 }
 
+// The transposed conv's filters: conv2d's weight g: [K, C, 3, 3] (conv_transpose2d's weight with the
+// channel axes swapped) → U: [81, K, C].
+torch::Tensor winograd_up_weight(const torch::Tensor& g) {
+    check_cpu(g, "weight", 4);
+    TORCH_CHECK(g.size(2) == 3 && g.size(3) == 3, "winograd: weight must be [K, C, 3, 3]");
+    const int64_t kc = g.size(0) * g.size(1);
+    torch::Tensor u = torch::empty({wino::UP_VALUES * wino::UP_VALUES, g.size(0), g.size(1)}, g.options());
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winograd_up_weight", [&] {
+        transform_filters<3, wino::UP_VALUES, false>(g.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(), kc,
+                                                     [](const auto& f, auto& t) { wino::up_weight_tile(f, t); });
+    });
+    return u;
+}
+
 }  // namespace sa
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -314,4 +363,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("output_adjoint", &sa::winograd_output_adjoint, "dy [N, K, H, W] -> dM [36, K, P]");
     m.def("weight", &sa::winograd_weight, "g [K, C, 3, 3] -> U [36, K, C] (Winograd F(4x4, 3x3) filter tiles)");
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
+    m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W] -> V [81, C, P] (stride-2 transposed 3x3 conv)");
+    m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1]");
+    m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
 }
