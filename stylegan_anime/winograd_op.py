@@ -221,23 +221,25 @@ def up_weight_transform_ref(weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ui,vj,kcij->uvkc", g, g, weight).reshape(81, k, c)
 
 
-def _native_winograd():
-    return native_build.load("winograd", "cpu")
+def _native_up(name: str, t: torch.Tensor, *args):
+    """The native transform ``name``, under its own name in profiles (pybind calls are not ops)."""
+    with torch.profiler.record_function(f"sa::winograd_{name}"):
+        return getattr(native_build.load("winograd", "cpu"), name)(t.contiguous(), *args)
 
 
 def up_input_transform(x: torch.Tensor) -> torch.Tensor:
     """Native ``up_input_transform_ref`` (no gradients)."""
-    return _native_winograd().up_input(x.contiguous())
+    return _native_up("up_input", x)
 
 
 def up_output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     """Native ``up_output_transform_ref`` (no gradients)."""
-    return _native_winograd().up_output(m.contiguous(), n, h, w)
+    return _native_up("up_output", m, n, h, w)
 
 
 def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
     """Native ``up_weight_transform_ref`` (no gradients)."""
-    return _native_winograd().up_weight(weight.contiguous())
+    return _native_up("up_weight", weight)
 
 
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:

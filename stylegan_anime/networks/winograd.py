@@ -46,11 +46,12 @@ MIN_CHANNELS = 128  # F(4x4, 3x3): C_in and C_out
 KEPT_FILTER_MIN_CHANNELS = 512
 KEPT_FILTER_MAX_TILES = 256
 # The stride-2 transposed 3x3 conv as Winograd (``winograd_op.conv_transpose3x3_s2``), with its filter
-# transform kept, against oneDNN's transposed conv: 1.3x (one image) to 1.6x (8) with 512 channels
-# in at 32² and 64² inputs; 0.2-0.8x on smaller inputs, and 0.75-0.9x with 256 channels or fewer at
-# 128²-256² inputs (one image), where the 81 values a tile are more memory than the products save.
+# transform kept, against oneDNN's transposed conv: alone, 1.3x (one image) to 1.6x (8) with 512
+# channels in at 32² and 64² inputs, and 0.2-0.8x on smaller inputs. With 256 channels in at 128²
+# it was 0.87x alone (one image) but 1.03x (one image) and 1.08x (8) for the whole 512² generator,
+# measured side by side; adding the 128-channel 256² layer made the generator 0.97x (one image).
 UP_MIN_PIXELS = 32 * 32
-UP_MIN_CHANNELS = 512
+UP_MIN_CHANNELS = 256
 
 
 class _State:
