@@ -162,12 +162,17 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
 def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
     """``conv3x3`` given the transformed filters u = ``weight_transform(weight)``: [36, K, C]
     (so that callers may keep them between calls)."""
-    n, c, h, w = x.shape
+    return _tile_products(x, u, native, (input_transform, output_transform), (input_transform_ref, output_transform_ref))
+
+
+def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native_pair, ref_pair) -> torch.Tensor:
+    """output(bmm(u, input(x)), N, H, W) with the (input, output) transforms of ``native_pair`` (native:
+    True, or None where available) or of ``ref_pair``."""
+    n, _, h, w = x.shape
     if native is None:
         native = native_available(x)
-    if native:
-        return output_transform(torch.bmm(u, input_transform(x)), n, h, w)
-    return output_transform_ref(torch.bmm(u, input_transform_ref(x)), n, h, w)
+    forward, backward = native_pair if native else ref_pair
+    return backward(torch.bmm(u, forward(x)), n, h, w)
 
 
 # --------------------------------------------------------------------------- the stride-2 transposed conv
@@ -255,9 +260,5 @@ def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | N
 def conv_transpose3x3_s2_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
     """``conv_transpose3x3_s2`` given u = ``up_weight_transform(weight)``: [81, K, C] (so that callers
     may keep them between calls)."""
-    n, _, h, w = x.shape
-    if native is None:
-        native = native_available(x)
-    if native:
-        return up_output_transform(torch.bmm(u, up_input_transform(x)), n, h, w)
-    return up_output_transform_ref(torch.bmm(u, up_input_transform_ref(x)), n, h, w)
+    return _tile_products(x, u, native, (up_input_transform, up_output_transform),
+                          (up_input_transform_ref, up_output_transform_ref))
