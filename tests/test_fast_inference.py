@@ -121,3 +121,35 @@ def test_inference_path_gives_a_sample_alone_what_it_gives_it_in_a_batch(small_G
     for i in range(4):
         alone = small_G(z[i: i + 1])
         torch.testing.assert_close(alone[0], batch[i], rtol=1e-5, atol=1e-5 * batch.abs().max().item())
+
+
+@pytest.mark.parametrize("ops", ["native", "ref"])
+def test_every_synthesis_layer_ends_in_the_layer_epilogue(native_cpu_ops, monkeypatch, ops):
+    """Native ops: each synthesis layer's forward ends in one native epilogue call; "ref": in torch's
+    ops. The images are the reference layers' either way."""
+    from stylegan_anime import layer_epilogue, native_build, native_ops
+    calls = []
+    real_torch, real_module = layer_epilogue._torch_epilogue, native_ops.native_module
+
+    class Counting:  # the native module, counting its calls
+        def __init__(self, module):
+            self.module = module
+
+        def layer_epilogue(self, *args):
+            calls.append("native")
+            return self.module.layer_epilogue(*args)
+
+    def module_for(op, x):
+        module = real_module(op, x)
+        return Counting(module) if op == "layer_epilogue" and module is not None else module
+
+    monkeypatch.setattr(layer_epilogue, "_torch_epilogue", lambda *a: calls.append("torch") or real_torch(*a))
+    monkeypatch.setattr(native_ops, "native_module", module_for)
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(small_g_config())).eval()
+    z = torch.randn(2, G.z_dim)
+    with native_build.use_ops(ops):
+        ref, fast = _both_paths(G, z, noise_mode="const")
+    layers = len(G.synthesis.noise_layers())
+    assert calls == [ops if ops == "native" else "torch"] * layers
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
