@@ -100,8 +100,7 @@ def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int
     """
     fir = upsample_fir(f, up, padding, w_t.shape[2]) if w_t.shape[2] == w_t.shape[3] else None
     if fir is None:
-        w = transposed_weight(w_t, groups)  # swapping the channel axes twice gives w back
-        y = conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
+        y = _resample_conv(x, w_t, f, up, padding, groups)
         if bias is not None:
             y = (y.reshape(-1, bias.shape[0], *y.shape[2:]) + bias.reshape(1, -1, 1, 1)).reshape(y.shape)
         return y
@@ -109,6 +108,18 @@ def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int
     n = y.shape[0]
     y = layer_epilogue(y.reshape(n * groups, -1, *y.shape[2:]), fir, bias=bias, alpha=1.0)
     return y.reshape(n, -1, *y.shape[2:])
+
+
+def _resample_conv(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int, padding: int,
+                   groups: int = 1) -> torch.Tensor:
+    """The reference resampling conv, for filters ``upsample_fir`` cannot split (w_t as in ``upsample_conv2d``)."""
+    w = transposed_weight(w_t, groups)  # swapping the channel axes twice gives w back
+    return conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
+
+
+def _modulated(x: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """x: [N, in, H, W] scaled by styles: [N, in], channel by channel."""
+    return x * styles.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
 
 
 def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -165,7 +176,7 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
         return y.reshape(n, out_c, h, w_), None, None, None
-    xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
+    xs = _modulated(x, styles)
     if f43_first or winograd.f43_usable(xs, weight.shape, padding):
         u = weight_cache.derived(weight, f"winograd_f43_{dtype}",
                                  lambda: winograd_op.weight_transform(weight.to(dtype)))
@@ -181,19 +192,19 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
     bias gb: [out]): [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
-    fir = upsample_fir(f, up, padding, weight.shape[2]) if weight.shape[2] == weight.shape[3] else None
+    k, fir = weight.shape[2], None
+    if k == weight.shape[3]:  # kept in cached_weights(): whether f splits is read on the host (a sync on CUDA)
+        fir = weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
     if fir is not None and up == 2 and winograd.up_preferred(x, weight.shape, weight_cache.active()):
         u = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_weight_transform(weight.to(dtype)))
-        xs = x * styles.to(dtype).reshape(n, -1, 1, 1)
-        return winograd_op.conv_transpose3x3_s2_transformed(xs, u, native=True), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_transformed(_modulated(x, styles), u, native=True), fir, gd, gb
     w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
-        x, w_t, scale = x, w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
+        w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
     else:
-        x, scale = x * styles.to(dtype).reshape(n, -1, 1, 1), gd
+        x, scale = _modulated(x, styles), gd
     if fir is None:
-        y = upsample_conv2d(x, w_t.to(dtype), f, up, padding)
-        return y, None, scale, gb
+        return _resample_conv(x, w_t.to(dtype), f, up, padding), None, scale, gb
     return F.conv_transpose2d(x, w_t.to(dtype), stride=up), fir, scale, gb
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import weakref
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-_Entry = tuple[weakref.ref, tuple, torch.Tensor]
+T = TypeVar("T")
+_Entry = tuple[weakref.ref, tuple, Any]
 _CACHE: contextvars.ContextVar[dict[tuple[int, str], _Entry] | None] = contextvars.ContextVar(
     "stylegan_anime_weight_cache", default=None)
 
@@ -43,8 +44,8 @@ def active() -> bool:
     return _CACHE.get() is not None
 
 
-def derived(param: torch.Tensor, kind: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``make()``, a tensor computed from ``param`` alone and named ``kind``; kept while the
+def derived(param: torch.Tensor, kind: str, make: Callable[[], T]) -> T:
+    """``make()``, a value computed from ``param`` alone and named ``kind``; kept while the
     cache is active and ``param`` is unchanged. Not kept when autograd would record ``make()``."""
     cache = _CACHE.get()
     if cache is None or (torch.is_grad_enabled() and param.requires_grad):
