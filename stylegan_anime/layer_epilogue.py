@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from . import kernels, native_ops
 
-MAX_TAPS = 16  # per axis, in the native op
+MAX_TAPS = 16  # per axis: the native op's bound (ops/layer_epilogue.cpp)
 
 
 @dataclass(frozen=True)

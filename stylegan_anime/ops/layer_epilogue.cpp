@@ -12,7 +12,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "layer_epilogue.h"
@@ -21,6 +20,7 @@ namespace sa {
 namespace {
 
 using simd::LANES;
+constexpr int64_t MAX_TAPS = 16;  // per axis; stylegan_anime/layer_epilogue.py's MAX_TAPS
 
 struct Shape {
     int64_t n, c, h, w, ho, wo, kh, kw, pad, noise_n;
@@ -87,7 +87,7 @@ void filter_plane(const T* x, T* y, const Shape& s, const T* th, const T* tw, co
     T* padded = buf.data();
     T* ring = padded + padded_len(s);
     std::fill(padded, ring, T(0));
-    const T* rows[16];
+    const T* rows[MAX_TAPS];
     int64_t next_row = 0;  // the next input row to filter into the ring
     for (int64_t i = 0; i < s.ho; ++i) {
         const int64_t r0 = i - s.pad, r1 = std::min(r0 + s.kh, s.h);  // input rows [r0, r1) meet the taps
@@ -152,8 +152,8 @@ torch::Tensor layer_epilogue(torch::Tensor x, torch::Tensor th, torch::Tensor tw
                 "layer_epilogue: x must be float32 or float64");
     check(th, x, "th", 1);
     check(tw, x, "tw", 1);
-    TORCH_CHECK(th.numel() >= 1 && th.numel() <= 16 && tw.numel() >= 1 && tw.numel() <= 16 && pad >= 0,
-                "layer_epilogue: taps must number 1 to 16, pad >= 0");
+    TORCH_CHECK(th.numel() >= 1 && th.numel() <= MAX_TAPS && tw.numel() >= 1 && tw.numel() <= MAX_TAPS && pad >= 0,
+                "layer_epilogue: taps must number 1 to ", MAX_TAPS, ", pad >= 0");
     Shape s{x.size(0), x.size(1), x.size(2), x.size(3), 0, 0, th.numel(), tw.numel(), pad, 1};
     s.ho = s.h + 2 * pad - s.kh + 1;
     s.wo = s.w + 2 * pad - s.kw + 1;

@@ -25,6 +25,10 @@ using simd::LANES;
 using simd::Lanes;
 
 // An [N, C, H, W] image cut into th x tw windows per image, `stride` pixels apart; P tiles in all.
+// Every tiling whose windows are read (the F(4x4, 3x3) input and output, the up-conv's input) steps
+// 4 pixels; only the up-conv's output, which is written, steps 8.
+constexpr int64_t READ_STEP = TILE_OUT;
+static_assert(wino::UP_STEP == READ_STEP, "the up-conv's input windows are read like F(4x4, 3x3)'s");
 struct Tiling {
     int64_t n, c, h, w, th, tw, p, stride;
 };
@@ -152,16 +156,11 @@ bool is_row_run(const Block<scalar_t>& bl, const Tiling& s) {
 template <int R, typename scalar_t, typename acc_t>
 void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]) {
     if (is_row_run(bl, s)) {
+        // A constant step (windows_to_tiles checks it) lets the compiler keep the gathers cheap.
         const scalar_t* src = bl.img + bl.o[0].offset;
-        if (s.stride == 4) {  // every input tiling: constant offsets let the compiler keep the gathers cheap
-            for (int i = 0; i < R; ++i)
-                for (int j = 0; j < R; ++j)
-                    for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + 4 * l + j]);
-            return;
-        }
         for (int i = 0; i < R; ++i)
             for (int j = 0; j < R; ++j)
-                for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + s.stride * l + j]);
+                for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + READ_STEP * l + j]);
         return;
     }
     for (int l = 0; l < LANES; ++l) {
@@ -215,6 +214,7 @@ void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t
 // image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
 template <int R, int S, typename Fn>
 torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn) {
+    TORCH_CHECK(s.stride == READ_STEP, "winograd: windows to read must lie ", READ_STEP, " pixels apart");
     torch::Tensor tiles = torch::empty({S * S, s.c, s.p}, img.options());
     AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
         using acc_t = at::opmath_type<scalar_t>;
