@@ -134,3 +134,59 @@ def test_native_up_transforms_equal_the_references(native_cpu_ops, shape, dtype,
     check(winograd_op.up_input_transform(x), winograd_op.up_input_transform_ref(x))
     check(winograd_op.up_output_transform(m, n, h, w), winograd_op.up_output_transform_ref(m, n, h, w))
     check(winograd_op.up_weight_transform(g), winograd_op.up_weight_transform_ref(g))
+
+
+# --------------------------------------------------------------------------- fused, band by band
+
+# Widths up to 90: rows of 8 windows wholly inside the image (the vector moves) and the rest (lane by
+# lane); channel counts that do and do not fill the products' 4-channel blocks; several images per band.
+fused_shapes = st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 24), st.integers(1, 90))
+
+
+@HYPOTHESIS
+@given(shape=fused_shapes, band=st.sampled_from([24, 48]), scaled=st.booleans(), seed=st.integers(0, 2 ** 31 - 1))
+def test_fused_convs_equal_the_direct_convolutions(native_cpu_ops, shape, band, scaled, seed):
+    n, c, k, h, w = shape
+    gen = torch.Generator().manual_seed(seed)
+    x, g = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
+    scale = torch.rand(n, c, generator=gen) + 0.5 if scaled else None
+    xs = x.double() * (1 if scale is None else scale.double()[:, :, None, None])
+    same = winograd_op.conv3x3_fused(x, winograd_op.weight_transform(g), scale, band)
+    assert _rel_err(same, F.conv2d(xs, g.double(), padding=1)) < 2e-5
+    up = winograd_op.conv_transpose3x3_s2_fused(x, winograd_op.up_weight_transform(g), scale, band)
+    assert _rel_err(up, F.conv_transpose2d(xs, g.double().transpose(0, 1), stride=2)) < 2e-5
+
+
+def test_fused_convs_equal_the_unfused_ones_at_generator_sizes(native_cpu_ops):
+    """One image and two at a width of 128 tiles, bands of one panel and of eight; the unfused
+    convs run the same transforms and products, so the two agree to float32 rounding."""
+    torch.manual_seed(3)
+    x, g, s = torch.randn(2, 32, 128, 128), torch.randn(64, 32, 3, 3), torch.rand(2, 32)
+    xs = x * s[:, :, None, None]
+    u, uu = winograd_op.weight_transform(g), winograd_op.up_weight_transform(g)
+    for band in (24, 192):
+        for sl in (slice(0, 1), slice(0, 2)):
+            same = winograd_op.conv3x3_fused(x[sl], u, s[sl], band)
+            assert _rel_err(same, winograd_op.conv3x3_transformed(xs[sl], u, native=True)) < 1e-5
+            up = winograd_op.conv_transpose3x3_s2_fused(x[sl], uu, s[sl], band)
+            assert _rel_err(up, winograd_op.conv_transpose3x3_s2_transformed(xs[sl], uu, native=True)) < 1e-5
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(band=20), "multiple of 24"),
+    (dict(band=0), "multiple of 24"),
+    (dict(u=torch.zeros(36, 4, 5)), "U must be"),
+    (dict(u=torch.zeros(81, 4, 3)), "U must be"),
+    (dict(scale=torch.ones(2, 3)), "scale must be"),
+    (dict(x=torch.zeros(1, 3, 8, 8, dtype=torch.float64)), "float32"),
+])
+def test_fused_conv_refuses_bad_arguments(native_cpu_ops, bad, message):
+    args = dict(x=torch.zeros(1, 3, 8, 8), u=torch.zeros(36, 4, 3), scale=torch.ones(1, 3), band=24) | bad
+    with pytest.raises(RuntimeError, match=message):
+        winograd_op.conv3x3_fused(args["x"], args["u"], args["scale"], args["band"])
+
+
+def test_fused_band_grows_with_the_input_channels():
+    assert winograd_op.fused_band(64) == winograd_op.fused_band(128) == winograd_op.FUSED_BAND
+    assert winograd_op.fused_band(256) == winograd_op.FUSED_WIDE_BAND
+    assert winograd_op.FUSED_BAND % 24 == winograd_op.FUSED_WIDE_BAND % 24 == 0

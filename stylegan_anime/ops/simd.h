@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace sa {
 namespace simd {
 
@@ -15,7 +19,9 @@ struct Lanes {
     typedef T Vec __attribute__((vector_size(sizeof(T) * LANES)));
     Vec v;
     Lanes() = default;
-    Lanes(T s) : v(Vec{} + s) {}  // NOLINT: a constant broadcasts
+    Lanes(T s) {  // NOLINT: a constant broadcasts (Vec{} + s would add 0.0 first: -0.0 + 0.0 is +0.0)
+        for (int l = 0; l < LANES; ++l) v[l] = s;
+    }
     static Lanes of(Vec x) { Lanes r; r.v = x; return r; }
     // LANES values from p, which need not be aligned; `store` writes them back.
     static Lanes load(const T* p) { Lanes r; memcpy(&r.v, p, sizeof(Vec)); return r; }
@@ -27,6 +33,17 @@ struct Lanes {
     // Lane-wise (a < b ? x : y), like the scalar `select_lt` below.
     friend Lanes select_lt(Lanes a, Lanes b, Lanes x, Lanes y) { return of(a.v < b.v ? x.v : y.v); }
 };
+
+// a * b + c, rounded once where the CPU has fused multiply-add (GCC contracts no vector expressions
+// under -std=c++17).
+template <typename T>
+inline Lanes<T> fma(Lanes<T> a, Lanes<T> b, Lanes<T> c) { return a * b + c; }
+#if defined(__FMA__)
+template <>
+inline Lanes<float> fma(Lanes<float> a, Lanes<float> b, Lanes<float> c) {
+    return Lanes<float>::of(_mm256_fmadd_ps(a.v, b.v, c.v));
+}
+#endif
 
 template <typename T>
 inline T select_lt(T a, T b, T x, T y) { return a < b ? x : y; }

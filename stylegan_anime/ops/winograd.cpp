@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "simd.h"
@@ -129,7 +130,10 @@ template <int S, typename scalar_t, typename acc_t>
 void load_tiles(const Block<scalar_t>& bl, Lanes<acc_t> (&t)[S][S]) {
     for (int a = 0; a < S * S; ++a) {
         const scalar_t* in = bl.tiles + a * bl.a_stride + bl.p0;
-        for (int l = 0; l < LANES; ++l) t[a / S][a % S].v[l] = l < bl.lanes ? acc_t(in[l]) : acc_t(0);
+        if (std::is_same<scalar_t, acc_t>::value && bl.lanes == LANES)  // one vector load
+            t[a / S][a % S] = Lanes<acc_t>::load(reinterpret_cast<const acc_t*>(in));
+        else
+            for (int l = 0; l < LANES; ++l) t[a / S][a % S].v[l] = l < bl.lanes ? acc_t(in[l]) : acc_t(0);
     }
 }
 
@@ -137,7 +141,9 @@ template <int S, typename scalar_t, typename acc_t>
 void store_tiles(const Block<scalar_t>& bl, const Lanes<acc_t> (&t)[S][S]) {
     for (int a = 0; a < S * S; ++a) {
         scalar_t* out = bl.tiles + a * bl.a_stride + bl.p0;
-        if (bl.lanes == LANES)
+        if (std::is_same<scalar_t, acc_t>::value && bl.lanes == LANES)  // one vector store
+            t[a / S][a % S].store(reinterpret_cast<acc_t*>(out));
+        else if (bl.lanes == LANES)
             for (int l = 0; l < LANES; ++l) out[l] = scalar_t(t[a / S][a % S].v[l]);
         else
             for (int l = 0; l < bl.lanes; ++l) out[l] = scalar_t(t[a / S][a % S].v[l]);
@@ -152,6 +158,11 @@ bool is_row_run(const Block<scalar_t>& bl, const Tiling& s) {
     return bl.lanes == LANES && first.inside && last.inside && last.offset == first.offset + s.stride * (LANES - 1);
 }
 
+template <int R, typename scalar_t, typename acc_t>
+void gather_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]);
+template <bool ADD, int R, typename scalar_t, typename acc_t>
+void scatter_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t> (&d)[R][R]);
+
 // The R x R image windows of the block's tiles, zeros outside the image.
 template <int R, typename scalar_t, typename acc_t>
 void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]) {
@@ -163,6 +174,12 @@ void load_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[
                 for (int l = 0; l < LANES; ++l) d[i][j].v[l] = acc_t(src[i * s.w + READ_STEP * l + j]);
         return;
     }
+    gather_windows(bl, s, d);
+}
+
+// load_windows one lane at a time, with bounds checks.
+template <int R, typename scalar_t, typename acc_t>
+void gather_windows(const Block<scalar_t>& bl, const Tiling& s, Lanes<acc_t> (&d)[R][R]) {
     for (int l = 0; l < LANES; ++l) {
         const Origin& o = bl.o[l < bl.lanes ? l : 0];
         for (int i = 0; i < R; ++i)
@@ -199,6 +216,12 @@ void store_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t
                 }
         return;
     }
+    scatter_windows<ADD>(bl, s, d);
+}
+
+// store_windows one lane at a time, with bounds checks.
+template <bool ADD, int R, typename scalar_t, typename acc_t>
+void scatter_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc_t> (&d)[R][R]) {
     for (int l = 0; l < bl.lanes; ++l) {
         const Origin& o = bl.o[l];
         for (int i = 0; i < R; ++i)
@@ -304,6 +327,276 @@ torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, i
 
 namespace {
 
+// ---------------------------------------------------------------------------- the fused convolution
+//
+// Transform, products and output transform one band of tiles at a time, so that a band's S*S
+// values per channel go from the input transform to the products and on to the output transform
+// while they are in the cache, instead of making three passes over [S*S, C, P] tensors in memory
+// (at 512², F(4x4, 3x3)'s V and M are 2.25x the image each).
+
+// The products run on blocks of GEMM_ROWS output channels x GEMM_COLS tiles, summed in registers.
+constexpr int GEMM_ROWS = 4, GEMM_VECS = 3, GEMM_COLS = GEMM_VECS * LANES;
+
+// A band's values, `rows` channels x `band` tiles: S*S planes of panels of GEMM_COLS tiles, each
+// panel [rows, GEMM_COLS], so that the products read a panel as one contiguous block (rows of a
+// whole band, 4 KiB multiples apart, would share cache sets). Planes are 16 floats more than their
+// values apart for the same reason.
+struct BandLayout {
+    int64_t rows, band;
+    int64_t plane() const { return rows * band + 16; }
+    int64_t panel() const { return rows * GEMM_COLS; }
+    // The block of LANES tiles of channel `row` from band tile q (a multiple of LANES) on.
+    template <typename scalar_t>
+    Block<scalar_t> block(scalar_t* img_plane, scalar_t* buf, int64_t row, int64_t q, int64_t count,
+                          const Origin* o) const {
+        return Block<scalar_t>{img_plane, buf + q / GEMM_COLS * panel() + row * GEMM_COLS, plane(), q % GEMM_COLS,
+                               int(std::min<int64_t>(LANES, count - q)), o + q};
+    }
+};
+
+// m[k, q] = sum_c u[k, c] v[c, q] for one panel: u [ROWS, C] (row stride C), v and m [.., GEMM_COLS].
+template <int ROWS>
+void gemm_block(const float* u, int64_t c, const float* v, float* m) {
+    Lanes<float> acc[ROWS][GEMM_VECS];
+    for (int r = 0; r < ROWS; ++r)
+        for (int j = 0; j < GEMM_VECS; ++j) acc[r][j] = 0.f;
+    for (int64_t i = 0; i < c; ++i) {
+        Lanes<float> b[GEMM_VECS];
+        for (int j = 0; j < GEMM_VECS; ++j) b[j] = Lanes<float>::load(v + i * GEMM_COLS + j * LANES);
+        for (int r = 0; r < ROWS; ++r) {
+            const Lanes<float> a = u[r * c + i];
+            for (int j = 0; j < GEMM_VECS; ++j) acc[r][j] = simd::fma(a, b[j], acc[r][j]);
+        }
+    }
+    for (int r = 0; r < ROWS; ++r)
+        for (int j = 0; j < GEMM_VECS; ++j) acc[r][j].store(m + r * GEMM_COLS + j * LANES);
+}
+
+// The band's products, plane by plane: m[a] = u[a] v[a] for u [planes, K, C] (contiguous) and the
+// first `count` tiles of v (C rows) and m (K rows).
+void band_products(const float* u, const float* v, float* m, int64_t planes, const BandLayout& lv,
+                   const BandLayout& lm, int64_t count) {
+    const int64_t c = lv.rows, k = lm.rows;
+    for (int64_t a = 0; a < planes; ++a)
+        for (int64_t q = 0; q < count; q += GEMM_COLS) {
+            const float* vp = v + a * lv.plane() + q / GEMM_COLS * lv.panel();
+            float* mp = m + a * lm.plane() + q / GEMM_COLS * lm.panel();
+            const float* ua = u + a * k * c;
+            int64_t r = 0;
+            for (; r + GEMM_ROWS <= k; r += GEMM_ROWS) gemm_block<GEMM_ROWS>(ua + r * c, c, vp, mp + r * GEMM_COLS);
+            for (; r < k; ++r) gemm_block<1>(ua + r * c, c, vp, mp + r * GEMM_COLS);
+        }
+}
+
+// In a full block of the fused conv, lane l holds the block's tile PERM[l]: the order in which a 4 x 4
+// transpose within each half of an AVX register leaves a row of side-by-side windows (`transpose4`),
+// so that a row of 8 windows moves between image and registers as whole vectors. Input and output
+// agree on it, and the products do not care how a panel's columns are ordered. (Blocks of fewer
+// tiles keep the plain order.)
+constexpr int PERM[LANES] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+// The block with its lanes' origins in PERM order (in `po`), for the lane-by-lane moves.
+Block<float> permuted(const Block<float>& bl, Origin (&po)[LANES]) {
+    for (int l = 0; l < LANES; ++l) po[l] = bl.o[PERM[l]];
+    Block<float> b = bl;
+    b.o = po;
+    return b;
+}
+
+#if defined(__AVX__)
+// Within each 128-bit half, rows a0..a3 → columns c0..c3 (its own inverse).
+inline void transpose4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
+    const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+    const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+    c0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    c1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    c2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    c3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+// Row r's columns 0..R-1 of 8 windows 4 pixels apart, lanes in PERM order: pixels 4l + j of 32 (+ 4)
+// consecutive ones. Reads r[0 .. 36).
+template <int R>
+void load_window_row(const float* r, Lanes<float>* d) {
+    static_assert(R >= 4 && R <= 6, "windows of 4 to 6 pixels, 4 apart");
+    __m256 c[4];
+    transpose4(_mm256_loadu_ps(r), _mm256_loadu_ps(r + 8), _mm256_loadu_ps(r + 16), _mm256_loadu_ps(r + 24),
+               c[0], c[1], c[2], c[3]);
+    for (int j = 0; j < 4; ++j) d[j].v = c[j];
+    if (R > 4) {  // columns 4 and 5 are columns 0 and 1 of the windows 4 pixels on
+        const __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 4), _mm256_loadu_ps(r + 12));
+        const __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 20), _mm256_loadu_ps(r + 28));
+        d[4].v = _mm256_shuffle_ps(t0, t2, 0x44);
+        if (R > 5) d[5].v = _mm256_shuffle_ps(t0, t2, 0xEE);
+    }
+}
+
+// The inverse for output windows side by side: row r of 8 windows of T = 4 or 8 pixels.
+template <int T>
+void store_window_row(const Lanes<float>* d, float* r) {
+    static_assert(T == 4 || T == 8, "output windows of 4 or 8 pixels");
+    __m256 x[4];
+    transpose4(d[0].v, d[1].v, d[2].v, d[3].v, x[0], x[1], x[2], x[3]);  // x[k]: windows 2k | 2k + 1
+    if (T == 4) {
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(r + 8 * k, x[k]);
+        return;
+    }
+    __m256 y[4];
+    transpose4(d[4].v, d[5].v, d[6].v, d[7].v, y[0], y[1], y[2], y[3]);
+    for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(r + 16 * k, _mm256_permute2f128_ps(x[k], y[k], 0x20));
+        _mm256_storeu_ps(r + 16 * k + 8, _mm256_permute2f128_ps(x[k], y[k], 0x31));
+    }
+}
+#endif
+
+// load_windows for the fused conv (lanes in PERM order in full blocks).
+template <int R>
+void load_band_windows(const Block<float>& bl, const Tiling& s, Lanes<float> (&d)[R][R]) {
+    if (bl.lanes < LANES) return load_windows(bl, s, d);
+#if defined(__AVX__)
+    if constexpr (R >= 4 && R <= 6) {
+        const Origin& o = bl.o[0];
+        if (s.stride == 4 && is_row_run(bl, s) && (o.y0 + R - 1) * s.w + o.x0 + 36 <= s.h * s.w) {
+            for (int i = 0; i < R; ++i) load_window_row<R>(bl.img + o.offset + i * s.w, d[i]);
+            return;
+        }
+    }
+#endif
+    Origin po[LANES];
+    gather_windows(permuted(bl, po), s, d);
+}
+
+// store_windows (no adding) for the fused conv (lanes in PERM order in full blocks).
+template <int T>
+void store_band_windows(const Block<float>& bl, const Tiling& s, const Lanes<float> (&d)[T][T]) {
+    if (bl.lanes < LANES) return store_windows<false>(bl, s, d);
+#if defined(__AVX__)
+    if constexpr (T == 4 || T == 8) {
+        if (s.stride == T && is_row_run(bl, s)) {
+            for (int i = 0; i < T; ++i) store_window_row<T>(d[i], bl.img + bl.o[0].offset + i * s.w);
+            return;
+        }
+    }
+#endif
+    Origin po[LANES];
+    scatter_windows<false>(permuted(bl, po), s, d);
+}
+
+// Per lane, the scale of channel ch in the image of the lane's tile (an image's tiles are consecutive).
+Lanes<float> lane_scale(const float* scale, int64_t ch, int64_t channels, int64_t p, int lanes, int64_t per_image) {
+    Lanes<float> sc;
+    for (int l = 0; l < LANES; ++l) {
+        const int tile = lanes == LANES ? PERM[l] : std::min(l, lanes - 1);
+        sc.v[l] = scale[(p + tile) / per_image * channels + ch];
+    }
+    return sc;
+}
+
+// What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
+struct FusedConv {
+    const Tiling &si, &so;
+    std::vector<Origin> oi, oo;
+    BandLayout lv, lm;
+    const float* scale;  // [N, C] or null
+};
+
+// The band's input windows (tiles p0 .. p0 + count), scaled, to S*S values each, into v.
+template <int R, int S, typename InTf>
+void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_t count, InTf in_tf) {
+    const int64_t per_image = f.si.th * f.si.tw;
+    for (int64_t ch = 0; ch < f.si.c; ++ch)
+        for (int64_t q = 0; q < count; q += LANES) {
+            const auto bl = f.lv.block(const_cast<float*>(x) + ch * f.si.h * f.si.w, v, ch, q, count, f.oi.data() + p0);
+            Lanes<float> d[R][R], t[S][S];
+            load_band_windows(bl, f.si, d);
+            if (f.scale) {
+                const Lanes<float> s = lane_scale(f.scale, ch, f.si.c, p0 + q, bl.lanes, per_image);
+                for (int i = 0; i < R; ++i)
+                    for (int j = 0; j < R; ++j) d[i][j] = d[i][j] * s;
+            }
+            in_tf(d, t);
+            store_tiles(bl, t);
+        }
+}
+
+// The band's products in m (tiles p0 .. p0 + count) to their T x T output windows in y.
+template <int S, int T, typename OutTf>
+void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64_t count, OutTf out_tf) {
+    for (int64_t ch = 0; ch < f.so.c; ++ch)
+        for (int64_t q = 0; q < count; q += LANES) {
+            const auto bl = f.lm.block(y + ch * f.so.h * f.so.w, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
+            Lanes<float> t[S][S], d[T][T];
+            load_tiles(bl, t);
+            out_tf(t, d);
+            store_band_windows(bl, f.so, d);
+        }
+}
+
+// in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
+template <int R, int S, int T, typename InTf, typename OutTf>
+torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale,
+                         const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf) {
+    torch::Tensor y = torch::empty({so.n, so.c, so.h, so.w}, x.options());
+    const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
+                      scale.defined() ? scale.data_ptr<float>() : nullptr};
+    at::parallel_for(0, (si.p + band - 1) / band, 1, [&](int64_t begin, int64_t end) {
+        // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
+        std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
+        for (int64_t b = begin; b < end; ++b) {
+            const int64_t p0 = b * band, count = std::min(si.p - p0, band);
+            band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
+            band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
+            band_output<S, T>(f, m.data(), y.data_ptr<float>(), p0, count, out_tf);
+        }
+    });
+    return y;
+}
+
+void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, int s, int64_t band) {
+    check_cpu(x, "x", 4);
+    check_cpu(u, "U", 3);
+    TORCH_CHECK(x.scalar_type() == at::kFloat && u.scalar_type() == at::kFloat, "winograd: the fused conv takes float32");
+    TORCH_CHECK(u.size(0) == s * s && u.size(2) == x.size(1), "winograd: U must be [", s * s, ", K, ", x.size(1), "]");
+    TORCH_CHECK(band > 0 && band % GEMM_COLS == 0, "winograd: the band must be a positive multiple of ", GEMM_COLS, " tiles");
+    TORCH_CHECK(u.is_contiguous(), "winograd: U must be contiguous");
+    if (scale.defined()) {
+        check_cpu(scale, "scale", 2);
+        TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.size(0) == x.size(0) && scale.size(1) == x.size(1),
+                    "winograd: scale must be float32 [N, C]");
+    }
+}
+
+}  // namespace
+
+// conv2d(x * scale[:, :, None, None], g, padding=1) from U = winograd_weight(g): [36, K, C]; x: [N, C, H, W]
+// float32, scale: [N, C] or None → [N, K, H, W]. No gradients.
+torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
+                            int64_t band) {
+    const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
+    check_fused(x, u, sc, TILE_IN, band);
+    const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
+    const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, si, so, band,
+                                                  [](const auto& d, auto& t) { wino::input_tile(d, t); },
+                                                  [](const auto& t, auto& y) { wino::output_tile(t, y); });
+}
+
+// conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
+// → [N, K, 2H + 1, 2W + 1]. No gradients.
+torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
+                               int64_t band) {
+    const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
+    check_fused(x, u, sc, wino::UP_VALUES, band);
+    const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
+    const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
+    return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT>(
+        x, u, sc, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
+}
+
+namespace {
+
 // Maps every filter q = (k, c) from R x R values to M x M with fn, LANES filters at once, in
 // parallel. A filter's values lie together in [K, C, 3, 3] (value a of filter q at q * 9 + a) and
 // across the filters in [36, K, C] (at a * filters + q); TILES_IN: src is the [36, K, C] one.
@@ -382,5 +675,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
     m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W] -> V [81, C, P] (stride-2 transposed 3x3 conv)");
     m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1]");
+    m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band -> y [N, K, H, W]");
+    m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band -> y [N, K, 2H + 1, 2W + 1]");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
 }
