@@ -28,6 +28,8 @@ KINDS = (
     ("conv: NNPACK Winograd F(6x6,3x3)", ("aten::_nnpack_spatial_convolution",)),
     ("conv: oneDNN, direct and transposed (and gradients)",
      ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution")),
+    ("conv: fused Winograd F(4x4,3x3) (native: transforms and products, band by band)",
+     ("sa::winograd_conv", "sa::winograd_up_conv")),
     ("conv: Winograd products (BLAS bmm; F(4x4,3x3) and the up-conv's)", ("aten::bmm",)),
     ("conv: Winograd transforms (native winograd)",
      ("_Linear", "_LinearBackward", "sa::winograd_up_input", "sa::winograd_up_output", "sa::winograd_up_weight")),

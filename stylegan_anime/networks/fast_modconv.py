@@ -168,6 +168,9 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
     bias gb: [out]): [N, in, H, W] → [N, out, H, W]."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
+    if winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
+        u = weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: winograd_op.weight_transform(weight.to(dtype)))
+        return winograd_op.conv3x3_fused(x, u, styles), None, gd, gb
     f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
     if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)

@@ -52,6 +52,11 @@ KEPT_FILTER_MAX_TILES = 256
 # measured side by side; adding the 128-channel 256² layer made the generator 0.97x (one image).
 UP_MIN_PIXELS = 32 * 32
 UP_MIN_CHANNELS = 256
+# The fused F(4x4, 3x3) (``winograd_op.conv3x3_fused``), filters kept, against NNPACK, alone, one
+# image: 1.65x (64 channels at 512²), 1.45x (128 at 256²), 1.0-1.3x (256 at 128²); on the 512-channel
+# layers it is no faster than the unfused F(4x4, 3x3), whose products run as larger GEMMs.
+FUSED_MIN_PIXELS = 128 * 128
+FUSED_MAX_CHANNELS = 256
 
 
 class _State:
@@ -166,3 +171,18 @@ def up_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], fi
     if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3) or not winograd_op.native_available(x):
         return False
     return mode == "always" or (x.shape[2] * x.shape[3] >= UP_MIN_PIXELS and weight_shape[1] >= UP_MIN_CHANNELS)
+
+
+def fused_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
+                    filters_kept: bool) -> bool:
+    """Whether a modulated 3×3 'same' conv of x: [N, C, H, W] should run as the fused F(4×4, 3×3)
+    (``winograd_op.conv3x3_fused``, modulation folded in): only where its filter transform is kept
+    between calls (``filters_kept``), on float32, and on large, narrow layers."""
+    mode = winograd_mode()
+    if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3) or padding != 1:
+        return False
+    if x.dtype != torch.float32 or not winograd_op.native_available(x):
+        return False
+    return mode == "always" or (x.shape[2] * x.shape[3] >= FUSED_MIN_PIXELS
+                                           and max(weight_shape[:2]) <= FUSED_MAX_CHANNELS)
+
