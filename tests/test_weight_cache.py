@@ -74,47 +74,26 @@ def test_images_are_the_same_with_kept_tensors_and_follow_weight_updates(mode):
     torch.testing.assert_close(updated, fresh_updated, rtol=1e-5, atol=1e-5 * scale)
 
 
-def test_kept_filters_route_upsampling_convs_to_winograd_and_agree_with_the_reference(monkeypatch):
-    """In "always" mode every upsampling layer takes the stride-2 Winograd transposed conv inside
-    cached_weights() (and only there), and the images equal the reference layers' (no_grad off)."""
+@pytest.mark.parametrize("conv, upsampling", [("conv_transpose3x3_s2_transformed", True), ("conv3x3_fused", False)])
+def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monkeypatch, conv, upsampling):
+    """In "always" mode every upsampling layer takes the stride-2 Winograd transposed conv, and every
+    stride-1 3×3 layer the fused F(4×4, 3×3), inside cached_weights() (and only there), and the
+    images equal the reference layers' (no_grad off)."""
     from stylegan_anime import winograd_op
     calls = []
-    real = winograd_op.conv_transpose3x3_s2_transformed
-    monkeypatch.setattr(winograd_op, "conv_transpose3x3_s2_transformed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = getattr(winograd_op, conv)
+    monkeypatch.setattr(winograd_op, conv, lambda *a, **k: calls.append(1) or real(*a, **k))
     torch.manual_seed(1)
     G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
     z = torch.randn(2, G.z_dim)
-    up_layers = sum(1 for layer in G.synthesis.noise_layers() if layer.up > 1)
+    layers = sum(1 for layer in G.synthesis.noise_layers() if (layer.up > 1) == upsampling)
     with use_winograd("always"), torch.no_grad():
         G(z, noise_mode="const")
         assert calls == []
         with cached_weights():
             kept = G(z, noise_mode="const")
-        assert len(calls) == up_layers > 0
+        assert len(calls) == layers > 0
     with use_winograd("off"):
         reference = G.requires_grad_(True)(z, noise_mode="const").detach()  # recorded: the reference layers
-    scale = reference.abs().max().item()
-    torch.testing.assert_close(kept, reference, rtol=1e-5, atol=2e-5 * scale)
-
-
-def test_kept_filters_route_stride_1_convs_to_the_fused_winograd_and_agree_with_the_reference(monkeypatch):
-    """In "always" mode every stride-1 3×3 layer takes the fused F(4×4, 3×3) inside cached_weights()
-    (and only there), and the images equal the reference layers'."""
-    from stylegan_anime import winograd_op
-    calls = []
-    real = winograd_op.conv3x3_fused
-    monkeypatch.setattr(winograd_op, "conv3x3_fused", lambda *a, **k: calls.append(1) or real(*a, **k))
-    torch.manual_seed(2)
-    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
-    z = torch.randn(2, G.z_dim)
-    same_layers = sum(1 for layer in G.synthesis.noise_layers() if layer.up == 1)
-    with use_winograd("always"), torch.no_grad():
-        G(z, noise_mode="const")
-        assert calls == []
-        with cached_weights():
-            kept = G(z, noise_mode="const")
-        assert len(calls) == same_layers > 0
-    with use_winograd("off"):
-        reference = G.requires_grad_(True)(z, noise_mode="const").detach()
     scale = reference.abs().max().item()
     torch.testing.assert_close(kept, reference, rtol=1e-5, atol=2e-5 * scale)

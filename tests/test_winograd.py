@@ -94,6 +94,7 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     expected = "Winograd (NNPACK) on large layers" if winograd.nnpack_available() else "no usable NNPACK"
     assert expected in out
     assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 64 tiles and 128 channels" in out
+    assert "filters kept): fused Winograd F(4x4,3x3) on stride-1 layers of >= 16384 pixels and <= 256 channels" in out
 
 
 def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):

@@ -48,5 +48,10 @@ def _winograd_status() -> list[str]:
     else:
         where = "every layer" if every else (f">= {winograd.MIN_TILES} tiles and {winograd.MIN_CHANNELS} channels")
         training = f"Winograd F(4x4,3x3) on {where}, direct elsewhere"
-    return [f"3x3 convs, inference on the cpu: {inference} (${winograd.ENV_MODE}={mode})",
-            f"3x3 convs, with gradients on the cpu: {training} (${winograd.ENV_MODE}={mode})"]
+    lines = [f"3x3 convs, inference on the cpu: {inference} (${winograd.ENV_MODE}={mode})",
+             f"3x3 convs, with gradients on the cpu: {training} (${winograd.ENV_MODE}={mode})"]
+    if status == "native":
+        where = "every stride-1 layer" if every else (f"stride-1 layers of >= {winograd.FUSED_MIN_PIXELS} pixels "
+                                                      f"and <= {winograd.FUSED_MAX_CHANNELS} channels")
+        lines.append(f"3x3 convs, generation API (filters kept): fused Winograd F(4x4,3x3) on {where}")
+    return lines

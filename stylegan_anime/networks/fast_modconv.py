@@ -17,7 +17,9 @@
 - Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
   weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
   transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
-  activations worth taking over NNPACK on the widest layers (``winograd.f43_preferred``).
+  activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
+  large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
+  and BLAS products on the widest (``winograd.f43_preferred``).
 
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
