@@ -19,9 +19,9 @@ struct Lanes {
     typedef T Vec __attribute__((vector_size(sizeof(T) * LANES)));
     Vec v;
     Lanes() = default;
-    Lanes(T s) {  // NOLINT: a constant broadcasts (Vec{} + s would add 0.0 first: -0.0 + 0.0 is +0.0)
-        for (int l = 0; l < LANES; ++l) v[l] = s;
-    }
+    // NOLINTNEXTLINE: a scalar broadcasts. Vec{} + s would add 0.0 first (-0.0 + 0.0 is +0.0), and
+    // a loop over the lanes becomes a chain of lane inserts where s is not a constant.
+    Lanes(T s) : v{s, s, s, s, s, s, s, s} { static_assert(LANES == 8, "one initialiser per lane"); }
     static Lanes of(Vec x) { Lanes r; r.v = x; return r; }
     // LANES values from p, which need not be aligned; `store` writes them back.
     static Lanes load(const T* p) { Lanes r; memcpy(&r.v, p, sizeof(Vec)); return r; }
