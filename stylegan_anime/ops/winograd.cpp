@@ -483,6 +483,19 @@ void store_band_windows(const Block<float>& bl, const Tiling& s, const Lanes<flo
     scatter_windows<false>(permuted(bl, po), s, d);
 }
 
+// A band reads (and writes) a few cache lines of each of R rows in every channel's plane: too many
+// streams for the hardware prefetcher. So each block asks for its rows PREFETCH_CHANNELS channels on
+// (WRITE: rows about to be written): alone, 1.15-1.2x faster fused convs with 64-128 channels in.
+constexpr int64_t PREFETCH_CHANNELS = 2;
+// The R rows of 8 windows side by side: 8 x 4 pixels (+ 2 for the 5- and 6-pixel input windows), or
+// 8 x 8 for the up-conv's output windows.
+template <int R, bool WRITE>
+inline void prefetch_rows(const float* first, int64_t row_stride) {
+    constexpr int WIDTH = LANES * (R > 6 ? R : 4) + 4;
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < WIDTH; j += 16) __builtin_prefetch(first + i * row_stride + j, WRITE, 3);
+}
+
 // Per lane, the scale of channel ch in the image of the lane's tile (an image's tiles are consecutive).
 Lanes<float> lane_scale(const float* scale, int64_t ch, int64_t channels, int64_t p, int lanes, int64_t per_image) {
     Lanes<float> sc;
@@ -508,6 +521,8 @@ void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_
     for (int64_t ch = 0; ch < f.si.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
             const auto bl = f.lv.block(const_cast<float*>(x) + ch * f.si.h * f.si.w, v, ch, q, count, f.oi.data() + p0);
+            if (ch + PREFETCH_CHANNELS < f.si.c)
+                prefetch_rows<R, false>(bl.img + PREFETCH_CHANNELS * f.si.h * f.si.w + bl.o[0].offset, f.si.w);
             Lanes<float> d[R][R], t[S][S];
             load_band_windows(bl, f.si, d);
             if (f.scale) {
@@ -526,6 +541,8 @@ void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64
     for (int64_t ch = 0; ch < f.so.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
             const auto bl = f.lm.block(y + ch * f.so.h * f.so.w, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
+            if (ch + PREFETCH_CHANNELS < f.so.c)
+                prefetch_rows<T, true>(bl.img + PREFETCH_CHANNELS * f.so.h * f.so.w + bl.o[0].offset, f.so.w);
             Lanes<float> t[S][S], d[T][T];
             load_tiles(bl, t);
             out_tf(t, d);
