@@ -165,12 +165,24 @@ def f43_conv3x3(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
                       for i in range(0, x.shape[0], step)])
 
 
+def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,
+                      float32_only: bool = False) -> str | None:
+    """The Winograd mode if a 3×3 conv of x may run on a kept filter transform with the native op
+    (``float32_only``: the fused ops take nothing else), else None."""
+    mode = winograd_mode()
+    if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3):
+        return None
+    if (float32_only and x.dtype != torch.float32) or not winograd_op.native_available(x):
+        return None
+    return mode
+
+
 def up_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool) -> bool:
     """Whether the stride-2 transposed conv of x: [N, C, H, W] with a [K, C, 3, 3] kernel (conv2d's
     layout) should run as ``winograd_op.conv_transpose3x3_s2_transformed`` on modulated activations:
     only where its filter transform is kept between calls (``filters_kept``) and the layer is big."""
-    mode = winograd_mode()
-    if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3) or not winograd_op.native_available(x):
+    mode = _kept_filter_mode(x, weight_shape, filters_kept)
+    if mode is None:
         return False
     return mode == "always" or (x.shape[2] * x.shape[3] >= UP_MIN_PIXELS and weight_shape[1] >= UP_MIN_CHANNELS)
 
@@ -180,11 +192,8 @@ def fused_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...],
     """Whether a modulated 3×3 'same' conv of x: [N, C, H, W] should run as the fused F(4×4, 3×3)
     (``winograd_op.conv3x3_fused``, modulation folded in): only where its filter transform is kept
     between calls (``filters_kept``), on float32, and on large, narrow layers."""
-    mode = winograd_mode()
-    if mode == "off" or not filters_kept or tuple(weight_shape[2:]) != (3, 3) or padding != 1:
-        return False
-    if x.dtype != torch.float32 or not winograd_op.native_available(x):
+    mode = _kept_filter_mode(x, weight_shape, filters_kept, float32_only=True)
+    if mode is None or padding != 1:
         return False
     return mode == "always" or (x.shape[2] * x.shape[3] >= FUSED_MIN_PIXELS
-                                           and max(weight_shape[:2]) <= FUSED_MAX_CHANNELS)
-
+                                and max(weight_shape[:2]) <= FUSED_MAX_CHANNELS)
