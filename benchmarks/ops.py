@@ -1,4 +1,4 @@
-"""Native vs reference upfirdn2d and bias_act on the CPU, over the shapes a 512² config-F
+"""Native vs reference upfirdn2d, bias_act and to_rgb on the CPU, over the shapes a 512² config-F
 generator runs them on (float32). The two paths alternate within one process, each case
 timed several times, and the best time of each is kept (the machine's speed drifts).
 
@@ -21,6 +21,7 @@ from benchmarks.common import print_table, time_calls, write_json
 import torch.nn.functional as F
 
 from stylegan_anime import kernels, native_build, winograd_op
+from stylegan_anime.to_rgb import to_rgb
 from stylegan_anime.networks import winograd
 
 
@@ -45,6 +46,9 @@ def cases(batch: int, max_res: int) -> list[dict]:
         b = torch.randn(c)
         out.append(dict(op="bias_act", what="lrelu+clamp", res=res, shape=[batch, c, res, res],
                         call=lambda x, b=b: kernels.bias_act(x, b, act="lrelu", gain=math.sqrt(2), clamp=256)))
+        w, rgb_bias = torch.randn(batch, 3, c), torch.randn(3)
+        out.append(dict(op="to_rgb", what="toRGB", res=res, shape=[batch, c, res, res],
+                        call=lambda x, w=w, b=rgb_bias: to_rgb(x, w, b, clamp=256)))
         res *= 2
     return out
 

@@ -36,7 +36,8 @@ KINDS = (
     ("layer epilogue (native: blur, scale, bias, noise, lrelu, clamp)", ("sa::layer_epilogue",)),
     ("upfirdn2d (native)", ("Upfirdn2d", "Upfirdn2dBackward", "Upfirdn2dGrad")),
     ("bias_act (native)", ("BiasAct", "BiasActGrad", "BiasActBackward")),
-    ("matmul (mapping, affine, toRGB)", ("aten::mm", "aten::addmm", "aten::baddbmm", "aten::bmm_")),
+    ("toRGB (native)", ("sa::to_rgb",)),
+    ("matmul (mapping, affine; toRGB without the native op)", ("aten::mm", "aten::addmm", "aten::baddbmm", "aten::bmm_")),
     ("optimizer (fused Adam)", ("aten::_fused_adam_",)),
 )
 

@@ -29,10 +29,10 @@ from typing import Iterator
 
 import torch
 
-OPS = ("upfirdn2d", "bias_act", "winograd", "layer_epilogue")
+OPS = ("upfirdn2d", "bias_act", "winograd", "layer_epilogue", "to_rgb")
 # Ops with no CUDA kernel: on CUDA the networks use cuDNN's convolutions, which pick their own algorithms,
 # and torch's elementwise kernels, which are not the bottleneck there that they are on a 2-core CPU.
-CPU_ONLY_OPS = ("winograd", "layer_epilogue")
+CPU_ONLY_OPS = ("winograd", "layer_epilogue", "to_rgb")
 DEVICE_KINDS = ("cpu", "cuda")
 MODES = ("auto", "native", "ref")
 ENV_MODE = "STYLEGAN_ANIME_OPS"

@@ -34,7 +34,7 @@ def run_python(code: str, cache: Path, timeout: float = 300, **env: str) -> dict
 BROKEN_COMPILER_SCRIPT = """
     import json, warnings
     import torch
-    from stylegan_anime import kernels, layer_epilogue, native_build
+    from stylegan_anime import kernels, layer_epilogue, native_build, to_rgb
     from stylegan_anime.networks import winograd
     x = torch.randn(2, 3, 6, 6)
     f = kernels.setup_filter([1, 3, 3, 1])
@@ -50,6 +50,8 @@ BROKEN_COMPILER_SCRIPT = """
                 same.append(not winograd.f43_usable(torch.randn(1, 8, 8, 8), (8, 8, 3, 3), 1))
             same.append(torch.equal(layer_epilogue.layer_epilogue(x.clone(), bias=torch.ones(3), clamp=1.0),
                                     layer_epilogue.layer_epilogue_ref(x, bias=torch.ones(3), clamp=1.0)))
+            same.append(torch.allclose(to_rgb.to_rgb(x, torch.ones(2, 1, 3), None, 1.0),
+                                       to_rgb.to_rgb_ref(x, torch.ones(2, 1, 3), None, 1.0)))
     print(json.dumps({"same": same, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
                       "status": [native_build.status(op, "cpu") for op in native_build.OPS]}))
 """
@@ -57,7 +59,7 @@ BROKEN_COMPILER_SCRIPT = """
 
 def test_broken_compiler_warns_once_and_uses_the_reference(tmp_path):
     result = run_python(BROKEN_COMPILER_SCRIPT, tmp_path / "cache", CXX="/bin/false")
-    assert result["same"] == [True] * 8
+    assert result["same"] == [True] * 10
     assert len(result["warnings"]) == len(native_build.OPS)  # one per op, not one per call
     assert all("build failed" in w and "/bin/false" in w for w in result["warnings"])
     assert [s[0] for s in result["status"]] == ["ref"] * len(native_build.OPS)

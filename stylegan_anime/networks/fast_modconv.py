@@ -24,6 +24,7 @@
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
   2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns them off).
+- toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``.
 
 Only for forwards that need no gradients; training uses the reference layers.
 """
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from .. import kernels, winograd_op
 from ..layer_epilogue import Fir, layer_epilogue, separable_taps
+from ..to_rgb import to_rgb
 from . import weight_cache, winograd
 from .resample_conv import conv2d_resample
 
@@ -219,15 +221,9 @@ def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, b
 
     x: [N, in, H, W], weight: [out, in, 1, 1], styles: [N, in] (weight gain included) → [N, out, H, W].
     """
-    n, in_c, h, w_ = x.shape
-    out_c = weight.shape[0]
-    # A 1×1 conv to 3 channels is a batched matmul; MKL's runs it about twice as fast as the conv.
-    wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, out_c, in_c)
-    b = bias.to(x.dtype).reshape(1, out_c, 1).expand(n, out_c, 1)
-    y = torch.baddbmm(b, wk, x.reshape(n, in_c, h * w_)).reshape(n, out_c, h, w_)
-    if clamp is not None:
-        y.clamp_(-clamp, clamp)
-    return y
+    n, in_c = x.shape[:2]
+    wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, weight.shape[0], in_c)
+    return to_rgb(x, wk, bias, clamp)
 
 
 def needs_grad(*tensors: torch.Tensor) -> bool:
