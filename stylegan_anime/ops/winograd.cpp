@@ -498,6 +498,8 @@ inline void prefetch_rows(const float* first, int64_t row_stride) {
 
 // Per lane, the scale of channel ch in the image of the lane's tile (an image's tiles are consecutive).
 Lanes<float> lane_scale(const float* scale, int64_t ch, int64_t channels, int64_t p, int lanes, int64_t per_image) {
+    const int64_t image = p / per_image;
+    if (image == (p + lanes - 1) / per_image) return Lanes<float>(scale[image * channels + ch]);
     Lanes<float> sc;
     for (int l = 0; l < LANES; ++l) {
         const int tile = lanes == LANES ? PERM[l] : std::min(l, lanes - 1);
