@@ -45,7 +45,7 @@ CONTENDERS = [  # (name, environment)
     ("rosinality", {}),
     ("rosinality", {"GLIBC_TUNABLES": KEEP_MEMORY}),
 ]
-
+BASELINE_CONTENDERS = [("ours_baseline", {}), ("ours_baseline_kept", {})]
 
 # --------------------------------------------------------------------------- the same weights everywhere
 
@@ -189,8 +189,8 @@ def serve(case: dict) -> None:
 
 
 def start_contender(case: dict, env: dict[str, str]) -> subprocess.Popen:
-    """``ours_baseline`` runs from another checkout of this project (its own code)."""
-    cwd = case["baseline"] if case["name"] == "ours_baseline" else Path(__file__).resolve().parent.parent
+    """``ours_baseline`` (and ``ours_baseline_kept``) run from another checkout of this project (its own code)."""
+    cwd = case["baseline"] if case["name"].startswith("ours_baseline") else Path(__file__).resolve().parent.parent
     return subprocess.Popen([sys.executable, "-m", "benchmarks.compare_ports", "--serve", json.dumps(case)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
                             cwd=cwd)
@@ -275,7 +275,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--rounds", type=int, default=5, help="forwards per contender, taken in turns")
     ap.add_argument("--only", nargs="+", help="contender names to run (default: all)")
-    ap.add_argument("--baseline", help="another checkout of this project (say, main) to run as ours_baseline")
+    ap.add_argument("--baseline",
+                    help="another checkout of this project (say, main) to run as ours_baseline and ours_baseline_kept")
     ap.add_argument("--check", action="store_true", help="first check that all three agree on the same weights")
     ap.add_argument("--out", default="benchmarks/results/compare_ports.json")
     args = ap.parse_args()
@@ -299,8 +300,8 @@ def main() -> None:
                   f"({row['max_abs_diff_rosinality'] / scale:.1e}); kept weights: max |ours - ada| = "
                   f"{row['max_abs_diff_ada_kept']:.2e}")
     contenders = [c for c in CONTENDERS if not args.only or c[0] in args.only]
-    if args.baseline:
-        contenders.insert(0, ("ours_baseline", {}))
+    if args.baseline:  # the other checkout as plain forwards and as the generate API runs them
+        contenders[:0] = [c for c in BASELINE_CONTENDERS if not args.only or c[0] in args.only]
     rows = []
     for res in args.res:
         for batch in args.batch:
