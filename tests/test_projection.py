@@ -218,7 +218,7 @@ def test_load_target_crops_the_centre_and_flattens_transparency(tmp_path):
     arr[:, 20:60] = (0, 0, 255, 255)    # centre square: kept
     arr[:, 60:] = (0, 255, 0, 255)      # right strip: cropped away
     arr[:10, 20:60, 3] = 0              # transparent band at the top of the centre: white
-    Image.fromarray(arr, "RGBA").save(tmp_path / "t.png")
+    Image.fromarray(arr).save(tmp_path / "t.png")  # [H, W, 4] uint8 is RGBA
     t = load_target(tmp_path / "t.png", 32)
     assert t.shape == (1, 3, 32, 32)
     rgb = sa.to_uint8(t)[0].numpy().astype(int)
