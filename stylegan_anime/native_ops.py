@@ -34,7 +34,8 @@ def native_module(op: str, x: torch.Tensor) -> ModuleType | None:
     return native_build.load(op, kind)
 
 
-def _needs_graph(*tensors: torch.Tensor | None) -> bool:
+def needs_graph(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd would record an op on these tensors (None: absent)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
@@ -81,7 +82,7 @@ def grad_args(in_size, out_size, f_shape, up, down, pad, flip):
 def upfirdn2d(x: torch.Tensor, f2d: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
               pad: tuple[int, int, int, int], flip: bool, gain: float) -> torch.Tensor:
     """Native upfirdn2d. x: [N, C, H, W]; f2d: from ``filter_2d``; up/down (x, y); pad (x0, x1, y0, y1)."""
-    if not _needs_graph(x):
+    if not needs_graph(x):
         (upx, upy), (downx, downy) = up, down
         module = native_build.load("upfirdn2d", x.device.type)
         return module.upfirdn2d(x, f2d, upx, upy, downx, downy, *pad, flip, gain)
@@ -149,6 +150,6 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha:
     x = x.contiguous()
     b = x.new_empty([0]) if b is None else b.to(x.dtype).contiguous()
     args = (dim, ACT_CODES[act], alpha, gain, clamp)
-    if not _needs_graph(x, b):
+    if not needs_graph(x, b):
         return _bias_act_kernel(x, b, None, args, 0)
     return BiasAct.apply(x, b, args)

@@ -226,25 +226,26 @@ def up_weight_transform_ref(weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ui,vj,kcij->uvkc", g, g, weight).reshape(81, k, c)
 
 
-def _native_up(name: str, t: torch.Tensor, *args):
-    """The native transform ``name``, under its own name in profiles (pybind calls are not ops)."""
+def _native(name: str, t: torch.Tensor, *args):
+    """The winograd op's native function ``name`` on t (made contiguous) and args, under its own name
+    in profiles (pybind calls are not ops)."""
     with torch.profiler.record_function(f"sa::winograd_{name}"):
         return getattr(native_build.load("winograd", "cpu"), name)(t.contiguous(), *args)
 
 
 def up_input_transform(x: torch.Tensor) -> torch.Tensor:
     """Native ``up_input_transform_ref`` (no gradients)."""
-    return _native_up("up_input", x)
+    return _native("up_input", x)
 
 
 def up_output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     """Native ``up_output_transform_ref`` (no gradients)."""
-    return _native_up("up_output", m, n, h, w)
+    return _native("up_output", m, n, h, w)
 
 
 def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
     """Native ``up_weight_transform_ref`` (no gradients)."""
-    return _native_up("up_weight", weight)
+    return _native("up_weight", weight)
 
 
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
@@ -285,8 +286,7 @@ def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | No
     band = fused_band(x.shape[1]) if band is None else band
     if scale is not None:
         scale = scale.to(torch.float32).contiguous()
-    with torch.profiler.record_function(f"sa::winograd_{name}"):
-        return getattr(native_build.load("winograd", "cpu"), name)(x.contiguous(), u.contiguous(), scale, band)
+    return _native(name, x, u.contiguous(), scale, band)
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,

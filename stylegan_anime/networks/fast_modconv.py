@@ -224,9 +224,3 @@ def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, b
     n, in_c = x.shape[:2]
     wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, weight.shape[0], in_c)
     return to_rgb(x, wk, bias, clamp)
-
-
-def needs_grad(*tensors: torch.Tensor) -> bool:
-    """Whether autograd would record an op on these tensors."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-

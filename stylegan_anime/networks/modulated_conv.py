@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .. import kernels
+from .. import kernels, native_ops
 from . import fast_modconv
 from .layers import FullyConnectedLayer
 from .resample_conv import conv2d_resample
@@ -80,7 +80,7 @@ class SynthesisLayer(nn.Module):
                 noise = self.noise_const
             elif noise_mode != "none":
                 raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        if not fused and not fast_modconv.needs_grad(x, styles, self.weight, self.bias, self.noise_strength):
+        if not fused and not native_ops.needs_graph(x, styles, self.weight, self.bias, self.noise_strength):
             clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
             return fast_modconv.synthesis_layer_forward(x, self.weight, styles, self.bias, noise, self.noise_strength,
                                                         self.up, self.padding, self.resample_filter,
@@ -106,7 +106,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = False) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        if not fused and not fast_modconv.needs_grad(x, styles, self.weight, self.bias):
+        if not fused and not native_ops.needs_graph(x, styles, self.weight, self.bias):
             return fast_modconv.torgb_forward(x, self.weight, styles, self.bias, self.conv_clamp)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return kernels.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)

@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .. import kernels, memory
+from .. import kernels, memory, native_ops
 from .config import GeneratorConfig
 from . import fast_modconv
 from .layers import Conv2dLayer
@@ -68,7 +68,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
             x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if img is not None:
-            if fast_modconv.needs_grad(img):
+            if native_ops.needs_graph(img):
                 img = kernels.upsample2d(img, self.resample_filter)
             else:
                 img = fast_modconv.upsample_image(img, self.resample_filter)
