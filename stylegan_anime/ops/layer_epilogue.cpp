@@ -81,10 +81,6 @@ int64_t ring_len(const Shape& s) { return (s.wo + LANES - 1) / LANES * LANES; }
 // Rows are read this many rows ahead of their use: the planes are read a row at a time, with
 // filtering in between, which the hardware prefetcher alone does not keep up with.
 constexpr int64_t PREFETCH_ROWS = 4;
-template <typename T>
-void prefetch_row(const T* row, int64_t count) {
-    for (int64_t j = 0; j < count; j += 64 / sizeof(T)) __builtin_prefetch(row + j, 0, 3);
-}
 
 // One [H, W] plane through the FIR filter and the epilogue into [Ho, Wo]. `buf` holds a padded
 // input row and a ring of kh filtered rows, indexed by input row mod kh, so that each input row
@@ -100,7 +96,7 @@ void filter_plane(const T* x, T* y, const Shape& s, const T* th, const T* tw, co
     for (int64_t i = 0; i < s.ho; ++i) {
         const int64_t r0 = i - s.pad, r1 = std::min(r0 + s.kh, s.h);  // input rows [r0, r1) meet the taps
         for (next_row = std::max(next_row, r0); next_row < r1; ++next_row) {
-            if (next_row + PREFETCH_ROWS < s.h) prefetch_row(x + (next_row + PREFETCH_ROWS) * s.w, s.w);
+            if (next_row + PREFETCH_ROWS < s.h) simd::prefetch(x + (next_row + PREFETCH_ROWS) * s.w, s.w);
             filter_row(x + next_row * s.w, padded, ring + (next_row % s.kh) * ring_len(s), tw, s);
         }
         const int64_t first = std::max<int64_t>(r0, 0);

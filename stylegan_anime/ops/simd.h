@@ -3,6 +3,7 @@
 // without AVX) and the values stay in registers. Templates written for scalars run on it as is.
 #pragma once
 
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__AVX__)
@@ -47,6 +48,13 @@ inline Lanes<float> fma(Lanes<float> a, Lanes<float> b, Lanes<float> c) {
 
 template <typename T>
 inline T select_lt(T a, T b, T x, T y) { return a < b ? x : y; }
+
+// Asks for the cache lines of p[0 .. count) ahead of their use (WRITE: to be written): for loops
+// reading more streams at once (planes, channels) than the hardware prefetcher follows.
+template <bool WRITE = false, typename T>
+inline void prefetch(const T* p, int64_t count) {
+    for (int64_t j = 0; j < count; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + j, WRITE, 3);
+}
 
 }  // namespace simd
 }  // namespace sa

@@ -39,9 +39,7 @@ void chunk(const T* x, const T* w, const T* bias, T lo, T hi, T* y, const Shape&
     for (int64_t k = 0; k < s.o; ++k) std::fill(acc + k * CHUNK, acc + k * CHUNK + count, bias ? bias[k] : T(0));
     for (int64_t c = 0; c < s.c; ++c) {
         const T* row = x + c * s.hw;
-        if (c + PREFETCH_CHANNELS < s.c)
-            for (int64_t j = 0; j < count; j += 64 / int64_t(sizeof(T)))
-                __builtin_prefetch(row + PREFETCH_CHANNELS * s.hw + j, 0, 3);
+        if (c + PREFETCH_CHANNELS < s.c) simd::prefetch(row + PREFETCH_CHANNELS * s.hw, count);
         for (int64_t k = 0; k < s.o; ++k) {
             const Vec<T> wk(w[k * s.c + c]);
             T* a = acc + k * CHUNK;

@@ -492,8 +492,7 @@ constexpr int64_t PREFETCH_CHANNELS = 2;
 template <int R, bool WRITE>
 inline void prefetch_rows(const float* first, int64_t row_stride) {
     constexpr int WIDTH = LANES * (R > 6 ? R : 4) + 4;
-    for (int i = 0; i < R; ++i)
-        for (int j = 0; j < WIDTH; j += 16) __builtin_prefetch(first + i * row_stride + j, WRITE, 3);
+    for (int i = 0; i < R; ++i) simd::prefetch<WRITE>(first + i * row_stride, WIDTH);
 }
 
 // Per lane, the scale of channel ch in the image of the lane's tile (an image's tiles are consecutive).
