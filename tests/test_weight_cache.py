@@ -74,12 +74,16 @@ def test_images_are_the_same_with_kept_tensors_and_follow_weight_updates(mode):
     torch.testing.assert_close(updated, fresh_updated, rtol=1e-5, atol=1e-5 * scale)
 
 
-@pytest.mark.parametrize("conv, upsampling", [("conv_transpose3x3_s2_transformed", True), ("conv3x3_fused", False)])
+@pytest.mark.parametrize("conv, upsampling", [("conv_transpose3x3_s2_fused", True), ("conv3x3_fused", False),
+                                             ("conv_transpose3x3_s2_transformed", True)])
 def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monkeypatch, conv, upsampling):
-    """In "always" mode every upsampling layer takes the stride-2 Winograd transposed conv, and every
-    stride-1 3×3 layer the fused F(4×4, 3×3), inside cached_weights() (and only there), and the
-    images equal the reference layers' (no_grad off)."""
+    """In "always" mode every upsampling layer takes the fused stride-2 Winograd transposed conv (the
+    unfused one where the rule says so), and every stride-1 3×3 layer the fused F(4×4, 3×3), inside
+    cached_weights() (and only there), and the images equal the reference layers' (no_grad off)."""
     from stylegan_anime import winograd_op
+    from stylegan_anime.networks import winograd
+    if conv == "conv_transpose3x3_s2_transformed":
+        monkeypatch.setattr(winograd, "up_algorithm", lambda x, shape, kept: "winograd" if kept else None)
     calls = []
     real = getattr(winograd_op, conv)
     monkeypatch.setattr(winograd_op, conv, lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -95,6 +95,8 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     assert expected in out
     assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 64 tiles and 128 channels" in out
     assert "filters kept): fused Winograd F(4x4,3x3) on stride-1 layers of >= 16384 pixels and <= 256 channels" in out
+    assert ("upsampling convs, generation API (filters kept): fused stride-2 Winograd on >= 4096 input pixels "
+            "and <= 128 channels in, unfused on >= 1024 pixels and >= 256 channels in") in out
 
 
 def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
@@ -107,6 +109,22 @@ def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
         assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 1, 1), 0)
     with winograd.use_winograd("off"):
         assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1)
+
+
+def test_the_up_rule_fuses_narrow_layers_and_leaves_small_ones_to_onednn(native_cpu_ops):
+    def rule(c, h, k=None, dtype=torch.float32, kept=True):
+        return winograd.up_algorithm(torch.empty(1, c, h, h, dtype=dtype), (k or c, c, 3, 3), kept)
+    with winograd.use_winograd("auto"):
+        assert rule(128, 256, 64) == rule(64, 64) == "fused"
+        assert rule(256, 128, 128) == rule(512, 32) == "winograd"
+        assert rule(128, 32) is None and rule(512, 16) is None  # oneDNN is faster on small inputs
+        assert rule(128, 256, dtype=torch.float64) is None      # the fused op is float32 only
+        assert rule(512, 64, kept=False) is None                 # only on kept filter transforms
+        assert winograd.up_algorithm(torch.empty(1, 512, 64, 64), (512, 512, 1, 1), True) is None
+    with winograd.use_winograd("always"):
+        assert rule(4, 4) == "fused" and rule(4, 4, dtype=torch.float64) == "winograd"
+    with winograd.use_winograd("off"):
+        assert rule(128, 256) is None
 
 
 def test_second_derivatives_through_f43_layers_equal_the_direct_ones(native_cpu_ops):

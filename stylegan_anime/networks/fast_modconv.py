@@ -19,7 +19,8 @@
   transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
   activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
   large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
-  and BLAS products on the widest (``winograd.f43_preferred``).
+  and BLAS products on the widest (``winograd.f43_preferred``); the same two ways for the
+  upsampling convs' stride-2 Winograd transposed conv (``winograd.up_algorithm``).
 
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
@@ -202,8 +203,11 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
     k, fir = weight.shape[2], None
     if k == weight.shape[3]:  # kept in cached_weights(): whether f splits is read on the host (a sync on CUDA)
         fir = weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
-    if fir is not None and up == 2 and winograd.up_preferred(x, weight.shape, weight_cache.active()):
+    algorithm = winograd.up_algorithm(x, weight.shape, weight_cache.active()) if fir is not None and up == 2 else None
+    if algorithm is not None:
         u = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_weight_transform(weight.to(dtype)))
+        if algorithm == "fused":
+            return winograd_op.conv_transpose3x3_s2_fused(x, u, styles), fir, gd, gb
         return winograd_op.conv_transpose3x3_s2_transformed(_modulated(x, styles), u, native=True), fir, gd, gb
     w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):

@@ -54,6 +54,12 @@ KEPT_FILTER_MAX_TILES = 256
 # measured side by side; adding the 128-channel 256² layer made the generator 0.97x (one image).
 UP_MIN_PIXELS = 32 * 32
 UP_MIN_CHANNELS = 256
+# The fused stride-2 transposed conv (``winograd_op.conv_transpose3x3_s2_fused``) against oneDNN's, alone,
+# one image: 2.8-4.0x with 64 channels in (128², 256² inputs), 1.1-1.3x with 128 (64², 128²), 1.04x
+# (128 at 256²) but 1.04-1.06x (one image) and 1.10x (8) for the whole 512² generator, side by side;
+# 0.7x at 32². With 256 channels in it is no faster than the unfused transposed conv (1.0x).
+FUSED_UP_MIN_PIXELS = 64 * 64
+FUSED_UP_MAX_CHANNELS = 128
 # The fused F(4x4, 3x3) (``winograd_op.conv3x3_fused``), filters kept, against NNPACK, alone, one
 # image: 1.65x (64 channels at 512²), 1.45x (128 at 256²), 1.0-1.3x (256 at 128²); on the 512-channel
 # layers it is no faster than the unfused F(4x4, 3x3), whose products run as larger GEMMs.
@@ -177,14 +183,22 @@ def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...
     return mode
 
 
-def up_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool) -> bool:
-    """Whether the stride-2 transposed conv of x: [N, C, H, W] with a [K, C, 3, 3] kernel (conv2d's
-    layout) should run as ``winograd_op.conv_transpose3x3_s2_transformed`` on modulated activations:
-    only where its filter transform is kept between calls (``filters_kept``) and the layer is big."""
+def up_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool) -> str | None:
+    """How the stride-2 transposed conv of x: [N, C, H, W] with a [K, C, 3, 3] kernel (conv2d's layout)
+    should run, given that its filter transform is kept between calls (``filters_kept``): "fused"
+    (``winograd_op.conv_transpose3x3_s2_fused``, modulation folded in) on large, narrow layers,
+    "winograd" (``conv_transpose3x3_s2_transformed`` on modulated activations) on wide ones, or None
+    (oneDNN's transposed conv)."""
     mode = _kept_filter_mode(x, weight_shape, filters_kept)
     if mode is None:
-        return False
-    return mode == "always" or (x.shape[2] * x.shape[3] >= UP_MIN_PIXELS and weight_shape[1] >= UP_MIN_CHANNELS)
+        return None
+    pixels, channels = x.shape[2] * x.shape[3], weight_shape[1]
+    fused_ok = x.dtype == torch.float32
+    if mode == "always":
+        return "fused" if fused_ok else "winograd"
+    if fused_ok and pixels >= FUSED_UP_MIN_PIXELS and channels <= FUSED_UP_MAX_CHANNELS:
+        return "fused"
+    return "winograd" if pixels >= UP_MIN_PIXELS and channels >= UP_MIN_CHANNELS else None
 
 
 def fused_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
