@@ -16,6 +16,8 @@ P = N·ceil(H/4)·ceil(W/4) tiles in (n, ty, tx) order.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -181,8 +183,10 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 # over channels instead of 144 per 8×8 output tile: along each axis y[2j] = w0 x[j] + w2 x[j-1] is a
 # 2-tap correlation, done as Winograd F(4, 2) (points 0, 1, -1, 2, ∞), and y[2j+1] = w1 x[j] is one
 # product. A window x[j0-1 .. j0+3] gives 9 values (5 of F(4, 2), then x[j0 .. j0+3] as they are),
-# which give the outputs y[2j0 .. 2j0+7]; windows are 4 pixels apart, floor(H/4) + 1 of them down an
-# input of H rows, whose output has 2H + 1. Inference only: these transforms record no gradients.
+# which give the outputs y[2j0 .. 2j0+7]; windows are 4 pixels apart, ceil(H/4) of them down an
+# input of H rows, whose output has 2H + 1. When H is a multiple of 4 they miss the last output row,
+# y[2H] = w2 x[H-1]: ``UpFilters`` keeps its taps (and the last column's), and the convs add it apart
+# (another row of windows would cost 1/(H/4) more products). Inference only: no gradients.
 # Layouts: x [N, C, H, W]; weight [K, C, 3, 3] (conv2d's: w_t with its channel axes swapped);
 # V [81, C, P]; U [81, K, C]; M [81, K, P]; y [N, K, 2H+1, 2W+1].
 
@@ -197,7 +201,7 @@ _UP_A = [[1, 1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 0, 0, 0], [0, 1, -1, 2,
 
 def up_tiles(h: int, w: int) -> tuple[int, int]:
     """(th, tw): the windows down and across an H×W input of the transposed conv."""
-    return h // 4 + 1, w // 4 + 1
+    return -(-h // 4), -(-w // 4)
 
 
 def up_input_transform_ref(x: torch.Tensor) -> torch.Tensor:
@@ -211,12 +215,13 @@ def up_input_transform_ref(x: torch.Tensor) -> torch.Tensor:
 
 
 def up_output_transform_ref(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
-    """M: [81, K, P] of an N×H×W input → y: [N, K, 2H+1, 2W+1], y = A m A^T for every tile m."""
+    """M: [81, K, P] of an N×H×W input → y: [N, K, 2H+1, 2W+1], y = A m A^T for every tile m, and
+    zero where no window reaches (the last row if H % 4 == 0, the last column if W % 4 == 0)."""
     th, tw = up_tiles(h, w)
     k = m.shape[1]
     a = _mat(_UP_A, m)
-    y = torch.einsum("iu,jv,uvknyx->nkyixj", a, a, m.reshape(9, 9, k, n, th, tw))
-    return y.reshape(n, k, 8 * th, 8 * tw)[:, :, :2 * h + 1, :2 * w + 1]
+    y = torch.einsum("iu,jv,uvknyx->nkyixj", a, a, m.reshape(9, 9, k, n, th, tw)).reshape(n, k, 8 * th, 8 * tw)
+    return F.pad(y, (0, max(0, 2 * w + 1 - 8 * tw), 0, max(0, 2 * h + 1 - 8 * th)))[:, :, :2 * h + 1, :2 * w + 1]
 
 
 def up_weight_transform_ref(weight: torch.Tensor) -> torch.Tensor:
@@ -248,21 +253,54 @@ def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
     return _native("up_weight", weight)
 
 
+class UpFilters(NamedTuple):
+    """A transposed conv's filters, prepared once (``up_filters``): u = ``up_weight_transform(weight)``:
+    [81, K, C] for the windows, and the taps that reach the output's last row and column, in
+    ``conv_transpose2d``'s layout: ``last_row`` [C, K, 1, 3] (w[:, :, 2, :]), ``last_col`` [C, K, 3, 1]."""
+
+    u: torch.Tensor
+    last_row: torch.Tensor
+    last_col: torch.Tensor
+
+
+def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
+    """weight: [K, C, 3, 3] (conv2d's layout) → its ``UpFilters``; ``native``: the native filter
+    transform, else the reference."""
+    w_t = weight.transpose(0, 1)
+    u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
+    return UpFilters(u, w_t[:, :, 2:, :].contiguous(), w_t[:, :, :, 2:].contiguous())
+
+
+def add_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
+                        scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Adds to y (the windows' output, [N, K, 2H+1, 2W+1]) the last row's and column's values where no
+    window reached them (H or W a multiple of 4), from x (times scale: [N, C], if given). Returns y."""
+    h, w = x.shape[2:]
+    rows = 2 * h if h % 4 == 0 else 2 * h + 1  # the rows whose last column the windows left out
+    if h % 4 == 0:
+        y[:, :, 2 * h:] += F.conv_transpose2d(_scaled(x[:, :, h - 1:], scale), filters.last_row, stride=2)
+    if w % 4 == 0:
+        y[:, :, :rows, 2 * w:] += F.conv_transpose2d(_scaled(x[..., w - 1:], scale), filters.last_col, stride=2)[:, :, :rows]
+    return y
+
+
+def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    return x if scale is None else x * scale.to(x.dtype)[:, :, None, None]
+
+
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
     """``F.conv_transpose2d(x, w_t, stride=2)`` for x: [N, C, H, W] and a 3×3 kernel given as conv2d's
     weight [K, C, 3, 3] (w_t = weight with its channel axes swapped) → [N, K, 2H+1, 2W+1]."""
     if native is None:
         native = native_available(x)
-    weight = weight.to(x.dtype)
-    return conv_transpose3x3_s2_transformed(x, up_weight_transform(weight) if native else up_weight_transform_ref(weight),
-                                            native)
+    return conv_transpose3x3_s2_transformed(x, up_filters(weight.to(x.dtype), native), native)
 
 
-def conv_transpose3x3_s2_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
-    """``conv_transpose3x3_s2`` given u = ``up_weight_transform(weight)``: [81, K, C] (so that callers
-    may keep them between calls)."""
-    return _tile_products(x, u, native, (up_input_transform, up_output_transform),
-                          (up_input_transform_ref, up_output_transform_ref))
+def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native: bool | None = None) -> torch.Tensor:
+    """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls)."""
+    y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
+                       (up_input_transform_ref, up_output_transform_ref))
+    return add_uncovered_edges(y, x, filters)
 
 
 # --------------------------------------------------------------------------- fused, band by band
@@ -297,9 +335,9 @@ def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None =
     return _fused("conv", x, u, scale, band)
 
 
-def conv_transpose3x3_s2_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
+def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch.Tensor | None = None,
                                band: int | None = None) -> torch.Tensor:
-    """``conv_transpose3x3_s2_transformed(x * scale[:, :, None, None], u)`` in one native pass (no
-    gradients). x: [N, C, H, W] float32; u: [81, K, C]; scale: [N, C] or None → [N, K, 2H+1, 2W+1]."""
-    return _fused("up_conv", x, u, scale, band)
-
+    """``conv_transpose3x3_s2_transformed(x * scale[:, :, None, None], filters)`` in one native pass
+    (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
+    [N, K, 2H + 1, 2W + 1]."""
+    return add_uncovered_edges(_fused("up_conv", x, filters.u, scale, band), x, filters, scale)

@@ -136,6 +136,16 @@ def test_native_up_transforms_equal_the_references(native_cpu_ops, shape, dtype,
     check(winograd_op.up_weight_transform(g), winograd_op.up_weight_transform_ref(g))
 
 
+def test_up_windows_leave_the_last_row_and_column_of_multiples_of_4_to_the_edge_taps():
+    """ceil(H/4) windows down an input of H rows: at H = 32, 8 windows cover output rows 0 .. 63 of 65,
+    and the last row comes from the edge taps (the conv itself equals conv_transpose2d: see above)."""
+    assert winograd_op.up_tiles(32, 33) == (8, 9) and winograd_op.up_tiles(1, 4) == (1, 1)
+    m = torch.randn(81, 2, 8 * 9, dtype=torch.float64)
+    y = winograd_op.up_output_transform_ref(m, 1, 32, 33)
+    assert y.shape == (1, 2, 65, 67)
+    assert torch.count_nonzero(y[:, :, 64]) == 0 and torch.count_nonzero(y[:, :, :64, 66]) > 0
+
+
 # --------------------------------------------------------------------------- fused, band by band
 
 # Widths up to 90: rows of 8 windows wholly inside the image (the vector moves) and the rest (lane by
@@ -153,7 +163,7 @@ def test_fused_convs_equal_the_direct_convolutions(native_cpu_ops, shape, band, 
     xs = x.double() * (1 if scale is None else scale.double()[:, :, None, None])
     same = winograd_op.conv3x3_fused(x, winograd_op.weight_transform(g), scale, band)
     assert _rel_err(same, F.conv2d(xs, g.double(), padding=1)) < 2e-5
-    up = winograd_op.conv_transpose3x3_s2_fused(x, winograd_op.up_weight_transform(g), scale, band)
+    up = winograd_op.conv_transpose3x3_s2_fused(x, winograd_op.up_filters(g), scale, band)
     assert _rel_err(up, F.conv_transpose2d(xs, g.double().transpose(0, 1), stride=2)) < 2e-5
 
 
@@ -163,7 +173,7 @@ def test_fused_convs_equal_the_unfused_ones_at_generator_sizes(native_cpu_ops):
     torch.manual_seed(3)
     x, g, s = torch.randn(2, 32, 128, 128), torch.randn(64, 32, 3, 3), torch.rand(2, 32)
     xs = x * s[:, :, None, None]
-    u, uu = winograd_op.weight_transform(g), winograd_op.up_weight_transform(g)
+    u, uu = winograd_op.weight_transform(g), winograd_op.up_filters(g)
     for band in (24, 192):
         for sl in (slice(0, 1), slice(0, 2)):
             same = winograd_op.conv3x3_fused(x[sl], u, s[sl], band)

@@ -205,10 +205,10 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
         fir = weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
     algorithm = winograd.up_algorithm(x, weight.shape, weight_cache.active()) if fir is not None and up == 2 else None
     if algorithm is not None:
-        u = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_weight_transform(weight.to(dtype)))
+        filters = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_filters(weight.to(dtype)))
         if algorithm == "fused":
-            return winograd_op.conv_transpose3x3_s2_fused(x, u, styles), fir, gd, gb
-        return winograd_op.conv_transpose3x3_s2_transformed(_modulated(x, styles), u, native=True), fir, gd, gb
+            return winograd_op.conv_transpose3x3_s2_fused(x, filters, styles), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_transformed(_modulated(x, styles), filters, native=True), fir, gd, gb
     w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None

@@ -42,17 +42,25 @@ Tiling tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
 // The transposed conv's input x [N, C, H, W]: 5 x 5 windows, 4 pixels apart, starting one pixel
 // above and left of the image, cover input rows -1 .. 4 * th (its output has 2H + 1 rows).
 Tiling up_input_tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
-    const int64_t th = h / wino::UP_STEP + 1, tw = w / wino::UP_STEP + 1;
+    const int64_t th = (h + wino::UP_STEP - 1) / wino::UP_STEP, tw = (w + wino::UP_STEP - 1) / wino::UP_STEP;
     return {n, c, h, w, th, tw, n * th * tw, wino::UP_STEP};
 }
 
-// Its output [N, K, 2H + 1, 2W + 1]: one 8 x 8 window per input window, side by side.
+// Its output [N, K, 2H + 1, 2W + 1]: one 8 x 8 window per input window, side by side, covering all
+// but the last row (column) when H (W) is a multiple of 4 (winograd.h).
 Tiling up_output_tiling(int64_t n, int64_t k, int64_t h, int64_t w) {
     Tiling s = up_input_tiling(n, k, h, w);
     s.h = 2 * h + 1;
     s.w = 2 * w + 1;
     s.stride = wino::UP_TILE_OUT;
     return s;
+}
+
+// Zeros the rows and columns of y [N, C, H, W] that no window of s covers (the up-conv's last ones).
+void zero_uncovered(torch::Tensor& y, const Tiling& s) {
+    const int64_t rows = s.h - s.th * s.stride, cols = s.w - s.tw * s.stride;
+    if (rows > 0) y.narrow(2, s.th * s.stride, rows).zero_();
+    if (cols > 0) y.narrow(3, s.tw * s.stride, cols).zero_();
 }
 
 void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
@@ -268,6 +276,7 @@ torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int6
             store_windows<ADD>(bl, s, d);
         });
     });
+    if (!ADD) zero_uncovered(img, s);
     return img;
 }
 
@@ -318,7 +327,7 @@ torch::Tensor winograd_up_input(const torch::Tensor& x) {
         [](const auto& d, auto& t) { wino::up_input_tile(d, t); });
 }
 
-// M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1].
+// M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches.
 torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
     return tiles_to_windows<false, wino::UP_TILE_OUT, wino::UP_VALUES>(
         m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w), 0,
@@ -568,6 +577,7 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
             band_output<S, T>(f, m.data(), y.data_ptr<float>(), p0, count, out_tf);
         }
     });
+    zero_uncovered(y, so);
     return y;
 }
 
@@ -601,7 +611,7 @@ torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, cons
 }
 
 // conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
-// → [N, K, 2H + 1, 2W + 1]. No gradients.
+// → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h). No gradients.
 torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                                int64_t band) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
