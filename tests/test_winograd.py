@@ -96,7 +96,7 @@ def test_doctor_says_where_the_convolutions_go(capsys, native_cpu_ops, monkeypat
     assert "with gradients on the cpu: Winograd F(4x4,3x3) on >= 64 tiles and 128 channels" in out
     assert "filters kept): fused Winograd F(4x4,3x3) on stride-1 layers of >= 16384 pixels and <= 256 channels" in out
     assert ("upsampling convs, generation API (filters kept): fused stride-2 Winograd on >= 4096 input pixels "
-            "and <= 128 channels in, unfused on >= 1024 pixels and >= 256 channels in") in out
+            "and <= 128 channels in, unfused on >= 64 windows of 4x4 and >= 256 channels in") in out
 
 
 def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
@@ -118,6 +118,7 @@ def test_the_up_rule_fuses_narrow_layers_and_leaves_small_ones_to_onednn(native_
         assert rule(128, 256, 64) == rule(64, 64) == "fused"
         assert rule(256, 128, 128) == rule(512, 32) == "winograd"
         assert rule(128, 32) is None and rule(512, 16) is None  # oneDNN is faster on small inputs
+        assert winograd.up_algorithm(torch.empty(4, 512, 16, 16), (512, 512, 3, 3), True) == "winograd"  # 64 windows
         assert rule(128, 256, dtype=torch.float64) is None      # the fused op is float32 only
         assert rule(512, 64, kept=False) is None                 # only on kept filter transforms
         assert winograd.up_algorithm(torch.empty(1, 512, 64, 64), (512, 512, 1, 1), True) is None

@@ -56,7 +56,7 @@ def _winograd_status() -> list[str]:
         lines.append(f"3x3 convs, generation API (filters kept): fused Winograd F(4x4,3x3) on {where}")
         where = "every layer (unfused for float64)" if every else (
             f"fused stride-2 Winograd on >= {winograd.FUSED_UP_MIN_PIXELS} input pixels and "
-            f"<= {winograd.FUSED_UP_MAX_CHANNELS} channels in, unfused on >= {winograd.UP_MIN_PIXELS} pixels "
+            f"<= {winograd.FUSED_UP_MAX_CHANNELS} channels in, unfused on >= {winograd.UP_MIN_TILES} windows of 4x4 "
             f"and >= {winograd.UP_MIN_CHANNELS} channels in, oneDNN elsewhere")
         lines.append(f"upsampling convs, generation API (filters kept): {where}")
     return lines

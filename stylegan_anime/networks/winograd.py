@@ -52,7 +52,9 @@ KEPT_FILTER_MAX_TILES = 256
 # channels in at 32² and 64² inputs, and 0.2-0.8x on smaller inputs. With 256 channels in at 128²
 # it was 0.87x alone (one image) but 1.03x (one image) and 1.08x (8) for the whole 512² generator,
 # measured side by side; adding the 128-channel 256² layer made the generator 0.97x (one image).
-UP_MIN_PIXELS = 32 * 32
+# With ceil(H/4) windows down an input (stop 15), 512 channels at 16²: 1.8x for 8 images (128
+# windows), 0.85x for one (16); at 8²: 1.04x for 8 images (32 windows), 0.36x for one.
+UP_MIN_TILES = 64  # N · ceil(H/4) · ceil(W/4) windows
 UP_MIN_CHANNELS = 256
 # The fused stride-2 transposed conv (``winograd_op.conv_transpose3x3_s2_fused``) against oneDNN's, alone,
 # one image: 2.8-4.0x with 64 channels in (128², 256² inputs), 1.1-1.3x with 128 (64², 128²), 1.04x
@@ -198,7 +200,8 @@ def up_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], fi
         return "fused" if fused_ok else "winograd"
     if fused_ok and pixels >= FUSED_UP_MIN_PIXELS and channels <= FUSED_UP_MAX_CHANNELS:
         return "fused"
-    return "winograd" if pixels >= UP_MIN_PIXELS and channels >= UP_MIN_CHANNELS else None
+    th, tw = winograd_op.up_tiles(x.shape[2], x.shape[3])
+    return "winograd" if x.shape[0] * th * tw >= UP_MIN_TILES and channels >= UP_MIN_CHANNELS else None
 
 
 def fused_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
