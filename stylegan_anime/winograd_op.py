@@ -256,7 +256,9 @@ def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
 class UpFilters(NamedTuple):
     """A transposed conv's filters, prepared once (``up_filters``): u = ``up_weight_transform(weight)``:
     [81, K, C] for the windows, and the taps that reach the output's last row and column, in
-    ``conv_transpose2d``'s layout: ``last_row`` [C, K, 1, 3] (w[:, :, 2, :]), ``last_col`` [C, K, 3, 1]."""
+    ``conv_transpose2d``'s layout, both as rows (oneDNN's transposed conv of a one-pixel-wide column
+    took 1.7x as long as that of the same row): ``last_row`` [C, K, 1, 3] (w_t[:, :, 2, :]) and
+    ``last_col`` [C, K, 1, 3] (w_t[:, :, :, 2])."""
 
     u: torch.Tensor
     last_row: torch.Tensor
@@ -268,7 +270,7 @@ def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
     transform, else the reference."""
     w_t = weight.transpose(0, 1)
     u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
-    return UpFilters(u, w_t[:, :, 2:, :].contiguous(), w_t[:, :, :, 2:].contiguous())
+    return UpFilters(u, w_t[:, :, 2:, :].contiguous(), w_t[:, :, :, 2:].transpose(2, 3).contiguous())
 
 
 def add_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
@@ -280,7 +282,8 @@ def add_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
     if h % 4 == 0:
         y[:, :, 2 * h:] += F.conv_transpose2d(_scaled(x[:, :, h - 1:], scale), filters.last_row, stride=2)
     if w % 4 == 0:
-        y[:, :, :rows, 2 * w:] += F.conv_transpose2d(_scaled(x[..., w - 1:], scale), filters.last_col, stride=2)[:, :, :rows]
+        col = F.conv_transpose2d(_scaled(x[..., w - 1:], scale).transpose(2, 3), filters.last_col, stride=2)
+        y[:, :, :rows, 2 * w] += col[:, :, 0, :rows]
     return y
 
 
