@@ -255,10 +255,9 @@ def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
 
 class UpFilters(NamedTuple):
     """A transposed conv's filters, prepared once (``up_filters``): u = ``up_weight_transform(weight)``:
-    [81, K, C] for the windows, and the taps that reach the output's last row and column, in
-    ``conv_transpose2d``'s layout, both as rows (oneDNN's transposed conv of a one-pixel-wide column
-    took 1.7x as long as that of the same row): ``last_row`` [C, K, 1, 3] (w_t[:, :, 2, :]) and
-    ``last_col`` [C, K, 1, 3] (w_t[:, :, :, 2])."""
+    [81, K, C] for the windows, and the taps that reach the output's last row and column, as matrices
+    for one product each (oneDNN took 1.5-3x as long with a one-pixel-high image): ``last_row`` [3K, C]
+    (row t·K + k: weight[k, :, 2, t]) and ``last_col`` [3K, C] (weight[k, :, t, 2])."""
 
     u: torch.Tensor
     last_row: torch.Tensor
@@ -268,27 +267,41 @@ class UpFilters(NamedTuple):
 def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
     """weight: [K, C, 3, 3] (conv2d's layout) → its ``UpFilters``; ``native``: the native filter
     transform, else the reference."""
-    w_t = weight.transpose(0, 1)
     u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
-    return UpFilters(u, w_t[:, :, 2:, :].contiguous(), w_t[:, :, :, 2:].transpose(2, 3).contiguous())
+    k, c = weight.shape[:2]
+    row, col = weight[:, :, 2, :], weight[:, :, :, 2]  # [K, C, 3] each
+    return UpFilters(u, row.permute(2, 0, 1).reshape(3 * k, c).contiguous(), col.permute(2, 0, 1).reshape(3 * k, c).contiguous())
 
 
-def add_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
-                        scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Adds to y (the windows' output, [N, K, 2H+1, 2W+1]) the last row's and column's values where no
-    window reached them (H or W a multiple of 4), from x (times scale: [N, C], if given). Returns y."""
+def fill_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
+                         scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Fills in y (the windows' output, [N, K, 2H+1, 2W+1], zero where no window reached) the last row
+    (if H % 4 == 0) and the last column (if W % 4 == 0), from x (times scale: [N, C], if given): what
+    the transposed conv puts there comes from x's last row (column) alone. Returns y."""
     h, w = x.shape[2:]
-    rows = 2 * h if h % 4 == 0 else 2 * h + 1  # the rows whose last column the windows left out
     if h % 4 == 0:
-        y[:, :, 2 * h:] += F.conv_transpose2d(_scaled(x[:, :, h - 1:], scale), filters.last_row, stride=2)
+        y[:, :, 2 * h] = _edge(_scaled(x[:, :, h - 1], scale), filters.last_row)
     if w % 4 == 0:
-        col = F.conv_transpose2d(_scaled(x[..., w - 1:], scale).transpose(2, 3), filters.last_col, stride=2)
-        y[:, :, :rows, 2 * w] += col[:, :, 0, :rows]
+        rows = 2 * h if h % 4 == 0 else 2 * h + 1  # the row filled above has its corner already
+        y[:, :, :rows, 2 * w] = _edge(_scaled(x[:, :, :, w - 1], scale), filters.last_col)[..., :rows]
     return y
 
 
+def _edge(line: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """The 1-D stride-2 transposed conv z[2j + t] += w_t · line[j] of line: [N, C, L] with taps: [3K, C]
+    → [N, K, 2L + 1]."""
+    n, _, length = line.shape
+    p = torch.matmul(taps, line).reshape(n, 3, -1, length)
+    z = line.new_zeros(n, p.shape[2], 2 * length + 1)
+    z[..., 0:2 * length:2] = p[:, 0]
+    z[..., 1::2] = p[:, 1]
+    z[..., 2::2] += p[:, 2]
+    return z
+
+
 def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    return x if scale is None else x * scale.to(x.dtype)[:, :, None, None]
+    """x: [N, C, ...] times scale: [N, C] (if given), channel by channel."""
+    return x if scale is None else x * scale.to(x.dtype).reshape(*scale.shape, *([1] * (x.ndim - 2)))
 
 
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
@@ -303,7 +316,7 @@ def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native
     """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls)."""
     y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
                        (up_input_transform_ref, up_output_transform_ref))
-    return add_uncovered_edges(y, x, filters)
+    return fill_uncovered_edges(y, x, filters)
 
 
 # --------------------------------------------------------------------------- fused, band by band
@@ -343,4 +356,4 @@ def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch
     """``conv_transpose3x3_s2_transformed(x * scale[:, :, None, None], filters)`` in one native pass
     (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
     [N, K, 2H + 1, 2W + 1]."""
-    return add_uncovered_edges(_fused("up_conv", x, filters.u, scale, band), x, filters, scale)
+    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band), x, filters, scale)
