@@ -36,6 +36,27 @@ class Fir:
         return h + 2 * self.pad - self.th.numel() + 1, w + 2 * self.pad - self.tw.numel() + 1
 
 
+@dataclass(frozen=True)
+class Finish:
+    """What ``layer_epilogue`` does after the FIR filter: scale: [N, C] or None, bias: [C] or None,
+    noise: broadcastable to [N, 1, H, W] or None, alpha in (0, 1], clamp: None or >= 0."""
+    scale: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+    noise_gain: float = 0.0
+    alpha: float = 1.0
+    clamp: float | None = None
+
+    def native_args(self, n: int, c: int, h: int, w: int) -> tuple:
+        """(scale [N, C], bias [C], noise [1 or N, H, W] (float32, contiguous, or None), noise_gain,
+        alpha, clamp (-1: none)), as the native fused conv takes them."""
+        f32 = torch.float32
+        return (None if self.scale is None else self.scale.to(f32).reshape(n, c).contiguous(),
+                None if self.bias is None else self.bias.to(f32).reshape(c).contiguous(),
+                None if self.noise is None else _noise_planes(self.noise.to(f32), n, h, w),
+                float(self.noise_gain), float(self.alpha), -1.0 if self.clamp is None else float(self.clamp))
+
+
 def separable_taps(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """A 2-D filter [kh, kw] as (fv [kh], fh [kw]) with outer(fv, fh) = f, or None if f is not
     separable (rank 1 with a non-zero sum), e.g. the [1, 3, 3, 1] ⊗ [1, 3, 3, 1] blur."""

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import native_build
+from .layer_epilogue import Finish
 
 _BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
@@ -336,19 +337,22 @@ def fused_band(channels: int) -> int:
     return FUSED_BAND if channels <= 128 else FUSED_WIDE_BAND
 
 
-def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None) -> torch.Tensor:
+def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None,
+           *more) -> torch.Tensor:
     band = fused_band(x.shape[1]) if band is None else band
     if scale is not None:
         scale = scale.to(torch.float32).contiguous()
-    return _native(name, x, u.contiguous(), scale, band)
+    return _native(name, x, u.contiguous(), scale, band, *more)
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
-                  band: int | None = None) -> torch.Tensor:
-    """``conv3x3_transformed(x * scale[:, :, None, None], u)`` in one native pass (no gradients).
+                  band: int | None = None, finish: Finish | None = None) -> torch.Tensor:
+    """``conv3x3_transformed(x * scale[:, :, None, None], u)`` in one native pass (no gradients), then
+    ``layer_epilogue(y, None, ...)`` with ``finish``'s arguments, if given, before y is stored.
     x: [N, C, H, W] float32; u: [36, K, C]; scale: [N, C] or None → [N, K, H, W]; band: tiles per
     band (default ``fused_band(C)``)."""
-    return _fused("conv", x, u, scale, band)
+    n, _, h, w = x.shape
+    return _fused("conv", x, u, scale, band, *(finish or Finish()).native_args(n, u.shape[1], h, w))
 
 
 def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch.Tensor | None = None,

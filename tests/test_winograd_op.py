@@ -167,6 +167,30 @@ def test_fused_convs_equal_the_direct_convolutions(native_cpu_ops, shape, band, 
     assert _rel_err(up, F.conv_transpose2d(xs, g.double().transpose(0, 1), stride=2)) < 2e-5
 
 
+@HYPOTHESIS
+@given(shape=fused_shapes, noise=st.sampled_from(["none", "shared", "per_image"]), clamp=st.sampled_from([None, 0.3]),
+       bias=st.booleans(), seed=st.integers(0, 2 ** 31 - 1))
+def test_the_fused_conv_finishes_its_tiles_as_the_layer_epilogue_does(native_cpu_ops, shape, noise, clamp, bias, seed):
+    """Scale, bias, noise (one plane for all images or one each), leaky ReLU and clamp on each output
+    tile before it is stored equal the conv followed by ``layer_epilogue_ref``."""
+    from stylegan_anime.layer_epilogue import Finish, layer_epilogue_ref
+    n, c, k, h, w = shape
+    gen = torch.Generator().manual_seed(seed)
+    x, g = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
+    scale, out_scale = torch.rand(n, c, generator=gen) + 0.5, torch.rand(n, k, generator=gen) + 0.5
+    b = torch.randn(k, generator=gen) if bias else None
+    nz = {"none": None, "shared": torch.randn(1, 1, h, w, generator=gen),
+          "per_image": torch.randn(n, 1, h, w, generator=gen)}[noise]
+    finish = Finish(out_scale, b, nz, 0.7, 0.2, clamp)
+    y = winograd_op.conv3x3_fused(x, winograd_op.weight_transform(g), scale, 24, finish)
+    direct = F.conv2d(x.double() * scale.double()[:, :, None, None], g.double(), padding=1)
+    expected = layer_epilogue_ref(direct, None, out_scale.double(), None if b is None else b.double(),
+                                  None if nz is None else nz.double(), 0.7, 0.2, clamp)
+    # Winograd's rounding scales with the conv's output, which the clamp may cut far below.
+    atol = 2e-5 * (direct * out_scale.double()[:, :, None, None]).abs().max().item()
+    torch.testing.assert_close(y.double(), expected, rtol=0, atol=atol)
+
+
 def test_fused_convs_equal_the_unfused_ones_at_generator_sizes(native_cpu_ops):
     """One image and two at a width of 128 tiles, bands of one panel and of eight; the unfused
     convs run the same transforms and products, so the two agree to float32 rounding."""

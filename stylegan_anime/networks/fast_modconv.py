@@ -13,7 +13,8 @@
 - The activation gain is folded in before the leaky ReLU (lrelu(g·y) = g·lrelu(y) for
   g > 0); what follows the conv (the FIR filter after an upsampling conv, demodulation
   where it is not in the weights, bias, noise, lrelu, clamp) is one pass of
-  ``layer_epilogue`` over the conv's output.
+  ``layer_epilogue`` over the conv's output, or, after the fused F(4×4, 3×3), part of the conv
+  (``layer_epilogue.Finish``), applied to each output tile before it is stored.
 - Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
   weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
   transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import kernels, winograd_op
-from ..layer_epilogue import Fir, layer_epilogue, separable_taps
+from ..layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
 from ..to_rgb import to_rgb
 from . import weight_cache, winograd
 from .resample_conv import conv2d_resample
@@ -154,11 +155,15 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
     gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
     gb = (bias * gain).to(x.dtype)
+    noise_gain = 0.0 if noise is None else float(noise_strength) * gain
+    if up == 1 and winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
+        # The epilogue runs inside the fused conv, on each output tile before it is stored.
+        u = weight_cache.derived(weight, f"winograd_f43_{x.dtype}", lambda: winograd_op.weight_transform(weight.to(x.dtype)))
+        return winograd_op.conv3x3_fused(x, u, styles, finish=Finish(gd, gb, noise, noise_gain, LRELU_ALPHA, clamp))
     if up == 1:
         y, fir, scale, rest_bias = _same_conv(x, weight, styles, gd, gb, padding)
     else:
         y, fir, scale, rest_bias = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
-    noise_gain = 0.0 if noise is None else float(noise_strength) * gain
     return layer_epilogue(y, fir, scale, rest_bias, noise, noise_gain, LRELU_ALPHA, clamp)
 
 
@@ -173,9 +178,6 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
     bias gb: [out]): [N, in, H, W] → [N, out, H, W]."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
-    if winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
-        u = weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: winograd_op.weight_transform(weight.to(dtype)))
-        return winograd_op.conv3x3_fused(x, u, styles), None, gd, gb
     f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
     if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)

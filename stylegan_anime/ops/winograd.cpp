@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "layer_epilogue.h"
 #include "simd.h"
 #include "winograd.h"
 
@@ -517,11 +518,22 @@ Lanes<float> lane_scale(const float* scale, int64_t ch, int64_t channels, int64_
 }
 
 // What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
+// What a layer does to the fused conv's output on its way out (layer_epilogue.h's `finish`), applied
+// before the output is stored: one pass over the layer's output fewer.
+struct FusedEpilogue {
+    const float* scale;  // [N, K] or null
+    const float* bias;   // [K] or null
+    const float* noise;  // [noise_images, H, W] or null
+    int64_t noise_images;
+    epi::Params<float> params;
+};
+
 struct FusedConv {
     const Tiling &si, &so;
     std::vector<Origin> oi, oo;
     BandLayout lv, lm;
     const float* scale;  // [N, C] or null
+    const FusedEpilogue* epi;  // or null
 };
 
 // The band's input windows (tiles p0 .. p0 + count), scaled, to S*S values each, into v.
@@ -545,9 +557,45 @@ void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_
         }
 }
 
-// The band's products in m (tiles p0 .. p0 + count) to their T x T output windows in y.
+// The lane of a fused conv's block that holds the block's tile `tile` (PERM order in full blocks).
+int lane_tile(int l, int lanes) { return lanes == LANES ? PERM[l] : l; }
+
+// The noise under the T x T output windows of the band's blocks (tiles p0 .. p0 + count), lanes as
+// band_output holds them, zeros outside the image: the same for every output channel, so read once.
+template <int T>
+void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count) {
+    const int64_t per_image = f.so.th * f.so.tw, plane = f.so.h * f.so.w;
+    for (int64_t q = 0; q < count; q += LANES) {
+        const int lanes = int(std::min<int64_t>(LANES, count - q));
+        Lanes<float>* w = nz + q / LANES * T * T;
+        for (int a = 0; a < T * T; ++a) w[a] = 0.f;
+        for (int l = 0; l < lanes; ++l) {
+            const int64_t p = p0 + q + lane_tile(l, lanes);
+            const Origin& o = f.oo[p];
+            const float* src = f.epi->noise + (f.epi->noise_images == 1 ? 0 : p / per_image) * plane;
+            for (int i = 0; i < T; ++i)
+                for (int j = 0; j < T; ++j)
+                    if (o.y0 + i < f.so.h && o.x0 + j < f.so.w) w[i * T + j].v[l] = src[(o.y0 + i) * f.so.w + o.x0 + j];
+        }
+    }
+}
+
+// The epilogue on output channel ch of a block of output windows d (tiles from p on).
+template <int T>
+void finish_windows(const FusedConv& f, int64_t ch, int64_t p, int lanes, const Lanes<float>* noise,
+                    Lanes<float> (&d)[T][T]) {
+    const FusedEpilogue& e = *f.epi;
+    const Lanes<float> scale = e.scale ? lane_scale(e.scale, ch, f.so.c, p, lanes, f.so.th * f.so.tw) : Lanes<float>(1.f);
+    const Lanes<float> bias(e.bias ? e.bias[ch] : 0.f);
+    for (int i = 0; i < T; ++i)
+        for (int j = 0; j < T; ++j) d[i][j] = epi::finish(d[i][j], e.params, scale, bias, noise[i * T + j]);
+}
+
+// The band's products in m (tiles p0 .. p0 + count) to their T x T output windows in y (through the
+// epilogue if there is one, with the band's noise windows nz).
 template <int S, int T, typename OutTf>
-void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64_t count, OutTf out_tf) {
+void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64_t count, const Lanes<float>* nz,
+                 OutTf out_tf) {
     for (int64_t ch = 0; ch < f.so.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
             const auto bl = f.lm.block(y + ch * f.so.h * f.so.w, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
@@ -556,6 +604,7 @@ void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64
             Lanes<float> t[S][S], d[T][T];
             load_tiles(bl, t);
             out_tf(t, d);
+            if (f.epi) finish_windows(f, ch, p0 + q, bl.lanes, nz + q / LANES * T * T, d);
             store_band_windows(bl, f.so, d);
         }
 }
@@ -563,18 +612,21 @@ void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
 template <int R, int S, int T, typename InTf, typename OutTf>
 torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale,
-                         const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf) {
+                         const FusedEpilogue* epi, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf,
+                         OutTf out_tf) {
     torch::Tensor y = torch::empty({so.n, so.c, so.h, so.w}, x.options());
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
-                      scale.defined() ? scale.data_ptr<float>() : nullptr};
+                      scale.defined() ? scale.data_ptr<float>() : nullptr, epi};
     at::parallel_for(0, (si.p + band - 1) / band, 1, [&](int64_t begin, int64_t end) {
         // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
         std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
+        std::vector<Lanes<float>> nz(epi ? (band + LANES - 1) / LANES * T * T : 0, Lanes<float>(0.f));
         for (int64_t b = begin; b < end; ++b) {
             const int64_t p0 = b * band, count = std::min(si.p - p0, band);
+            if (epi && epi->noise) band_noise<T>(f, nz.data(), p0, count);
             band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
             band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
-            band_output<S, T>(f, m.data(), y.data_ptr<float>(), p0, count, out_tf);
+            band_output<S, T>(f, m.data(), y.data_ptr<float>(), p0, count, nz.data(), out_tf);
         }
     });
     zero_uncovered(y, so);
@@ -595,17 +647,40 @@ void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Te
     }
 }
 
+// The epilogue's arguments, checked: out_scale [N, K], bias [K], noise [1 or N, H, W] (float32, contiguous).
+FusedEpilogue fused_epilogue(const Tiling& so, const c10::optional<torch::Tensor>& out_scale,
+                             const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
+                             double noise_gain, double alpha, double clamp) {
+    auto check = [](const c10::optional<torch::Tensor>& t, const char* what, std::vector<int64_t> shape) -> const float* {
+        if (!t) return nullptr;
+        check_cpu(*t, what, int64_t(shape.size()));
+        TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
+                    " must be float32 of shape ", c10::IntArrayRef(shape));
+        return t->data_ptr<float>();
+    };
+    const int64_t noise_images = noise ? noise->size(0) : 1;
+    TORCH_CHECK(noise_images == 1 || noise_images == so.n, "winograd: noise must be [1 or N, H, W]");
+    return {check(out_scale, "out_scale", {so.n, so.c}), check(bias, "bias", {so.c}),
+            check(noise, "noise", {noise_images, so.h, so.w}), noise_images,
+            epi::params<float>(noise_gain, alpha, clamp)};
+}
+
 }  // namespace
 
 // conv2d(x * scale[:, :, None, None], g, padding=1) from U = winograd_weight(g): [36, K, C]; x: [N, C, H, W]
-// float32, scale: [N, C] or None → [N, K, H, W]. No gradients.
+// float32, scale: [N, C] or None → [N, K, H, W], then layer_epilogue.h's `finish` (with out_scale, bias,
+// noise, noise_gain, alpha, clamp) where any of it does something. No gradients.
 torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
-                            int64_t band) {
+                            int64_t band, const c10::optional<torch::Tensor>& out_scale,
+                            const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
+                            double noise_gain, double alpha, double clamp) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, TILE_IN, band);
     const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, si, so, band,
+    const FusedEpilogue epi = fused_epilogue(so, out_scale, bias, noise, noise_gain, alpha, clamp);
+    const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, finish ? &epi : nullptr, si, so, band,
                                                   [](const auto& d, auto& t) { wino::input_tile(d, t); },
                                                   [](const auto& t, auto& y) { wino::output_tile(t, y); });
 }
@@ -619,7 +694,7 @@ torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, c
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT>(
-        x, u, sc, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
+        x, u, sc, nullptr, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
         [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
 }
 
@@ -703,7 +778,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
     m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W] -> V [81, C, P] (stride-2 transposed 3x3 conv)");
     m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1]");
-    m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band -> y [N, K, H, W]");
+    m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
+          "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none) -> y [N, K, H, W]");
     m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band -> y [N, K, 2H + 1, 2W + 1]");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
 }
