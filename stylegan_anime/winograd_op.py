@@ -186,8 +186,8 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 # product. A window x[j0-1 .. j0+3] gives 9 values (5 of F(4, 2), then x[j0 .. j0+3] as they are),
 # which give the outputs y[2j0 .. 2j0+7]; windows are 4 pixels apart, ceil(H/4) of them down an
 # input of H rows, whose output has 2H + 1. When H is a multiple of 4 they miss the last output row,
-# y[2H] = w2 x[H-1]: ``UpFilters`` keeps its taps (and the last column's), and the convs add it apart
-# (another row of windows would cost 1/(H/4) more products). Inference only: no gradients.
+# y[2H] = w2 x[H-1]: ``UpFilters`` keeps its taps (and the last column's), and the convs fill it in
+# apart (another row of windows would cost 1/(H/4) more products). Inference only: no gradients.
 # Layouts: x [N, C, H, W]; weight [K, C, 3, 3] (conv2d's: w_t with its channel axes swapped);
 # V [81, C, P]; U [81, K, C]; M [81, K, P]; y [N, K, 2H+1, 2W+1].
 
@@ -271,7 +271,7 @@ def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
     u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
     k, c = weight.shape[:2]
     row, col = weight[:, :, 2, :], weight[:, :, :, 2]  # [K, C, 3] each
-    return UpFilters(u, row.permute(2, 0, 1).reshape(3 * k, c).contiguous(), col.permute(2, 0, 1).reshape(3 * k, c).contiguous())
+    return UpFilters(u, *(t.permute(2, 0, 1).reshape(3 * k, c).contiguous() for t in (row, col)))
 
 
 def fill_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,

@@ -158,8 +158,8 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     noise_gain = 0.0 if noise is None else float(noise_strength) * gain
     if up == 1 and winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
         # The epilogue runs inside the fused conv, on each output tile before it is stored.
-        u = weight_cache.derived(weight, f"winograd_f43_{x.dtype}", lambda: winograd_op.weight_transform(weight.to(x.dtype)))
-        return winograd_op.conv3x3_fused(x, u, styles, finish=Finish(gd, gb, noise, noise_gain, LRELU_ALPHA, clamp))
+        return winograd_op.conv3x3_fused(x, _f43_filters(weight, x.dtype), styles,
+                                         finish=Finish(gd, gb, noise, noise_gain, LRELU_ALPHA, clamp))
     if up == 1:
         y, fir, scale, rest_bias = _same_conv(x, weight, styles, gd, gb, padding)
     else:
@@ -188,12 +188,15 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
         return y.reshape(n, out_c, h, w_), None, None, None
     xs = _modulated(x, styles)
     if f43_first or winograd.f43_usable(xs, weight.shape, padding):
-        u = weight_cache.derived(weight, f"winograd_f43_{dtype}",
-                                 lambda: winograd_op.weight_transform(weight.to(dtype)))
-        y = winograd.f43_conv3x3(xs, u)
+        y = winograd.f43_conv3x3(xs, _f43_filters(weight, dtype))
     else:
         y = F.conv2d(xs, weight.to(dtype), padding=padding)
     return y, None, gd, gb
+
+
+def _f43_filters(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """weight's F(4×4, 3×3) filter transform in dtype, [36, K, C] (kept inside ``cached_weights()``)."""
+    return weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: winograd_op.weight_transform(weight.to(dtype)))
 
 
 def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
