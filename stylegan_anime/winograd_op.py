@@ -43,8 +43,10 @@ def tiles(h: int, w: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- references
 
 
-def input_transform_ref(x: torch.Tensor) -> torch.Tensor:
-    """x: [N, C, H, W] → V: [36, C, P], V = Bt d Bt^T for every 6×6 tile d (zero padded)."""
+def input_transform_ref(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """x: [N, C, H, W] (times scale: [N, C], if given) → V: [36, C, P], V = Bt d Bt^T for every 6×6
+    tile d (zero padded)."""
+    x = _scaled(x, scale)
     n, c, h, w = x.shape
     th, tw = tiles(h, w)
     xp = F.pad(x, (1, 4 * tw + 1 - w, 1, 4 * th + 1 - h))
@@ -112,8 +114,11 @@ class _Linear(torch.autograd.Function):
         return _Linear.apply(g, *ctx.pair), None, None, None, None
 
 
-def input_transform(x: torch.Tensor) -> torch.Tensor:
-    """Native ``input_transform_ref``, differentiable."""
+def input_transform(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Native ``input_transform_ref``: differentiable, or with ``scale`` (folded into the transform's
+    pass) without gradients."""
+    if scale is not None:
+        return _native("input", x, _scale_arg(scale, x))
     n, _, h, w = x.shape
     return _Linear.apply(x, "input", (), "input_adjoint", (n, h, w))
 
@@ -162,20 +167,34 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
     return conv3x3_transformed(x, weight_transform(weight) if native else weight_transform_ref(weight), native)
 
 
-def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None) -> torch.Tensor:
+def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None,
+                        scale: torch.Tensor | None = None) -> torch.Tensor:
     """``conv3x3`` given the transformed filters u = ``weight_transform(weight)``: [36, K, C]
-    (so that callers may keep them between calls)."""
-    return _tile_products(x, u, native, (input_transform, output_transform), (input_transform_ref, output_transform_ref))
+    (so that callers may keep them between calls); with scale: [N, C], the conv of
+    x * scale[:, :, None, None] (modulated activations), without gradients."""
+    return _tile_products(x, u, native, (input_transform, output_transform), (input_transform_ref, output_transform_ref),
+                          scale)
 
 
-def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native_pair, ref_pair) -> torch.Tensor:
-    """output(bmm(u, input(x)), N, H, W) with the (input, output) transforms of ``native_pair`` (native:
-    True, or None where available) or of ``ref_pair``."""
+def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native_pair, ref_pair,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
+    """output(bmm(u, input(x, scale)), N, H, W) with the (input, output) transforms of ``native_pair``
+    (native: True, or None where available) or of ``ref_pair``."""
     n, _, h, w = x.shape
     if native is None:
         native = native_available(x)
     forward, backward = native_pair if native else ref_pair
-    return backward(torch.bmm(u, forward(x)), n, h, w)
+    return backward(torch.bmm(u, forward(x) if scale is None else forward(x, scale)), n, h, w)
+
+
+def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """x: [N, C, ...] times scale: [N, C] (if given), channel by channel."""
+    return x if scale is None else x * scale.to(x.dtype).reshape(*scale.shape, *([1] * (x.ndim - 2)))
+
+
+def _scale_arg(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """scale: [N, C] as the native input transforms take it: x's dtype, contiguous."""
+    return scale.to(x.dtype).reshape(x.shape[0], x.shape[1]).contiguous()
 
 
 # --------------------------------------------------------------------------- the stride-2 transposed conv
@@ -205,8 +224,10 @@ def up_tiles(h: int, w: int) -> tuple[int, int]:
     return -(-h // 4), -(-w // 4)
 
 
-def up_input_transform_ref(x: torch.Tensor) -> torch.Tensor:
-    """x: [N, C, H, W] → V: [81, C, P], V = T d T^T for every 5×5 window d (zero padded)."""
+def up_input_transform_ref(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """x: [N, C, H, W] (times scale: [N, C], if given) → V: [81, C, P], V = T d T^T for every 5×5
+    window d (zero padded)."""
+    x = _scaled(x, scale)
     n, c, h, w = x.shape
     th, tw = up_tiles(h, w)
     xp = F.pad(x, (1, 4 * tw - w, 1, 4 * th - h))
@@ -239,9 +260,9 @@ def _native(name: str, t: torch.Tensor, *args):
         return getattr(native_build.load("winograd", "cpu"), name)(t.contiguous(), *args)
 
 
-def up_input_transform(x: torch.Tensor) -> torch.Tensor:
+def up_input_transform(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Native ``up_input_transform_ref`` (no gradients)."""
-    return _native("up_input", x)
+    return _native("up_input", x, None if scale is None else _scale_arg(scale, x))
 
 
 def up_output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
@@ -300,11 +321,6 @@ def _edge(line: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    """x: [N, C, ...] times scale: [N, C] (if given), channel by channel."""
-    return x if scale is None else x * scale.to(x.dtype).reshape(*scale.shape, *([1] * (x.ndim - 2)))
-
-
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -> torch.Tensor:
     """``F.conv_transpose2d(x, w_t, stride=2)`` for x: [N, C, H, W] and a 3×3 kernel given as conv2d's
     weight [K, C, 3, 3] (w_t = weight with its channel axes swapped) → [N, K, 2H+1, 2W+1]."""
@@ -313,11 +329,13 @@ def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | N
     return conv_transpose3x3_s2_transformed(x, up_filters(weight.to(x.dtype), native), native)
 
 
-def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native: bool | None = None) -> torch.Tensor:
-    """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls)."""
+def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native: bool | None = None,
+                                     scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls),
+    of x * scale[:, :, None, None] if scale: [N, C] is given."""
     y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
-                       (up_input_transform_ref, up_output_transform_ref))
-    return fill_uncovered_edges(y, x, filters)
+                       (up_input_transform_ref, up_output_transform_ref), scale)
+    return fill_uncovered_edges(y, x, filters, scale)
 
 
 # --------------------------------------------------------------------------- fused, band by band

@@ -49,6 +49,8 @@ def test_native_transforms_equal_the_references(native_cpu_ops, shape, dtype, se
 
     with native_build.use_ops("native"):
         check(winograd_op.input_transform(x), winograd_op.input_transform_ref(x))
+        sc = torch.rand(n, c, dtype=dtype, generator=gen) + 0.5  # modulation, per image and channel
+        check(winograd_op.input_transform(x, sc), winograd_op.input_transform_ref(x, sc))
         check(winograd_op.input_adjoint(v, n, h, w), winograd_op.input_adjoint_ref(v, n, h, w))
         check(winograd_op.output_transform(v, n, h, w), winograd_op.output_transform_ref(v, n, h, w))
         check(winograd_op.output_adjoint(x), winograd_op.output_adjoint_ref(x))
@@ -132,8 +134,25 @@ def test_native_up_transforms_equal_the_references(native_cpu_ops, shape, dtype,
         torch.testing.assert_close(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * expected.abs().max().item())
 
     check(winograd_op.up_input_transform(x), winograd_op.up_input_transform_ref(x))
+    sc = torch.rand(n, c, dtype=dtype, generator=gen) + 0.5  # modulation, per image and channel
+    check(winograd_op.up_input_transform(x, sc), winograd_op.up_input_transform_ref(x, sc))
     check(winograd_op.up_output_transform(m, n, h, w), winograd_op.up_output_transform_ref(m, n, h, w))
     check(winograd_op.up_weight_transform(g), winograd_op.up_weight_transform_ref(g))
+
+
+@pytest.mark.parametrize("h, w", [(12, 9), (8, 16), (5, 7)])
+def test_modulation_in_the_input_transforms_equals_modulated_activations(native_cpu_ops, h, w):
+    """The convs of x with scale: [N, C] folded into their native input transforms (and, for the
+    transposed conv, into its edge rows and columns) equal the convs of x * scale."""
+    gen = torch.Generator().manual_seed(h * w)
+    x = torch.randn(2, 5, h, w, dtype=torch.float64, generator=gen)
+    g = torch.randn(3, 5, 3, 3, dtype=torch.float64, generator=gen)
+    scale = torch.rand(2, 5, dtype=torch.float64, generator=gen) + 0.5
+    xs = x * scale[:, :, None, None]
+    same = winograd_op.conv3x3_transformed(x, winograd_op.weight_transform(g), native=True, scale=scale)
+    torch.testing.assert_close(same, F.conv2d(xs, g, padding=1), rtol=1e-10, atol=1e-10)
+    up = winograd_op.conv_transpose3x3_s2_transformed(x, winograd_op.up_filters(g), native=True, scale=scale)
+    torch.testing.assert_close(up, F.conv_transpose2d(xs, g.transpose(0, 1), stride=2), rtol=1e-10, atol=1e-10)
 
 
 def test_up_windows_leave_the_last_row_and_column_of_multiples_of_4_to_the_edge_taps():

@@ -186,11 +186,10 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
         return y.reshape(n, out_c, h, w_), None, None, None
-    xs = _modulated(x, styles)
-    if f43_first or winograd.f43_usable(xs, weight.shape, padding):
-        y = winograd.f43_conv3x3(xs, _f43_filters(weight, dtype))
+    if f43_first or winograd.f43_usable(x, weight.shape, padding):  # the modulation in its input transform
+        y = winograd.f43_conv3x3(x, _f43_filters(weight, dtype), styles)
     else:
-        y = F.conv2d(xs, weight.to(dtype), padding=padding)
+        y = F.conv2d(_modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb
 
 
@@ -213,7 +212,7 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
         filters = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_filters(weight.to(dtype)))
         if algorithm == "fused":
             return winograd_op.conv_transpose3x3_s2_fused(x, filters, styles), fir, gd, gb
-        return winograd_op.conv_transpose3x3_s2_transformed(_modulated(x, styles), filters, native=True), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=styles), fir, gd, gb
     w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None

@@ -161,15 +161,16 @@ def f43_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], p
                                            and th * tw <= KEPT_FILTER_MAX_TILES)
 
 
-def f43_conv3x3(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``winograd_op.conv3x3_transformed(x, u)`` (native) over slices of the batch of at most
-    ``KEPT_FILTER_MAX_TILES`` tiles each (one image if larger): the tile tensors of a slice stay
-    in the cache. x: [N, C, H, W], u: [36, K, C] → [N, K, H, W]."""
+def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over slices of the batch of at
+    most ``KEPT_FILTER_MAX_TILES`` tiles each (one image if larger): the tile tensors of a slice stay
+    in the cache. x: [N, C, H, W], u: [36, K, C], scale: [N, C] or None → [N, K, H, W]."""
     th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
     step = max(1, KEPT_FILTER_MAX_TILES // (th * tw))
     if step >= x.shape[0]:
-        return winograd_op.conv3x3_transformed(x, u, native=True)
-    return torch.cat([winograd_op.conv3x3_transformed(x[i: i + step], u, native=True)
+        return winograd_op.conv3x3_transformed(x, u, native=True, scale=scale)
+    return torch.cat([winograd_op.conv3x3_transformed(x[i: i + step], u, native=True,
+                                                      scale=None if scale is None else scale[i: i + step])
                       for i in range(0, x.shape[0], step)])
 
 

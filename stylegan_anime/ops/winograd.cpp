@@ -75,6 +75,7 @@ void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
 struct Origin {
     int64_t offset, y0, x0;
     bool inside;  // the whole window lies in the image: no bounds checks
+    int64_t image;
 };
 
 std::vector<Origin> origins(const Tiling& s, int r, int64_t shift) {
@@ -82,7 +83,7 @@ std::vector<Origin> origins(const Tiling& s, int r, int64_t shift) {
     for (int64_t p = 0; p < s.p; ++p) {
         const int64_t b = p / (s.th * s.tw), ty = p / s.tw % s.th, tx = p % s.tw;
         const int64_t y0 = ty * s.stride + shift, x0 = tx * s.stride + shift;
-        o[p] = {b * s.c * s.h * s.w + y0 * s.w + x0, y0, x0, y0 >= 0 && x0 >= 0 && y0 + r <= s.h && x0 + r <= s.w};
+        o[p] = {b * s.c * s.h * s.w + y0 * s.w + x0, y0, x0, y0 >= 0 && x0 >= 0 && y0 + r <= s.h && x0 + r <= s.w, b};
     }
     return o;
 }
@@ -96,6 +97,7 @@ struct Block {
     int64_t a_stride, p0;
     int lanes;  // LANES, or fewer in the last block
     const Origin* o;
+    int64_t ch;  // the channel
 };
 
 // Tiles per chunk: the blocks see the S * S values of a chunk's tiles in a small buffer. Read or
@@ -128,7 +130,7 @@ void for_each_block(scalar_t* img, scalar_t* tiles, const Tiling& s, int r, int6
                     for (int a = 0; a < S * S; ++a) copy_row(rows + a * s.c * s.p, buf + a * CHUNK, count);
                 for (int64_t p0 = 0; p0 < count; p0 += LANES)
                     fn(Block<scalar_t>{img + ch * s.h * s.w, buf, CHUNK, p0,
-                                       int(std::min<int64_t>(LANES, count - p0)), o.data() + c0 + p0});
+                                       int(std::min<int64_t>(LANES, count - p0)), o.data() + c0 + p0, ch});
                 if (!READ)
                     for (int a = 0; a < S * S; ++a) copy_row(buf + a * CHUNK, rows + a * s.c * s.p, count);
             }
@@ -242,18 +244,41 @@ void scatter_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc
     }
 }
 
+// d (the block's windows of channel bl.ch) times each lane's image's scale of the channel (scale: [N, C]).
+template <int R, typename scalar_t, typename acc_t>
+void scale_windows(const Block<scalar_t>& bl, const scalar_t* scale, int64_t channels, Lanes<acc_t> (&d)[R][R]) {
+    Lanes<acc_t> f;
+    if (bl.o[0].image == bl.o[bl.lanes - 1].image) {
+        f = acc_t(scale[bl.o[0].image * channels + bl.ch]);
+    } else {
+        for (int l = 0; l < LANES; ++l) f.v[l] = acc_t(scale[bl.o[std::min(l, bl.lanes - 1)].image * channels + bl.ch]);
+    }
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < R; ++j) d[i][j] = d[i][j] * f;
+}
+
 // Image → tiles: fn maps the R x R window (at `shift` from each tile's origin) of every tile of
 // image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
+// With `scale` ([N, C], img's dtype, or undefined), each window is first multiplied by its image's
+// scale of the channel: the modulation of a modulated conv, in the same pass.
 template <int R, int S, typename Fn>
-torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn) {
+torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn,
+                               const torch::Tensor& scale = torch::Tensor()) {
     TORCH_CHECK(s.stride == READ_STEP, "winograd: windows to read must lie ", READ_STEP, " pixels apart");
+    if (scale.defined()) {
+        check_cpu(scale, "scale", 2);
+        TORCH_CHECK(scale.scalar_type() == img.scalar_type() && scale.size(0) == s.n && scale.size(1) == s.c,
+                    "winograd: scale must be [N, C] of x's dtype");
+    }
     torch::Tensor tiles = torch::empty({S * S, s.c, s.p}, img.options());
     AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
         using acc_t = at::opmath_type<scalar_t>;
+        const scalar_t* sc = scale.defined() ? scale.data_ptr<scalar_t>() : nullptr;
         for_each_block<false, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
                                  [&](const Block<scalar_t>& bl) {
             Lanes<acc_t> d[R][R], t[S][S];
             load_windows(bl, s, d);
+            if (sc) scale_windows(bl, sc, s.c, d);
             fn(d, t);
             store_tiles(bl, t);
         });
@@ -294,11 +319,12 @@ Tiling tiling_of(const torch::Tensor& t, const char* what, Tiling (*make)(int64_
 
 }  // namespace
 
-// x: [N, C, H, W] → V: [36, C, P].
-torch::Tensor winograd_input(const torch::Tensor& x) {
+// x: [N, C, H, W] (times scale: [N, C] or None) → V: [36, C, P].
+torch::Tensor winograd_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<TILE_IN, TILE_IN>(x, tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
-                                              [](const auto& d, auto& t) { wino::input_tile(d, t); });
+                                              [](const auto& d, auto& t) { wino::input_tile(d, t); },
+                                              scale.value_or(torch::Tensor()));
 }
 
 // dV: [36, C, P] → dx: [N, C, H, W], the adjoint of winograd_input (overlapping tiles add up).
@@ -320,12 +346,13 @@ torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
                                                [](const auto& o, auto& t) { wino::output_tile_adjoint(o, t); });
 }
 
-// The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] → V: [81, C, P].
-torch::Tensor winograd_up_input(const torch::Tensor& x) {
+// The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] (times scale: [N, C]
+// or None) → V: [81, C, P].
+torch::Tensor winograd_up_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<wino::UP_WINDOW, wino::UP_VALUES>(
         x, up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
-        [](const auto& d, auto& t) { wino::up_input_tile(d, t); });
+        [](const auto& d, auto& t) { wino::up_input_tile(d, t); }, scale.value_or(torch::Tensor()));
 }
 
 // M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches.
@@ -360,7 +387,7 @@ struct BandLayout {
     Block<scalar_t> block(scalar_t* img_plane, scalar_t* buf, int64_t row, int64_t q, int64_t count,
                           const Origin* o) const {
         return Block<scalar_t>{img_plane, buf + q / GEMM_COLS * panel() + row * GEMM_COLS, plane(), q % GEMM_COLS,
-                               int(std::min<int64_t>(LANES, count - q)), o + q};
+                               int(std::min<int64_t>(LANES, count - q)), o + q, row};
     }
 };
 
@@ -770,13 +797,15 @@ torch::Tensor winograd_up_weight(const torch::Tensor& g) {
 }  // namespace sa
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.def("input", &sa::winograd_input, "x [N, C, H, W] -> V [36, C, P] (Winograd F(4x4, 3x3) input tiles)");
+    m.def("input", &sa::winograd_input, "x [N, C, H, W], scale [N, C] or None -> V [36, C, P] of x * scale "
+          "(Winograd F(4x4, 3x3) input tiles)", py::arg("x"), py::arg("scale") = py::none());
     m.def("input_adjoint", &sa::winograd_input_adjoint, "dV [36, C, P], N, H, W -> dx [N, C, H, W]");
     m.def("output", &sa::winograd_output, "M [36, K, P], N, H, W -> y [N, K, H, W]");
     m.def("output_adjoint", &sa::winograd_output_adjoint, "dy [N, K, H, W] -> dM [36, K, P]");
     m.def("weight", &sa::winograd_weight, "g [K, C, 3, 3] -> U [36, K, C] (Winograd F(4x4, 3x3) filter tiles)");
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
-    m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W] -> V [81, C, P] (stride-2 transposed 3x3 conv)");
+    m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W], scale [N, C] or None -> V [81, C, P] of x * scale "
+          "(stride-2 transposed 3x3 conv)", py::arg("x"), py::arg("scale") = py::none());
     m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1]");
     m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
           "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none) -> y [N, K, H, W]");
