@@ -46,7 +46,7 @@ def tiles(h: int, w: int) -> tuple[int, int]:
 def input_transform_ref(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """x: [N, C, H, W] (times scale: [N, C], if given) → V: [36, C, P], V = Bt d Bt^T for every 6×6
     tile d (zero padded)."""
-    x = _scaled(x, scale)
+    x = modulated(x, scale)
     n, c, h, w = x.shape
     th, tw = tiles(h, w)
     xp = F.pad(x, (1, 4 * tw + 1 - w, 1, 4 * th + 1 - h))
@@ -187,14 +187,14 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
     return backward(torch.bmm(u, forward(x) if scale is None else forward(x, scale)), n, h, w)
 
 
-def _scaled(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    """x: [N, C, ...] times scale: [N, C] (if given), channel by channel."""
+def modulated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """x: [N, C, ...] times scale: [N, C] (if given), channel by channel: a modulated conv's input."""
     return x if scale is None else x * scale.to(x.dtype).reshape(*scale.shape, *([1] * (x.ndim - 2)))
 
 
 def _scale_arg(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """scale: [N, C] as the native input transforms take it: x's dtype, contiguous."""
-    return scale.to(x.dtype).reshape(x.shape[0], x.shape[1]).contiguous()
+    """scale: [N, C] as the native ops take it: x's dtype, contiguous (they check its shape)."""
+    return scale.to(x.dtype).contiguous()
 
 
 # --------------------------------------------------------------------------- the stride-2 transposed conv
@@ -227,7 +227,7 @@ def up_tiles(h: int, w: int) -> tuple[int, int]:
 def up_input_transform_ref(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """x: [N, C, H, W] (times scale: [N, C], if given) → V: [81, C, P], V = T d T^T for every 5×5
     window d (zero padded)."""
-    x = _scaled(x, scale)
+    x = modulated(x, scale)
     n, c, h, w = x.shape
     th, tw = up_tiles(h, w)
     xp = F.pad(x, (1, 4 * tw - w, 1, 4 * th - h))
@@ -302,10 +302,10 @@ def fill_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
     the transposed conv puts there comes from x's last row (column) alone. Returns y."""
     h, w = x.shape[2:]
     if h % 4 == 0:
-        y[:, :, 2 * h] = _edge(_scaled(x[:, :, h - 1], scale), filters.last_row)
+        y[:, :, 2 * h] = _edge(modulated(x[:, :, h - 1], scale), filters.last_row)
     if w % 4 == 0:
         rows = 2 * h if h % 4 == 0 else 2 * h + 1  # the row filled above has its corner already
-        y[:, :, :rows, 2 * w] = _edge(_scaled(x[:, :, :, w - 1], scale), filters.last_col)[..., :rows]
+        y[:, :, :rows, 2 * w] = _edge(modulated(x[:, :, :, w - 1], scale), filters.last_col)[..., :rows]
     return y
 
 
@@ -358,9 +358,7 @@ def fused_band(channels: int) -> int:
 def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None,
            *more) -> torch.Tensor:
     band = fused_band(x.shape[1]) if band is None else band
-    if scale is not None:
-        scale = scale.to(torch.float32).contiguous()
-    return _native(name, x, u.contiguous(), scale, band, *more)
+    return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more)
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,

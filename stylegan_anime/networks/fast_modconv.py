@@ -123,11 +123,6 @@ def _resample_conv(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int,
     return conv2d_resample(x, w, f, up=up, padding=padding, groups=groups, flip_weight=False)
 
 
-def _modulated(x: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    """x: [N, in, H, W] scaled by styles: [N, in], channel by channel."""
-    return x * styles.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
-
-
 def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     """``kernels.upsample2d(img, f, up)`` as one depthwise transposed conv: zero insertion,
     padding and FIR filter in a single op. img: [N, C, H, W] → [N, C, H*up, W*up]."""
@@ -189,7 +184,7 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
     if f43_first or winograd.f43_usable(x, weight.shape, padding):  # the modulation in its input transform
         y = winograd.f43_conv3x3(x, _f43_filters(weight, dtype), styles)
     else:
-        y = F.conv2d(_modulated(x, styles), weight.to(dtype), padding=padding)
+        y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb
 
 
@@ -217,7 +212,7 @@ def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: to
     if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
     else:
-        x, scale = _modulated(x, styles), gd
+        x, scale = winograd_op.modulated(x, styles), gd
     if fir is None:
         return _resample_conv(x, w_t.to(dtype), f, up, padding), None, scale, gb
     return F.conv_transpose2d(x, w_t.to(dtype), stride=up), fir, scale, gb

@@ -244,15 +244,25 @@ void scatter_windows(const Block<scalar_t>& bl, const Tiling& s, const Lanes<acc
     }
 }
 
-// d (the block's windows of channel bl.ch) times each lane's image's scale of the channel (scale: [N, C]).
-template <int R, typename scalar_t, typename acc_t>
-void scale_windows(const Block<scalar_t>& bl, const scalar_t* scale, int64_t channels, Lanes<acc_t> (&d)[R][R]) {
+// Which of a block's tiles lane l holds: here the tiles in order (a short block repeats its last one).
+inline int in_order(int l, int lanes) { return std::min(l, lanes - 1); }
+
+// Per lane, scale[image of the lane's tile, bl.ch] (scale: [N, channels]), lane l holding the block's
+// tile tile_of(l, lanes). An image's tiles are consecutive: a block within one image takes one broadcast.
+template <typename acc_t, typename scalar_t>
+Lanes<acc_t> lane_scale(const Block<scalar_t>& bl, const scalar_t* scale, int64_t channels, int (*tile_of)(int, int)) {
+    if (bl.o[0].image == bl.o[bl.lanes - 1].image) return Lanes<acc_t>(acc_t(scale[bl.o[0].image * channels + bl.ch]));
     Lanes<acc_t> f;
-    if (bl.o[0].image == bl.o[bl.lanes - 1].image) {
-        f = acc_t(scale[bl.o[0].image * channels + bl.ch]);
-    } else {
-        for (int l = 0; l < LANES; ++l) f.v[l] = acc_t(scale[bl.o[std::min(l, bl.lanes - 1)].image * channels + bl.ch]);
-    }
+    for (int l = 0; l < LANES; ++l) f.v[l] = acc_t(scale[bl.o[tile_of(l, bl.lanes)].image * channels + bl.ch]);
+    return f;
+}
+
+// d (the block's windows of channel bl.ch, as lane_scale's tile_of places them) times each lane's
+// image's scale of the channel: the modulation of a modulated conv.
+template <int R, typename scalar_t, typename acc_t>
+void scale_windows(const Block<scalar_t>& bl, const scalar_t* scale, int64_t channels, int (*tile_of)(int, int),
+                   Lanes<acc_t> (&d)[R][R]) {
+    const Lanes<acc_t> f = lane_scale<acc_t>(bl, scale, channels, tile_of);
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < R; ++j) d[i][j] = d[i][j] * f;
 }
@@ -278,7 +288,7 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_
                                  [&](const Block<scalar_t>& bl) {
             Lanes<acc_t> d[R][R], t[S][S];
             load_windows(bl, s, d);
-            if (sc) scale_windows(bl, sc, s.c, d);
+            if (sc) scale_windows(bl, sc, s.c, in_order, d);
             fn(d, t);
             store_tiles(bl, t);
         });
@@ -432,6 +442,9 @@ void band_products(const float* u, const float* v, float* m, int64_t planes, con
 // tiles keep the plain order.)
 constexpr int PERM[LANES] = {0, 2, 4, 6, 1, 3, 5, 7};
 
+// Which of a fused conv's block's tiles lane l holds (PERM order in full blocks), as in_order.
+inline int lane_tile(int l, int lanes) { return lanes == LANES ? PERM[l] : in_order(l, lanes); }
+
 // The block with its lanes' origins in PERM order (in `po`), for the lane-by-lane moves.
 Block<float> permuted(const Block<float>& bl, Origin (&po)[LANES]) {
     for (int l = 0; l < LANES; ++l) po[l] = bl.o[PERM[l]];
@@ -532,19 +545,6 @@ inline void prefetch_rows(const float* first, int64_t row_stride) {
     for (int i = 0; i < R; ++i) simd::prefetch<WRITE>(first + i * row_stride, WIDTH);
 }
 
-// Per lane, the scale of channel ch in the image of the lane's tile (an image's tiles are consecutive).
-Lanes<float> lane_scale(const float* scale, int64_t ch, int64_t channels, int64_t p, int lanes, int64_t per_image) {
-    const int64_t image = p / per_image;
-    if (image == (p + lanes - 1) / per_image) return Lanes<float>(scale[image * channels + ch]);
-    Lanes<float> sc;
-    for (int l = 0; l < LANES; ++l) {
-        const int tile = lanes == LANES ? PERM[l] : std::min(l, lanes - 1);
-        sc.v[l] = scale[(p + tile) / per_image * channels + ch];
-    }
-    return sc;
-}
-
-// What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
 // What a layer does to the fused conv's output on its way out (layer_epilogue.h's `finish`), applied
 // before the output is stored: one pass over the layer's output fewer.
 struct FusedEpilogue {
@@ -555,6 +555,7 @@ struct FusedEpilogue {
     epi::Params<float> params;
 };
 
+// What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
 struct FusedConv {
     const Tiling &si, &so;
     std::vector<Origin> oi, oo;
@@ -566,7 +567,6 @@ struct FusedConv {
 // The band's input windows (tiles p0 .. p0 + count), scaled, to S*S values each, into v.
 template <int R, int S, typename InTf>
 void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_t count, InTf in_tf) {
-    const int64_t per_image = f.si.th * f.si.tw;
     for (int64_t ch = 0; ch < f.si.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
             const auto bl = f.lv.block(const_cast<float*>(x) + ch * f.si.h * f.si.w, v, ch, q, count, f.oi.data() + p0);
@@ -574,32 +574,24 @@ void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_
                 prefetch_rows<R, false>(bl.img + PREFETCH_CHANNELS * f.si.h * f.si.w + bl.o[0].offset, f.si.w);
             Lanes<float> d[R][R], t[S][S];
             load_band_windows(bl, f.si, d);
-            if (f.scale) {
-                const Lanes<float> s = lane_scale(f.scale, ch, f.si.c, p0 + q, bl.lanes, per_image);
-                for (int i = 0; i < R; ++i)
-                    for (int j = 0; j < R; ++j) d[i][j] = d[i][j] * s;
-            }
+            if (f.scale) scale_windows(bl, f.scale, f.si.c, lane_tile, d);
             in_tf(d, t);
             store_tiles(bl, t);
         }
 }
 
-// The lane of a fused conv's block that holds the block's tile `tile` (PERM order in full blocks).
-int lane_tile(int l, int lanes) { return lanes == LANES ? PERM[l] : l; }
-
 // The noise under the T x T output windows of the band's blocks (tiles p0 .. p0 + count), lanes as
 // band_output holds them, zeros outside the image: the same for every output channel, so read once.
 template <int T>
 void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count) {
-    const int64_t per_image = f.so.th * f.so.tw, plane = f.so.h * f.so.w;
+    const int64_t plane = f.so.h * f.so.w;
     for (int64_t q = 0; q < count; q += LANES) {
         const int lanes = int(std::min<int64_t>(LANES, count - q));
         Lanes<float>* w = nz + q / LANES * T * T;
         for (int a = 0; a < T * T; ++a) w[a] = 0.f;
         for (int l = 0; l < lanes; ++l) {
-            const int64_t p = p0 + q + lane_tile(l, lanes);
-            const Origin& o = f.oo[p];
-            const float* src = f.epi->noise + (f.epi->noise_images == 1 ? 0 : p / per_image) * plane;
+            const Origin& o = f.oo[p0 + q + lane_tile(l, lanes)];
+            const float* src = f.epi->noise + (f.epi->noise_images == 1 ? 0 : o.image) * plane;
             for (int i = 0; i < T; ++i)
                 for (int j = 0; j < T; ++j)
                     if (o.y0 + i < f.so.h && o.x0 + j < f.so.w) w[i * T + j].v[l] = src[(o.y0 + i) * f.so.w + o.x0 + j];
@@ -607,13 +599,12 @@ void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count)
     }
 }
 
-// The epilogue on output channel ch of a block of output windows d (tiles from p on).
+// The epilogue on a block's output windows d (of channel bl.ch).
 template <int T>
-void finish_windows(const FusedConv& f, int64_t ch, int64_t p, int lanes, const Lanes<float>* noise,
-                    Lanes<float> (&d)[T][T]) {
+void finish_windows(const FusedConv& f, const Block<float>& bl, const Lanes<float>* noise, Lanes<float> (&d)[T][T]) {
     const FusedEpilogue& e = *f.epi;
-    const Lanes<float> scale = e.scale ? lane_scale(e.scale, ch, f.so.c, p, lanes, f.so.th * f.so.tw) : Lanes<float>(1.f);
-    const Lanes<float> bias(e.bias ? e.bias[ch] : 0.f);
+    const Lanes<float> scale = e.scale ? lane_scale<float>(bl, e.scale, f.so.c, lane_tile) : Lanes<float>(1.f);
+    const Lanes<float> bias(e.bias ? e.bias[bl.ch] : 0.f);
     for (int i = 0; i < T; ++i)
         for (int j = 0; j < T; ++j) d[i][j] = epi::finish(d[i][j], e.params, scale, bias, noise[i * T + j]);
 }
@@ -631,7 +622,7 @@ void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64
             Lanes<float> t[S][S], d[T][T];
             load_tiles(bl, t);
             out_tf(t, d);
-            if (f.epi) finish_windows(f, ch, p0 + q, bl.lanes, nz + q / LANES * T * T, d);
+            if (f.epi) finish_windows(f, bl, nz + q / LANES * T * T, d);
             store_band_windows(bl, f.so, d);
         }
 }
