@@ -73,8 +73,7 @@ def layer_epilogue(y: torch.Tensor, fir: Fir | None = None, scale: torch.Tensor 
     """y: [N, C, H, W]; scale: [N, C] or None; bias: [C] or None; noise: broadcastable to [N, 1, Ho, Wo] or None;
     alpha: the leaky ReLU's slope below zero (1: linear); clamp: None or >= 0.
     Returns [N, C, Ho, Wo] (``fir.out_size``); without ``fir`` it is y itself, overwritten."""
-    native = y.device.type == "cpu" and not native_ops.needs_graph(y)  # a CPU-only op
-    module = native_ops.native_module("layer_epilogue", y) if native else None
+    module = native_ops.inference_module("layer_epilogue", y)
     if fir is not None and max(fir.th.numel(), fir.tw.numel()) > MAX_TAPS:
         module = None
     if module is None:

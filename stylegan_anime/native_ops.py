@@ -34,6 +34,14 @@ def native_module(op: str, x: torch.Tensor) -> ModuleType | None:
     return native_build.load(op, kind)
 
 
+def inference_module(op: str, x: torch.Tensor, *inputs: torch.Tensor | None) -> ModuleType | None:
+    """``native_module`` for a CPU-only op without gradients (``layer_epilogue``, ``to_rgb``): None
+    also off the CPU and where autograd would record the op on x or ``inputs``."""
+    if x.device.type != "cpu" or needs_graph(x, *inputs):
+        return None
+    return native_module(op, x)
+
+
 def needs_graph(*tensors: torch.Tensor | None) -> bool:
     """Whether autograd would record an op on these tensors (None: absent)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

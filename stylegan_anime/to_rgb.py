@@ -19,8 +19,7 @@ def to_rgb(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None,
            clamp: float | None = None) -> torch.Tensor:
     """x: [N, C, H, W]; w: [N, O, C] (per-sample weights); bias: [O] or None; clamp: None or >= 0
     → [N, O, H, W]."""
-    native = x.device.type == "cpu" and not native_ops.needs_graph(x, w, bias)  # a CPU-only op
-    module = native_ops.native_module("to_rgb", x) if native else None
+    module = native_ops.inference_module("to_rgb", x, w, bias)
     if module is None:
         return _torch_to_rgb(x, w, bias, clamp)
     dtype = x.dtype
