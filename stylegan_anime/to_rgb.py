@@ -10,6 +10,8 @@ rows. ``to_rgb_ref`` defines it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from . import native_ops
@@ -51,3 +53,31 @@ def to_rgb_ref(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = Non
     if bias is not None:
         y = y + bias.to(x.dtype).reshape(1, o, 1, 1)
     return y if clamp is None else y.clamp(-clamp, clamp)
+
+
+@dataclass(frozen=True)
+class ToRgb:
+    """A toRGB layer waiting for its input y: [N, C, H, W] (a synthesis layer's output):
+    ``to_rgb(y, weight, bias, clamp)`` in float32, plus ``skip`` (the image so far, upsampled) if given.
+
+    weight: [N, O, C] (per sample: modulated, no demodulation); bias: [O] or None; clamp: None or
+    >= 0; skip: [N, O, H, W] float32 or None; keep_input: whether y is wanted afterwards (if not, a
+    conv that computes the two together need not store y).
+    """
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+    clamp: float | None = None
+    skip: torch.Tensor | None = None
+    keep_input: bool = True
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        rgb = to_rgb(y, self.weight, self.bias, self.clamp).to(torch.float32)
+        return rgb if self.skip is None else self.skip + rgb
+
+    def native_args(self) -> tuple:
+        """(weight, bias, skip (float32, contiguous, or None), clamp (-1: none), keep_input), as the
+        native fused conv takes them."""
+        f32 = torch.float32
+        return (self.weight.to(f32).contiguous(), None if self.bias is None else self.bias.to(f32).contiguous(),
+                None if self.skip is None else self.skip.to(f32).contiguous(),
+                -1.0 if self.clamp is None else float(self.clamp), self.keep_input)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from . import native_build
 from .layer_epilogue import Finish
+from .to_rgb import ToRgb
 
 _BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
@@ -369,6 +370,15 @@ def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None =
     band (default ``fused_band(C)``)."""
     n, _, h, w = x.shape
     return _fused("conv", x, u, scale, band, *(finish or Finish()).native_args(n, u.shape[1], h, w))
+
+
+def conv3x3_fused_rgb(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, finish: Finish,
+                      rgb: ToRgb, band: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``conv3x3_fused(x, u, scale, band, finish)`` = y and ``rgb(y)`` in the same native pass: the toRGB
+    sums gather tile by tile as y's channels go by. Returns (y, or None if ``rgb.keep_input`` is False:
+    then y is never stored; rgb(y): [N, O, H, W])."""
+    n, _, h, w = x.shape
+    return _fused("conv_rgb", x, u, scale, band, *finish.native_args(n, u.shape[1], h, w), *rgb.native_args())
 
 
 def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch.Tensor | None = None,

@@ -74,19 +74,22 @@ def test_images_are_the_same_with_kept_tensors_and_follow_weight_updates(mode):
     torch.testing.assert_close(updated, fresh_updated, rtol=1e-5, atol=1e-5 * scale)
 
 
-@pytest.mark.parametrize("conv, upsampling", [("conv_transpose3x3_s2_fused", True), ("conv3x3_fused", False),
-                                             ("conv_transpose3x3_s2_transformed", True)])
-def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monkeypatch, conv, upsampling):
+@pytest.mark.parametrize("convs, upsampling", [(("conv_transpose3x3_s2_fused",), True),
+                                              (("conv3x3_fused", "conv3x3_fused_rgb"), False),
+                                              (("conv_transpose3x3_s2_transformed",), True)])
+def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monkeypatch, convs, upsampling):
     """In "always" mode every upsampling layer takes the fused stride-2 Winograd transposed conv (the
-    unfused one where the rule says so), and every stride-1 3×3 layer the fused F(4×4, 3×3), inside
-    cached_weights() (and only there), and the images equal the reference layers' (no_grad off)."""
+    unfused one where the rule says so), and every stride-1 3×3 layer the fused F(4×4, 3×3) (with its
+    block's toRGB layer in the same pass, where it has one), inside cached_weights() (and only there),
+    and the images equal the reference layers' (no_grad off)."""
     from stylegan_anime import winograd_op
     from stylegan_anime.networks import winograd
-    if conv == "conv_transpose3x3_s2_transformed":
+    if convs == ("conv_transpose3x3_s2_transformed",):
         monkeypatch.setattr(winograd, "up_algorithm", lambda x, shape, kept: "winograd" if kept else None)
     calls = []
-    real = getattr(winograd_op, conv)
-    monkeypatch.setattr(winograd_op, conv, lambda *a, **k: calls.append(1) or real(*a, **k))
+    for conv in convs:
+        real = getattr(winograd_op, conv)
+        monkeypatch.setattr(winograd_op, conv, lambda *a, real=real, conv=conv, **k: calls.append(conv) or real(*a, **k))
     torch.manual_seed(1)
     G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
     z = torch.randn(2, G.z_dim)
@@ -97,6 +100,8 @@ def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monke
         with cached_weights():
             kept = G(z, noise_mode="const")
         assert len(calls) == layers > 0
+        if not upsampling:  # a skip generator: every block's conv1 feeds its toRGB layer
+            assert calls.count("conv3x3_fused_rgb") == len(G.synthesis.blocks())
     with use_winograd("off"):
         reference = G.requires_grad_(True)(z, noise_mode="const").detach()  # recorded: the reference layers
     scale = reference.abs().max().item()

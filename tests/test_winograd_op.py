@@ -210,6 +210,34 @@ def test_the_fused_conv_finishes_its_tiles_as_the_layer_epilogue_does(native_cpu
     torch.testing.assert_close(y.double(), expected, rtol=0, atol=atol)
 
 
+@HYPOTHESIS
+@given(shape=fused_shapes, outs=st.integers(1, 4), clamp=st.sampled_from([None, 0.5]), skip=st.booleans(),
+       bias=st.booleans(), keep=st.booleans(), seed=st.integers(0, 2 ** 31 - 1))
+def test_the_fused_conv_computes_its_to_rgb_layer_as_to_rgb_ref_does(native_cpu_ops, shape, outs, clamp, skip, bias,
+                                                                      keep, seed):
+    """The toRGB sums gathered tile by tile (per-image weights, bias, clamp, then the skip image) equal
+    ``to_rgb_ref`` of the conv's output plus the skip image; y comes back as the plain fused conv's
+    (bit for bit), or not at all when it is not kept."""
+    from stylegan_anime.layer_epilogue import Finish
+    from stylegan_anime.to_rgb import ToRgb, to_rgb_ref
+    n, c, k, h, w = shape
+    gen = torch.Generator().manual_seed(seed)
+    x, g = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
+    scale, u = torch.rand(n, c, generator=gen) + 0.5, winograd_op.weight_transform(g)
+    finish = Finish(torch.rand(n, k, generator=gen) + 0.5, torch.randn(k, generator=gen),
+                    torch.randn(1, 1, h, w, generator=gen), 0.7, 0.2, None)
+    rgb = ToRgb(torch.randn(n, outs, k, generator=gen), torch.randn(outs, generator=gen) if bias else None, clamp,
+                torch.randn(n, outs, h, w, generator=gen) if skip else None, keep)
+    y, img = winograd_op.conv3x3_fused_rgb(x, u, scale, finish, rgb, band=24)
+    alone = winograd_op.conv3x3_fused(x, u, scale, 24, finish)
+    assert y is None if not keep else torch.equal(y, alone)
+    expected = to_rgb_ref(alone.double(), rgb.weight.double(), None if rgb.bias is None else rgb.bias.double(), clamp)
+    if skip:
+        expected = expected + rgb.skip.double()
+    sums = torch.einsum("nok,nkhw->nohw", rgb.weight.double().abs(), alone.double().abs())
+    torch.testing.assert_close(img.double(), expected, rtol=0, atol=1e-6 * (1 + sums.max().item()))
+
+
 def test_fused_convs_equal_the_unfused_ones_at_generator_sizes(native_cpu_ops):
     """One image and two at a width of 128 tiles, bands of one panel and of eight; the unfused
     convs run the same transforms and products, so the two agree to float32 rounding."""
@@ -237,6 +265,20 @@ def test_fused_conv_refuses_bad_arguments(native_cpu_ops, bad, message):
     args = dict(x=torch.zeros(1, 3, 8, 8), u=torch.zeros(36, 4, 3), scale=torch.ones(1, 3), band=24) | bad
     with pytest.raises(RuntimeError, match=message):
         winograd_op.conv3x3_fused(args["x"], args["u"], args["scale"], args["band"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(weight=torch.zeros(1, 3, 5)), "rgb_weight must be float32 of shape \\[1, 3, 4\\]"),
+    (dict(weight=torch.zeros(3, 4)), "rgb_weight must be \\[N, O, K\\]"),
+    (dict(bias=torch.zeros(4)), "rgb_bias must be"),
+    (dict(skip=torch.zeros(1, 3, 4, 8)), "skip must be"),
+])
+def test_fused_conv_refuses_bad_to_rgb_arguments(native_cpu_ops, bad, message):
+    from stylegan_anime.layer_epilogue import Finish
+    from stylegan_anime.to_rgb import ToRgb
+    rgb = ToRgb(**(dict(weight=torch.zeros(1, 3, 4)) | bad))
+    with pytest.raises(RuntimeError, match=message):
+        winograd_op.conv3x3_fused_rgb(torch.zeros(1, 3, 8, 8), torch.zeros(36, 4, 3), None, Finish(), rgb)
 
 
 def test_fused_band_grows_with_the_input_channels():

@@ -26,7 +26,8 @@
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
   2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns them off).
-- toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``.
+- toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``, or, after the fused
+  F(4×4, 3×3), part of the conv (``synthesis_layer_to_rgb``), which then need not store its output.
 
 Only for forwards that need no gradients; training uses the reference layers.
 """
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 
 from .. import kernels, winograd_op
 from ..layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
-from ..to_rgb import to_rgb
+from ..to_rgb import ToRgb, to_rgb
 from . import weight_cache, winograd
 from .resample_conv import conv2d_resample
 
@@ -140,26 +141,45 @@ def upsample_image(img: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Ten
 
 def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
                             noise: torch.Tensor | None, noise_strength: torch.Tensor, up: int, padding: int,
-                            resample_filter: torch.Tensor, gain: float, clamp: float | None) -> torch.Tensor:
+                            resample_filter: torch.Tensor | None, gain: float, clamp: float | None) -> torch.Tensor:
     """Modulated, demodulated conv + noise + bias + lrelu·gain + clamp.
 
     x: [N, in, H, W], weight: [out, in, k, k], styles: [N, in], bias: [out],
     noise: broadcastable to [N, 1, H*up, W*up] or None; gain > 0 (lrelu's gain times the
     layer's); clamp: None or >= 0. Returns [N, out, H*up, W*up].
     """
-    weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
-    gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
-    gb = (bias * gain).to(x.dtype)
-    noise_gain = 0.0 if noise is None else float(noise_strength) * gain
+    finish = _finish(x, weight, styles, bias, noise, noise_strength, gain, clamp)
     if up == 1 and winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
         # The epilogue runs inside the fused conv, on each output tile before it is stored.
-        return winograd_op.conv3x3_fused(x, _f43_filters(weight, x.dtype), styles,
-                                         finish=Finish(gd, gb, noise, noise_gain, LRELU_ALPHA, clamp))
+        return winograd_op.conv3x3_fused(x, _f43_filters(weight, x.dtype), styles, finish=finish)
+    gd, gb = finish.scale, finish.bias
     if up == 1:
         y, fir, scale, rest_bias = _same_conv(x, weight, styles, gd, gb, padding)
     else:
         y, fir, scale, rest_bias = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
-    return layer_epilogue(y, fir, scale, rest_bias, noise, noise_gain, LRELU_ALPHA, clamp)
+    return layer_epilogue(y, fir, scale, rest_bias, noise, finish.noise_gain, LRELU_ALPHA, clamp)
+
+
+def synthesis_layer_to_rgb(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
+                           noise: torch.Tensor | None, noise_strength: torch.Tensor, padding: int, gain: float,
+                           clamp: float | None, rgb: ToRgb) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """A stride-1 ``synthesis_layer_forward`` (same arguments, up = 1) y, and ``rgb(y)``: computed together
+    by the fused conv where it runs (then y is None unless ``rgb.keep_input``). Returns (y, rgb(y))."""
+    if winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
+        finish = _finish(x, weight, styles, bias, noise, noise_strength, gain, clamp)
+        return winograd_op.conv3x3_fused_rgb(x, _f43_filters(weight, x.dtype), styles, finish, rgb)
+    y = synthesis_layer_forward(x, weight, styles, bias, noise, noise_strength, 1, padding, None, gain, clamp)
+    return y, rgb(y)
+
+
+def _finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
+            noise: torch.Tensor | None, noise_strength: torch.Tensor, gain: float, clamp: float | None) -> Finish:
+    """What follows a synthesis layer's conv: the demodulation times gain, [N, out]; the bias times gain;
+    the noise and its gain; lrelu; the clamp."""
+    weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
+    gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
+    noise_gain = 0.0 if noise is None else float(noise_strength) * gain
+    return Finish(gd, (bias * gain).to(x.dtype), noise, noise_gain, LRELU_ALPHA, clamp)
 
 
 # What the convolutions below return: their output, and what layer_epilogue still has to apply to it
@@ -224,6 +244,10 @@ def torgb_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, b
 
     x: [N, in, H, W], weight: [out, in, 1, 1], styles: [N, in] (weight gain included) → [N, out, H, W].
     """
-    n, in_c = x.shape[:2]
-    wk = _per_sample_weights(weight, styles, None).to(x.dtype).reshape(n, weight.shape[0], in_c)
-    return to_rgb(x, wk, bias, clamp)
+    return to_rgb(x, torgb_weights(weight, styles, x.dtype), bias, clamp)
+
+
+def torgb_weights(weight: torch.Tensor, styles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """weight: [out, in, 1, 1] modulated by styles: [N, in] → per-sample weights [N, out, in] in dtype."""
+    n, in_c = styles.shape
+    return _per_sample_weights(weight, styles, None).to(dtype).reshape(n, weight.shape[0], in_c)

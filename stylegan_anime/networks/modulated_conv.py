@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import kernels, native_ops
+from ..to_rgb import ToRgb
 from . import fast_modconv
 from .layers import FullyConnectedLayer
 from .resample_conv import conv2d_resample
@@ -73,13 +74,7 @@ class SynthesisLayer(nn.Module):
         Without gradients and with ``fused=False`` this runs ``fast_modconv``'s inference path.
         """
         styles = self.affine(w)
-        if noise is None:
-            if noise_mode == "random":
-                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
-            elif noise_mode == "const":
-                noise = self.noise_const
-            elif noise_mode != "none":
-                raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        noise = self._noise(x, noise_mode, noise)
         if not fused and not native_ops.needs_graph(x, styles, self.weight, self.bias, self.noise_strength):
             clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
             return fast_modconv.synthesis_layer_forward(x, self.weight, styles, self.bias, noise, self.noise_strength,
@@ -91,6 +86,30 @@ class SynthesisLayer(nn.Module):
             x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return kernels.bias_act(x, self.bias.to(x.dtype), act="lrelu", gain=self.act_gain * gain, clamp=clamp)
+
+    def forward_to_rgb(self, x: torch.Tensor, w: torch.Tensor, rgb: ToRgb, noise_mode: str = "const",
+                       noise: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(y, rgb(y)) for y = ``forward(x, w, noise_mode, noise)`` on the inference path (no gradients),
+        computed in one pass where the layer's conv allows; y is then None unless ``rgb.keep_input``."""
+        if self.up != 1:
+            y = self.forward(x, w, noise_mode, noise)
+            return y, rgb(y)
+        clamp = self.conv_clamp
+        return fast_modconv.synthesis_layer_to_rgb(x, self.weight, self.affine(w), self.bias,
+                                                   self._noise(x, noise_mode, noise), self.noise_strength,
+                                                   self.padding, self.act_gain, clamp, rgb)
+
+    def _noise(self, x: torch.Tensor, noise_mode: str, noise: torch.Tensor | None) -> torch.Tensor | None:
+        """The noise to add: ``noise`` if given, else what ``noise_mode`` says."""
+        if noise is not None:
+            return noise
+        if noise_mode == "random":
+            return torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+        if noise_mode == "const":
+            return self.noise_const
+        if noise_mode != "none":
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        return None
 
 
 class ToRGBLayer(nn.Module):
@@ -110,3 +129,11 @@ class ToRGBLayer(nn.Module):
             return fast_modconv.torgb_forward(x, self.weight, styles, self.bias, self.conv_clamp)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return kernels.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+
+    def waiting(self, w: torch.Tensor, dtype: torch.dtype, skip: torch.Tensor | None = None,
+                keep_input: bool = True) -> ToRgb:
+        """This layer for w: [N, w_dim] as a ``ToRgb`` on inputs of dtype (inference path, no gradients):
+        ``forward(x, w)`` in float32, plus skip: [N, img_channels, H, W] if given."""
+        styles = self.affine(w) * self.weight_gain
+        return ToRgb(fast_modconv.torgb_weights(self.weight, styles, dtype), self.bias, self.conv_clamp, skip,
+                     keep_input)

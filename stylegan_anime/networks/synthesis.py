@@ -49,29 +49,35 @@ class SynthesisBlock(nn.Module):
         return [m for m in (getattr(self, "conv0", None), self.conv1) if m is not None]
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
-                noise: Iterator[torch.Tensor | None], fused: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv."""
+                noise: Iterator[torch.Tensor | None], fused: bool,
+                keep_x: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv.
+        ``keep_x=False``: x is not wanted (the last block), and may come back as None."""
         dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else torch.float32
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
         else:
             x = x.to(dtype)
-        if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
-        elif self.architecture == "resnet":
-            y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
-            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused, gain=math.sqrt(0.5))
-            x = y + x
-        else:
-            x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
-            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if img is not None:
             if native_ops.needs_graph(img):
                 img = kernels.upsample2d(img, self.resample_filter)
             else:
                 img = fast_modconv.upsample_image(img, self.resample_filter)
+        if self.architecture == "resnet" and self.in_channels != 0:
+            y = self.skip(x, gain=math.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
+            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused, gain=math.sqrt(0.5))
+            x = y + x
+        else:
+            if self.in_channels != 0:
+                x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
+            if self.num_torgb and not fused and not native_ops.needs_graph(x, ws, img, *self.parameters()):
+                # The inference path: toRGB may run inside conv1's convolution.
+                w1, w_rgb = next(w_iter), next(w_iter)
+                rgb = self.torgb.waiting(w_rgb, x.dtype, img, keep_x)
+                return self.conv1.forward_to_rgb(x, w1, rgb, noise_mode, next(noise))
+            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if self.num_torgb:
             y = self.torgb(x, next(w_iter), fused).to(torch.float32)
             img = img + y if img is not None else y
@@ -114,8 +120,9 @@ class SynthesisNetwork(nn.Module):
         noise_iter = iter(noise) if noise is not None else iter(lambda: None, 0)
         x = img = None
         w_idx = 0
-        for block in self.blocks():
+        blocks = self.blocks()
+        for block in blocks:
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
-            x, img = block(x, img, block_ws, noise_mode, noise_iter, fused)
+            x, img = block(x, img, block_ws, noise_mode, noise_iter, fused, keep_x=block is not blocks[-1])
             w_idx += block.num_conv
         return img

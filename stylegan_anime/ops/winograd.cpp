@@ -11,6 +11,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <limits>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -555,6 +557,20 @@ struct FusedEpilogue {
     epi::Params<float> params;
 };
 
+// The toRGB layer reading the fused conv's output y (to_rgb.py): out = clamp(w · y + bias, [lo, hi]) + skip,
+// summed tile by tile as the output channels go by: one pass over the layer's output fewer, and none
+// at all where y itself is not kept.
+struct FusedRgb {
+    const float* weight;  // [N, O, K]
+    const float* bias;    // [O] or null
+    const float* skip;    // [N, O, H, W] or null
+    float* out;           // [N, O, H, W]
+    Tiling tiling;        // out's
+    std::vector<Origin> origins;
+    float lo, hi;         // -inf, +inf when there is no clamp
+    bool keep_y;
+};
+
 // What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
 struct FusedConv {
     const Tiling &si, &so;
@@ -562,6 +578,7 @@ struct FusedConv {
     BandLayout lv, lm;
     const float* scale;  // [N, C] or null
     const FusedEpilogue* epi;  // or null
+    const FusedRgb* rgb;  // or null
 };
 
 // The band's input windows (tiles p0 .. p0 + count), scaled, to S*S values each, into v.
@@ -609,45 +626,92 @@ void finish_windows(const FusedConv& f, const Block<float>& bl, const Lanes<floa
         for (int j = 0; j < T; ++j) d[i][j] = epi::finish(d[i][j], e.params, scale, bias, noise[i * T + j]);
 }
 
+// rgb[o][a] += weight[image of each lane, o, bl.ch] * d (value a) for every toRGB output o: the block's
+// share of the toRGB sums (rgb: O x T*T lanes).
+template <int T>
+void add_to_rgb(const FusedRgb& r, const Block<float>& bl, int64_t channels, const Lanes<float> (&d)[T][T],
+                Lanes<float>* rgb) {
+    for (int64_t o = 0; o < r.tiling.c; ++o) {
+        const Lanes<float> w = lane_scale<float>(bl, r.weight + o * channels, r.tiling.c * channels, lane_tile);
+        Lanes<float>* acc = rgb + o * T * T;
+        for (int i = 0; i < T; ++i)
+            for (int j = 0; j < T; ++j) acc[i * T + j] = simd::fma(w, d[i][j], acc[i * T + j]);
+    }
+}
+
+// The band's toRGB sums (tiles p0 .. p0 + count; blocks of O x T*T lanes in rgb) out: bias, clamp, skip.
+template <int T>
+void store_rgb(const FusedRgb& r, const Lanes<float>* rgb, int64_t p0, int64_t count, const BandLayout& layout) {
+    const int64_t plane = r.tiling.h * r.tiling.w;
+    for (int64_t q = 0; q < count; q += LANES)
+        for (int64_t o = 0; o < r.tiling.c; ++o) {
+            const Lanes<float>* acc = rgb + (q / LANES * r.tiling.c + o) * T * T;
+            const auto bl = layout.block(r.out + o * plane, r.out, o, q, count, r.origins.data() + p0);
+            Lanes<float> d[T][T], skip[T][T];
+            if (r.skip) load_band_windows(layout.block(const_cast<float*>(r.skip) + o * plane, r.out, o, q, count,
+                                                       r.origins.data() + p0), r.tiling, skip);
+            const Lanes<float> bias(r.bias ? r.bias[o] : 0.f), lo(r.lo), hi(r.hi);
+            for (int i = 0; i < T; ++i)
+                for (int j = 0; j < T; ++j) {
+                    Lanes<float> v = acc[i * T + j] + bias;
+                    v = select_lt(v, lo, lo, v);
+                    v = select_lt(hi, v, hi, v);
+                    d[i][j] = r.skip ? v + skip[i][j] : v;
+                }
+            store_band_windows(bl, r.tiling, d);
+        }
+}
+
 // The band's products in m (tiles p0 .. p0 + count) to their T x T output windows in y (through the
-// epilogue if there is one, with the band's noise windows nz).
+// epilogue if there is one, with the band's noise windows nz), and into the toRGB sums rgb if there
+// is a toRGB layer (y is then stored only if kept).
 template <int S, int T, typename OutTf>
 void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64_t count, const Lanes<float>* nz,
-                 OutTf out_tf) {
+                 Lanes<float>* rgb, OutTf out_tf) {
+    const bool store = !f.rgb || f.rgb->keep_y;
     for (int64_t ch = 0; ch < f.so.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
-            const auto bl = f.lm.block(y + ch * f.so.h * f.so.w, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
-            if (ch + PREFETCH_CHANNELS < f.so.c)
+            float* plane = store ? y + ch * f.so.h * f.so.w : nullptr;
+            const auto bl = f.lm.block(plane, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
+            if (store && ch + PREFETCH_CHANNELS < f.so.c)
                 prefetch_rows<T, true>(bl.img + PREFETCH_CHANNELS * f.so.h * f.so.w + bl.o[0].offset, f.so.w);
             Lanes<float> t[S][S], d[T][T];
             load_tiles(bl, t);
             out_tf(t, d);
             if (f.epi) finish_windows(f, bl, nz + q / LANES * T * T, d);
-            store_band_windows(bl, f.so, d);
+            if (store) store_band_windows(bl, f.so, d);
+            if (f.rgb) add_to_rgb(*f.rgb, bl, f.so.c, d, rgb + q / LANES * f.rgb->tiling.c * T * T);
         }
+    if (f.rgb) store_rgb<T>(*f.rgb, rgb, p0, count, f.lm);
 }
 
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
+// y (undefined if rgb does not keep it); rgb->out filled if rgb is given.
 template <int R, int S, int T, typename InTf, typename OutTf>
 torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale,
-                         const FusedEpilogue* epi, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf,
-                         OutTf out_tf) {
-    torch::Tensor y = torch::empty({so.n, so.c, so.h, so.w}, x.options());
+                         const FusedEpilogue* epi, const FusedRgb* rgb, const Tiling& si, const Tiling& so,
+                         int64_t band, InTf in_tf, OutTf out_tf) {
+    const bool keep_y = !rgb || rgb->keep_y;
+    torch::Tensor y = keep_y ? torch::empty({so.n, so.c, so.h, so.w}, x.options()) : torch::Tensor();
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
-                      scale.defined() ? scale.data_ptr<float>() : nullptr, epi};
+                      scale.defined() ? scale.data_ptr<float>() : nullptr, epi, rgb};
+    const int64_t blocks = (band + LANES - 1) / LANES;
     at::parallel_for(0, (si.p + band - 1) / band, 1, [&](int64_t begin, int64_t end) {
         // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
         std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
-        std::vector<Lanes<float>> nz(epi ? (band + LANES - 1) / LANES * T * T : 0, Lanes<float>(0.f));
+        std::vector<Lanes<float>> nz(epi ? blocks * T * T : 0, Lanes<float>(0.f));
+        std::vector<Lanes<float>> sums(rgb ? blocks * rgb->tiling.c * T * T : 0);
         for (int64_t b = begin; b < end; ++b) {
             const int64_t p0 = b * band, count = std::min(si.p - p0, band);
             if (epi && epi->noise) band_noise<T>(f, nz.data(), p0, count);
             band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
             band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
-            band_output<S, T>(f, m.data(), y.data_ptr<float>(), p0, count, nz.data(), out_tf);
+            std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
+            band_output<S, T>(f, m.data(), keep_y ? y.data_ptr<float>() : nullptr, p0, count, nz.data(), sums.data(),
+                              out_tf);
         }
     });
-    zero_uncovered(y, so);
+    if (keep_y) zero_uncovered(y, so);
     return y;
 }
 
@@ -665,22 +729,44 @@ void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Te
     }
 }
 
+// t's data if given (None: null), once checked to be a contiguous float32 CPU tensor of this shape.
+const float* checked_f32(const c10::optional<torch::Tensor>& t, const char* what, const std::vector<int64_t>& shape) {
+    if (!t) return nullptr;
+    check_cpu(*t, what, int64_t(shape.size()));
+    TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
+                " must be float32 of shape ", c10::IntArrayRef(shape));
+    return t->data_ptr<float>();
+}
+
 // The epilogue's arguments, checked: out_scale [N, K], bias [K], noise [1 or N, H, W] (float32, contiguous).
 FusedEpilogue fused_epilogue(const Tiling& so, const c10::optional<torch::Tensor>& out_scale,
                              const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
                              double noise_gain, double alpha, double clamp) {
-    auto check = [](const c10::optional<torch::Tensor>& t, const char* what, std::vector<int64_t> shape) -> const float* {
-        if (!t) return nullptr;
-        check_cpu(*t, what, int64_t(shape.size()));
-        TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
-                    " must be float32 of shape ", c10::IntArrayRef(shape));
-        return t->data_ptr<float>();
-    };
     const int64_t noise_images = noise ? noise->size(0) : 1;
     TORCH_CHECK(noise_images == 1 || noise_images == so.n, "winograd: noise must be [1 or N, H, W]");
-    return {check(out_scale, "out_scale", {so.n, so.c}), check(bias, "bias", {so.c}),
-            check(noise, "noise", {noise_images, so.h, so.w}), noise_images,
+    return {checked_f32(out_scale, "out_scale", {so.n, so.c}), checked_f32(bias, "bias", {so.c}),
+            checked_f32(noise, "noise", {noise_images, so.h, so.w}), noise_images,
             epi::params<float>(noise_gain, alpha, clamp)};
+}
+
+}  // namespace
+
+namespace {
+
+// The fused F(4x4, 3x3) conv with its layer's epilogue, and with the toRGB layer that reads it if rgb is given.
+torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
+                        int64_t band, const c10::optional<torch::Tensor>& out_scale,
+                        const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
+                        double noise_gain, double alpha, double clamp, const FusedRgb* rgb) {
+    const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
+    check_fused(x, u, sc, TILE_IN, band);
+    const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
+    const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
+    const FusedEpilogue epi = fused_epilogue(so, out_scale, bias, noise, noise_gain, alpha, clamp);
+    const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, finish ? &epi : nullptr, rgb, si, so, band,
+                                                  [](const auto& d, auto& t) { wino::input_tile(d, t); },
+                                                  [](const auto& t, auto& y) { wino::output_tile(t, y); });
 }
 
 }  // namespace
@@ -692,15 +778,30 @@ torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, cons
                             int64_t band, const c10::optional<torch::Tensor>& out_scale,
                             const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
                             double noise_gain, double alpha, double clamp) {
-    const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
-    check_fused(x, u, sc, TILE_IN, band);
-    const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
-    const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
-    const FusedEpilogue epi = fused_epilogue(so, out_scale, bias, noise, noise_gain, alpha, clamp);
-    const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, finish ? &epi : nullptr, si, so, band,
-                                                  [](const auto& d, auto& t) { wino::input_tile(d, t); },
-                                                  [](const auto& t, auto& y) { wino::output_tile(t, y); });
+    return fused_f43(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, nullptr);
+}
+
+// winograd_conv, and the toRGB layer reading its output y in the same pass: rgb = clamp(rgb_weight · y +
+// rgb_bias, ±rgb_clamp) + skip (to_rgb.py's to_rgb, then the skip image added); rgb_weight [N, O, K],
+// rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp < 0: none. Returns (y, or None unless keep_y; rgb).
+std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb(
+        const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale, int64_t band,
+        const c10::optional<torch::Tensor>& out_scale, const c10::optional<torch::Tensor>& bias,
+        const c10::optional<torch::Tensor>& noise, double noise_gain, double alpha, double clamp,
+        const torch::Tensor& rgb_weight, const c10::optional<torch::Tensor>& rgb_bias,
+        const c10::optional<torch::Tensor>& skip, double rgb_clamp, bool keep_y) {
+    const int64_t n = x.size(0), k = u.size(1), h = x.size(2), w = x.size(3);
+    TORCH_CHECK(rgb_weight.dim() == 3, "winograd: rgb_weight must be [N, O, K]");
+    const int64_t outs = rgb_weight.size(1);
+    const float* wp = checked_f32(rgb_weight, "rgb_weight", {n, outs, k});
+    torch::Tensor out = torch::empty({n, outs, h, w}, x.options());
+    const float inf = std::numeric_limits<float>::infinity();
+    const Tiling rt = tiling(n, outs, h, w);
+    const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
+                       out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), rgb_clamp < 0 ? -inf : float(-rgb_clamp),
+                       rgb_clamp < 0 ? inf : float(rgb_clamp), keep_y};
+    torch::Tensor y = fused_f43(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, &rgb);
+    return {keep_y ? c10::optional<torch::Tensor>(y) : c10::nullopt, out};
 }
 
 // conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
@@ -712,7 +813,7 @@ torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, c
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT>(
-        x, u, sc, nullptr, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
+        x, u, sc, nullptr, nullptr, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
         [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
 }
 
@@ -800,6 +901,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1]");
     m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
           "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none) -> y [N, K, H, W]");
+    m.def("conv_rgb", &sa::winograd_conv_rgb, "conv's arguments, then the toRGB layer's: rgb_weight [N, O, K], "
+          "rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp (< 0: none), keep_y -> (y or None, rgb [N, O, H, W])");
     m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band -> y [N, K, 2H + 1, 2W + 1]");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
 }
