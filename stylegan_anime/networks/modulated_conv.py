@@ -130,8 +130,8 @@ class ToRGBLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return kernels.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
-    def waiting(self, w: torch.Tensor, dtype: torch.dtype, skip: torch.Tensor | None = None,
-                keep_input: bool = True) -> ToRgb:
+    def prepared(self, w: torch.Tensor, dtype: torch.dtype, skip: torch.Tensor | None = None,
+                 keep_input: bool = True) -> ToRgb:
         """This layer for w: [N, w_dim] as a ``ToRgb`` on inputs of dtype (inference path, no gradients):
         ``forward(x, w)`` in float32, plus skip: [N, img_channels, H, W] if given."""
         styles = self.affine(w) * self.weight_gain

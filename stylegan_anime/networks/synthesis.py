@@ -75,7 +75,7 @@ class SynthesisBlock(nn.Module):
             if self.num_torgb and not fused and not native_ops.needs_graph(x, ws, img, *self.parameters()):
                 # The inference path: toRGB may run inside conv1's convolution.
                 w1, w_rgb = next(w_iter), next(w_iter)
-                rgb = self.torgb.waiting(w_rgb, x.dtype, img, keep_x)
+                rgb = self.torgb.prepared(w_rgb, x.dtype, img, keep_x)
                 return self.conv1.forward_to_rgb(x, w1, rgb, noise_mode, next(noise))
             x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
         if self.num_torgb:
