@@ -696,19 +696,28 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
                       scale.defined() ? scale.data_ptr<float>() : nullptr, epi, rgb};
     const int64_t blocks = (band + LANES - 1) / LANES;
-    at::parallel_for(0, (si.p + band - 1) / band, 1, [&](int64_t begin, int64_t end) {
+    // Each thread takes an equal share of the tiles, in whole panels, and cuts it into bands. (Dealt
+    // out whole, a few long bands split unevenly: a 128² image's 6 bands of 192 tiles gave one thread
+    // 576 tiles and the other 448.)
+    const int64_t panels = (si.p + GEMM_COLS - 1) / GEMM_COLS;
+    const int64_t shares = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), panels));
+    at::parallel_for(0, shares, 1, [&](int64_t begin, int64_t end) {
         // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
         std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
         std::vector<Lanes<float>> nz(epi ? blocks * T * T : 0, Lanes<float>(0.f));
         std::vector<Lanes<float>> sums(rgb ? blocks * rgb->tiling.c * T * T : 0);
-        for (int64_t b = begin; b < end; ++b) {
-            const int64_t p0 = b * band, count = std::min(si.p - p0, band);
-            if (epi && epi->noise) band_noise<T>(f, nz.data(), p0, count);
-            band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
-            band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
-            std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
-            band_output<S, T>(f, m.data(), keep_y ? y.data_ptr<float>() : nullptr, p0, count, nz.data(), sums.data(),
-                              out_tf);
+        for (int64_t share = begin; share < end; ++share) {
+            const int64_t first = panels * share / shares * GEMM_COLS;
+            const int64_t last = std::min(si.p, panels * (share + 1) / shares * GEMM_COLS);
+            for (int64_t p0 = first; p0 < last; p0 += band) {
+                const int64_t count = std::min(last - p0, band);
+                if (epi && epi->noise) band_noise<T>(f, nz.data(), p0, count);
+                band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
+                band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
+                std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
+                band_output<S, T>(f, m.data(), keep_y ? y.data_ptr<float>() : nullptr, p0, count, nz.data(),
+                                  sums.data(), out_tf);
+            }
         }
     });
     if (keep_y) zero_uncovered(y, so);
