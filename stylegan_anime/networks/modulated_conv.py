@@ -94,10 +94,9 @@ class SynthesisLayer(nn.Module):
         if self.up != 1:
             y = self.forward(x, w, noise_mode, noise)
             return y, rgb(y)
-        clamp = self.conv_clamp
         return fast_modconv.synthesis_layer_to_rgb(x, self.weight, self.affine(w), self.bias,
                                                    self._noise(x, noise_mode, noise), self.noise_strength,
-                                                   self.padding, self.act_gain, clamp, rgb)
+                                                   self.padding, self.act_gain, self.conv_clamp, rgb)
 
     def _noise(self, x: torch.Tensor, noise_mode: str, noise: torch.Tensor | None) -> torch.Tensor | None:
         """The noise to add: ``noise`` if given, else what ``noise_mode`` says."""

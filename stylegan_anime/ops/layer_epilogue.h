@@ -23,13 +23,20 @@ Params<T> params(double noise_gain, double alpha, double clamp) {
 
 // scale * v + bias + noise_gain * noise, then leaky ReLU (slope alpha below zero), then clamp to
 // [lo, hi]. V is T or simd::Lanes<T> (selects, not branches); NaN stays NaN, as in torch.
+// v clamped to [p.lo, p.hi]; NaN stays NaN.
+template <typename V, typename T>
+SA_HD_INLINE V clamp(V v, const Params<T>& p) {
+    using simd::select_lt;
+    v = select_lt(v, V(p.lo), V(p.lo), v);
+    return select_lt(V(p.hi), v, V(p.hi), v);
+}
+
 template <typename V, typename T>
 SA_HD_INLINE V finish(V v, const Params<T>& p, V scale, V bias, V noise) {
     using simd::select_lt;
     v = v * scale + bias + V(p.noise_gain) * noise;
     v = select_lt(v, V(T(0)), v * V(p.alpha), v);
-    v = select_lt(v, V(p.lo), V(p.lo), v);
-    return select_lt(V(p.hi), v, V(p.hi), v);
+    return clamp(v, p);
 }
 
 }  // namespace epi

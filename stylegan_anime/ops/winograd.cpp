@@ -11,7 +11,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <limits>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -567,7 +566,7 @@ struct FusedRgb {
     float* out;           // [N, O, H, W]
     Tiling tiling;        // out's
     std::vector<Origin> origins;
-    float lo, hi;         // -inf, +inf when there is no clamp
+    epi::Params<float> clamp;  // only its clamp is used
     bool keep_y;
 };
 
@@ -650,12 +649,10 @@ void store_rgb(const FusedRgb& r, const Lanes<float>* rgb, int64_t p0, int64_t c
             Lanes<float> d[T][T], skip[T][T];
             if (r.skip) load_band_windows(layout.block(const_cast<float*>(r.skip) + o * plane, r.out, o, q, count,
                                                        r.origins.data() + p0), r.tiling, skip);
-            const Lanes<float> bias(r.bias ? r.bias[o] : 0.f), lo(r.lo), hi(r.hi);
+            const Lanes<float> bias(r.bias ? r.bias[o] : 0.f);
             for (int i = 0; i < T; ++i)
                 for (int j = 0; j < T; ++j) {
-                    Lanes<float> v = acc[i * T + j] + bias;
-                    v = select_lt(v, lo, lo, v);
-                    v = select_lt(hi, v, hi, v);
+                    const Lanes<float> v = epi::clamp(acc[i * T + j] + bias, r.clamp);
                     d[i][j] = r.skip ? v + skip[i][j] : v;
                 }
             store_band_windows(bl, r.tiling, d);
@@ -804,11 +801,10 @@ std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb(
     const int64_t outs = rgb_weight.size(1);
     const float* wp = checked_f32(rgb_weight, "rgb_weight", {n, outs, k});
     torch::Tensor out = torch::empty({n, outs, h, w}, x.options());
-    const float inf = std::numeric_limits<float>::infinity();
     const Tiling rt = tiling(n, outs, h, w);
     const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
-                       out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), rgb_clamp < 0 ? -inf : float(-rgb_clamp),
-                       rgb_clamp < 0 ? inf : float(rgb_clamp), keep_y};
+                       out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp),
+                       keep_y};
     torch::Tensor y = fused_f43(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, &rgb);
     return {keep_y ? c10::optional<torch::Tensor>(y) : c10::nullopt, out};
 }
