@@ -50,7 +50,7 @@ if [ $status -ne 0 ]; then
     grep -E -A3 "error|Error" "$log" | head -40
     exit 1
 fi
-if grep -E "stylegan_anime/ops/[^:]+:[0-9]+.*warning" "$log"; then
+if grep -E "/ops/[^:/]+:[0-9]+.*warning" "$log"; then
     echo "build_cuda_ops: FAILED: compiler warnings in ops/ (log: $log)"
     exit 1
 fi

@@ -24,11 +24,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .atomic import atomic_path
+from .bundled import bundled_dir
 from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
 from .errors import UserError
 from .file_lock import file_lock
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = bundled_dir("weights")
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 CACHE_ENV = "STYLEGAN_ANIME_CACHE"
 REGISTRY_ENV = "STYLEGAN_ANIME_REGISTRY"

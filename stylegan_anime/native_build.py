@@ -1,4 +1,4 @@
-"""Build and load the native kernels in ``stylegan_anime/ops/`` lazily, and choose between
+"""Build and load the native kernels in the repository's top-level ``ops/`` lazily, and choose between
 them and the reference ops.
 
 Nothing is compiled at import: the first call of an op on a device kind builds that op's
@@ -36,7 +36,16 @@ CPU_ONLY_OPS = ("winograd", "layer_epilogue", "to_rgb")
 DEVICE_KINDS = ("cpu", "cuda")
 MODES = ("auto", "native", "ref")
 ENV_MODE = "STYLEGAN_ANIME_OPS"
-SOURCE_DIR = Path(__file__).resolve().parent / "ops"
+
+
+def _source_dir() -> Path:
+    """The native sources: the wheel's bundled copy, else the checkout's top-level ops/. (The same
+    rule as ``bundled.bundled_dir``, restated because this file also runs stand-alone, with torch only.)"""
+    installed = Path(__file__).resolve().parent / "_bundled" / "ops"
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "ops"
+
+
+SOURCE_DIR = _source_dir()
 # A build that another live process holds the lock for is waited on this long at most.
 LOCK_TIMEOUT_S = float(os.environ.get("STYLEGAN_ANIME_OPS_LOCK_TIMEOUT", "1200"))
 COMPLETE_MARKER = ".complete"
