@@ -9,8 +9,16 @@ loads a stale library and never clobbers another build. Later processes import t
 library directly. A build that cannot run (no compiler, no ninja, no nvcc, a compile error)
 warns once with the reason and the op runs on its reference implementation.
 
-The choice: ``STYLEGAN_ANIME_OPS=auto`` (default: native where it builds), ``native`` (a build
-failure is an error) or ``ref``; in Python ``set_ops_mode(...)`` or ``with use_ops(...)``.
+The choice: ``STYLEGAN_ANIME_OPS=auto`` (default), ``native`` (build and wait; a build failure is an
+error) or ``ref``; in Python ``set_ops_mode(...)`` or ``with use_ops(...)``.
+
+``auto`` never makes a run wait for the compiler: it uses a finished build from the cache, and
+otherwise runs the reference ops while one detached, low-priority process builds every op of that
+device kind (``background_build``); the next run picks the result up. A build that failed is
+remembered (``.failed`` in its build folder, with the reason) and not retried until its sources,
+torch or flags change, or ``stylegan-anime doctor --build`` asks for it. Why not wait: on the 2-core
+CPU a first build takes about two minutes, and for the bundled 64² model the native ops change
+nothing (measured side by side: 1.0x); they pay from 256² on (``benchmarks/first_run.py``).
 """
 from __future__ import annotations
 
@@ -49,6 +57,7 @@ SOURCE_DIR = _source_dir()
 # A build that another live process holds the lock for is waited on this long at most.
 LOCK_TIMEOUT_S = float(os.environ.get("STYLEGAN_ANIME_OPS_LOCK_TIMEOUT", "1200"))
 COMPLETE_MARKER = ".complete"
+FAILED_MARKER = ".failed"  # the first line of the reason a build failed
 
 # at::parallel_for runs serially unless the extension itself is compiled with OpenMP.
 # -fno-trapping-math (as torch itself is built) lets GCC turn the per-element branches (activation
@@ -78,6 +87,7 @@ class _State:
 
     mode_override: str | None = None
     results: dict[tuple[str, str], BuildResult] = {}
+    started: set[tuple[str, str]] = set()  # background builds this process started
 
 
 # --------------------------------------------------------------------------- mode
@@ -230,7 +240,10 @@ def _compile(op: str, device_kind: str, name: str, build_dir: Path, verbose: boo
         if check_only and built:  # compiled and linked; importing may need a GPU driver that is not here
             (build_dir / COMPLETE_MARKER).write_text(f"{name}\n")
             return None
-        raise BuildError(f"build failed: {_first_error_line(str(e))} (log: {build_dir / 'build.log'})") from e
+        reason = f"build failed: {_first_error_line(str(e))} (log: {build_dir / 'build.log'})"
+        (build_dir / FAILED_MARKER).write_text(reason + "\n")
+        raise BuildError(reason) from e
+    (build_dir / FAILED_MARKER).unlink(missing_ok=True)
     (build_dir / COMPLETE_MARKER).write_text(f"{name}\n")
     return module
 
@@ -272,48 +285,152 @@ def _check_cuda_toolkit() -> None:
         raise BuildError("no CUDA toolkit found (set CUDA_HOME to the folder holding bin/nvcc)")
 
 
+def build_state(op: str, device_kind: str) -> tuple[str, str]:
+    """What the cache holds for this op's current sources, without building or importing anything:
+    ("built" | "failed" | "building" | "none", detail)."""
+    name = extension_name(op, device_kind)
+    build_dir = cache_root() / name
+    if (build_dir / COMPLETE_MARKER).exists() and (build_dir / f"{name}.so").exists():
+        return "built", f"cache {build_dir}"
+    if (build_dir / FAILED_MARKER).exists():
+        return "failed", (build_dir / FAILED_MARKER).read_text().strip() + " (retry: stylegan-anime doctor --build)"
+    if background_running(device_kind):
+        return "building", f"being built in the background (log: {background_log(device_kind)})"
+    return "none", "not built yet"
+
+
 def load(op: str, device_kind: str) -> ModuleType | None:
-    """The op's native module for the device kind, building it on first use; None (after one
-    warning per op and kind) when it cannot be built. Mode "native" raises instead."""
+    """The op's native module for the device kind, or None for the reference path.
+
+    Mode "native" builds and waits, and raises when it cannot build. Mode "auto" uses a finished
+    build, else starts the background build and returns None (one line on stderr, no warning);
+    a build that failed gives one warning per op."""
     key = (op, device_kind)
     result = _State.results.get(key)
     if result is None:
+        result = _State.results[key] = _first_load(op, device_kind, wait=ops_mode() == "native")
+    if result.module is None and ops_mode() == "native":
+        if result.reason.startswith("being built") or result.reason == "not built yet":
+            result = _State.results[key] = _first_load(op, device_kind, wait=True)
+        if result.module is None:
+            raise BuildError(f"{ENV_MODE}=native but the native {op} for {device_kind} is unavailable: {result.reason}")
+    return result.module
+
+
+def _first_load(op: str, device_kind: str, wait: bool) -> BuildResult:
+    """This process's first use of the op: load, build, or hand the build to the background."""
+    state, detail = build_state(op, device_kind)
+    if not wait and state in ("building", "none"):
+        start_background_build(device_kind)
+        return BuildResult(op, device_kind, None, f"being built in the background (log: {background_log(device_kind)})")
+    if not wait and state == "failed":
+        result = BuildResult(op, device_kind, None, detail)
+    else:
         try:
             result = build(op, device_kind)
         except BuildError as e:
             result = BuildResult(op, device_kind, None, str(e).splitlines()[0])
         except Exception as e:  # noqa: BLE001 - an unexpected failure must not take the networks down
             result = BuildResult(op, device_kind, None, f"load failed: {type(e).__name__}: {e}".splitlines()[0])
-        _State.results[key] = result
-        if result.module is None and ops_mode() != "native":
-            warnings.warn(f"stylegan_anime: native {op} for {device_kind} is unavailable, using the "
-                          f"reference implementation ({result.reason})", RuntimeWarning, stacklevel=4)
-    if result.module is None and ops_mode() == "native":
-        raise BuildError(f"{ENV_MODE}=native but the native {op} for {device_kind} is unavailable: {result.reason}")
-    return result.module
+    if result.module is None and not wait:
+        warnings.warn(f"stylegan_anime: native {op} for {device_kind} is unavailable, using the "
+                      f"reference implementation ({result.reason})", RuntimeWarning, stacklevel=5)
+    return result
 
 
-def status(op: str, device_kind: str, try_build: bool = True) -> tuple[str, str]:
-    """("native" | "ref", why) for one op and device kind, as the dispatchers would choose."""
+def status(op: str, device_kind: str) -> tuple[str, str]:
+    """("native" | "ref", why) for one op and device kind: what a run would use now, and why.
+    Builds nothing."""
     mode = ops_mode()
     if mode == "ref":
         return "ref", f"{ENV_MODE}=ref"
     if device_kind == "cuda" and not torch.cuda.is_available():
         return "ref", "no CUDA device"
     result = _State.results.get((op, device_kind))
-    if result is None and try_build:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                load(op, device_kind)
-            except BuildError:
-                pass
-        result = _State.results[(op, device_kind)]
-    if result is None:
-        return "?", "not built yet in this process"
-    if result.module is None:
-        return "ref", result.reason
-    return "native", f"{result.reason}, cache {result.build_dir}"
+    if result is not None:
+        return ("native", f"{result.reason}, cache {result.build_dir}") if result.module else ("ref", result.reason)
+    state, detail = build_state(op, device_kind)
+    if state == "built":
+        return "native", f"built, {detail}"
+    if mode == "native":
+        return "native", f"{detail}: the first use builds it and waits ({ENV_MODE}=native)"
+    if state == "none":
+        return "ref", "not built yet: the first run that needs it starts a background build, later runs use it"
+    return "ref", detail
+
+
+# --------------------------------------------------------------------------- background build
+
+
+def background_log(device_kind: str) -> Path:
+    return cache_root() / f"background-{device_kind}.log"
+
+
+def _background_lock(device_kind: str) -> Path:
+    return cache_root() / f"background-{device_kind}.flock"
+
+
+def background_running(device_kind: str) -> bool:
+    """Whether a background build of this device kind holds its lock now."""
+    import fcntl
+
+    path = _background_lock(device_kind)
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def start_background_build(device_kind: str) -> None:
+    """Start one detached, low-priority process that builds every op of ``device_kind`` (once per
+    process; a build already running elsewhere is left to finish). It outlives this process."""
+    import subprocess
+
+    if ("background", device_kind) in _State.started or background_running(device_kind):
+        return
+    _State.started.add(("background", device_kind))
+    log = background_log(device_kind)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        subprocess.Popen([sys.executable, str(Path(__file__).resolve()), device_kind, "--background"],
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"stylegan-anime: this run uses the reference ops; the native {device_kind} ops are being built in "
+          f"the background (about two minutes, once; log: {log})", file=sys.stderr, flush=True)
+
+
+def wait_for_background_build(device_kind: str, timeout: float = LOCK_TIMEOUT_S) -> bool:
+    """Wait until no background build of ``device_kind`` runs; False on timeout."""
+    deadline = time.monotonic() + timeout
+    time.sleep(1.0)  # the child takes its lock a moment after it starts
+    while background_running(device_kind):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@contextlib.contextmanager
+def _holding_background_lock(device_kind: str) -> Iterator[bool]:
+    """Yields False when another background build of this kind holds the lock."""
+    import fcntl
+
+    path = _background_lock(device_kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- command line
@@ -329,8 +446,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", nargs="+", choices=OPS, help="default: every op the device kind has")
     ap.add_argument("--check-only", action="store_true", help="compile and link; do not require importing")
     ap.add_argument("--verbose", action="store_true", help="show the compiler's output")
+    ap.add_argument("--background", action="store_true",
+                    help="(started by auto mode) build at low priority, holding the background lock")
     args = ap.parse_args(argv)
     args.ops = args.ops or [op for op in OPS if args.device_kind == "cpu" or op not in CPU_ONLY_OPS]
+    if args.background:
+        os.nice(10)  # the user's own run goes first
+        with _holding_background_lock(args.device_kind) as mine:
+            return _build_all(args) if mine else 0
+    return _build_all(args)
+
+
+def _build_all(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(op: str) -> bool:

@@ -1,5 +1,5 @@
-"""`stylegan-anime doctor`: which path (native kernel or reference) each op takes on each
-device kind, and why; builds the CPU kernels if they are not built yet."""
+"""`stylegan-anime doctor`: which path (native kernel or reference) each op would take now on each
+device kind, and why; ``--build`` builds the native ops of the devices present and waits."""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +12,17 @@ from ..networks import winograd
 
 def add_parser(sub) -> None:
     p = sub.add_parser("doctor", help="show whether the native ops are used, per op and device, and why")
+    p.add_argument("--build", action="store_true",
+                   help="build the native ops now (CPU, and CUDA when a GPU is present) and wait, "
+                        "retrying builds that failed")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.build:
+        kinds = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for kind in kinds:
+            native_build.main([kind])
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}), "
           f"ops mode {native_build.ops_mode()} (${native_build.ENV_MODE}), cache {native_build.cache_root()}")
     rows = [(op, kind, *native_build.status(op, kind)) for op in native_build.OPS for kind in native_build.DEVICE_KINDS]
