@@ -9,6 +9,7 @@ computes what the public code's formula computes from the stored tensors.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +30,12 @@ def test_every_downloadable_entry_has_an_architecture_test_and_a_known_format():
     entries = hub.registry()
     assert {name for name, e in entries.items() if not e.bundled} == BUILT_HERE
     assert all(e.format in READER_OF_FORMAT for e in entries.values())
+
+
+def test_the_readme_model_table_lists_every_registry_entry():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    assert set(hub.registry()) <= rows
 
 
 def test_bundled_entries_load_at_their_registered_resolution():
