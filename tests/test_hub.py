@@ -297,7 +297,8 @@ def test_models_shows_the_bundled_model_s_real_file_size(capsys):
     assert f"{size:.1f} MiB" in row.split("safetensors")[1]   # ... the table reads it from the file
 
 
-@pytest.mark.parametrize("argv", [["download", "tadne512"], ["generate", "--network", "tadne512", "--seeds", "0", "-o", "x.png"]])
+@pytest.mark.parametrize("argv", [["download", "tadne512"],
+                                  ["generate", "--network", "tadne512", "--seeds", "0", "-o", "x.png"]])
 def test_an_unknown_model_name_lists_the_known_ones(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

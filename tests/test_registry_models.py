@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +25,11 @@ READER_OF_FORMAT = {"safetensors": "stylegan-anime safetensors", "tf-pickle": "N
                     "ada-pickle": "stylegan2-ada-pytorch pickle", "rosinality": "rosinality torch checkpoint"}
 BUILT_HERE = {"anime-portraits-512", "tadne-512"}
 RESOLUTIONS = [2 ** k for k in range(2, 10)]   # 4 .. 512
+
+
+@pytest.fixture(autouse=True)
+def bundled_registry_only(monkeypatch):
+    monkeypatch.delenv(hub.REGISTRY_ENV, raising=False)
 
 
 def test_every_downloadable_entry_has_an_architecture_test_and_a_known_format():
@@ -88,8 +94,9 @@ def test_anime_portraits_512_config_f_tf_snapshot_loads(tmp_path):
         torch.testing.assert_close(nets.G_ema.mapping(z, None)[:, 0], mapping_reference(z, layers, normalize=True),
                                    rtol=1e-5, atol=1e-5)
     assert torch.equal(nets.G_ema.mapping.w_avg, gs["dlatent_avg"])
-    g = pm.tf_variables(G)
-    assert torch.equal(nets.G.synthesis.b512.torgb.affine.weight, torch.from_numpy(g["synthesis/512x512/ToRGB/mod_weight"].T))
+    g = pm.tf_variables(G)   # the raw generator is read too, from its own variables
+    assert torch.equal(nets.G.synthesis.b512.torgb.affine.weight,
+                       torch.from_numpy(g["synthesis/512x512/ToRGB/mod_weight"].T))
     assert torch.equal(nets.D.b4.out.weight, torch.from_numpy(pm.tf_variables(D)["Output/weight"].T))
     assert_generates(nets.G_ema, entry.resolution)
 
