@@ -34,6 +34,7 @@ REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 CACHE_ENV = "STYLEGAN_ANIME_CACHE"
 REGISTRY_ENV = "STYLEGAN_ANIME_REGISTRY"
 COMPRESSIONS = (None, "xz")
+FORMATS = ("safetensors", "tf-pickle", "ada-pickle", "rosinality")   # the readers in formats/
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class ModelEntry:
 
     name: str
     resolution: int
-    format: str          # tf-pickle, ada-pickle, rosinality, safetensors (informative: readers sniff the bytes)
+    format: str          # one of FORMATS; readers sniff the bytes, tests/test_registry_models.py checks it
     licence: str
     source: str          # the page that documents the model and these facts
     description: str = ""
@@ -74,6 +75,10 @@ class ModelEntry:
         where = [k for k in ("file", "url", "manual_url") if getattr(self, k)]
         if len(where) != 1:
             raise UserError(f"registry entry {self.name!r} needs exactly one of file, url, manual_url (has {where})")
+        if self.format not in FORMATS:
+            raise UserError(f"registry entry {self.name!r}: format must be one of {', '.join(FORMATS)}")
+        if not isinstance(self.resolution, int) or self.resolution < 4 or self.resolution & (self.resolution - 1):
+            raise UserError(f"registry entry {self.name!r}: resolution must be a power of two >= 4")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
             raise UserError(f"registry entry {self.name!r}: sha256 must be 64 hex digits")
         if self.compression not in COMPRESSIONS:
@@ -125,15 +130,13 @@ def _lock_path(remote: RemoteFile) -> Path:
 # ---------------------------------------------------------------------------------------- registry
 
 def _read_registry(path: Path) -> dict[str, ModelEntry]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"registry file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"registry file {path} is not valid JSON: {e}") from None
+    data = _parse_json(path)
+    items = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UserError(f"registry file {path} must hold {{\"models\": [ {{entry}}, ... ]}}")
     known = {f.name for f in fields(ModelEntry)}
     entries = {}
-    for item in data.get("models", []) if isinstance(data, dict) else []:
+    for item in items:
         unknown = set(item) - known
         if unknown:
             raise UserError(f"registry file {path}: unknown field(s) {sorted(unknown)} in {item.get('name')!r}")
@@ -145,6 +148,20 @@ def _read_registry(path: Path) -> dict[str, ModelEntry]:
             entry = ModelEntry(**{**asdict(entry), "file": str((path.parent / entry.file).resolve())})
         entries[entry.name] = entry
     return entries
+
+
+def _parse_json(path: Path):
+    """The file's JSON; a syntax error names the file and the line (people edit these by hand)."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"registry file {path} does not exist") from None
+    except OSError as e:
+        raise UserError(f"registry file {path} cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"registry file {path} is not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"registry file {path}, line {e.lineno} column {e.colno}: not valid JSON ({e.msg})") from None
 
 
 def registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry]:

@@ -233,6 +233,17 @@ def test_rosinality_checkpoint_loads_the_same_networks(tmp_path):
     assert_converts_bit_exactly(path, tmp_path, nets)
 
 
+def test_rosinality_discriminator_stddev_features_come_from_the_weights(tmp_path):
+    """Forks change rosinality's stddev_feat (TADNE's run used 4): final_conv's input width tells."""
+    G_ema, _, _ = make_nets()
+    torch.manual_seed(3)
+    # (the group size is not in the weights: rosinality's code fixes it at 4, as the reader assumes)
+    D = Discriminator(small_d_config(img_resolution=16, mbstd_num_channels=4, mbstd_group_size=4)).eval()
+    nets = sa.load_networks(ff.write_rosinality(tmp_path / "d4.pt", G_ema, D=D))
+    assert nets.D.cfg.mbstd_num_channels == 4
+    assert_same_discriminator(D, nets.D)
+
+
 def test_rosinality_without_latent_avg_estimates_it(tmp_path):
     G_ema, _, _ = make_nets()
     nets = sa.load_networks(ff.write_rosinality(tmp_path / "g.pt", G_ema, latent_avg=False))

@@ -252,6 +252,8 @@ def test_bundled_entries_resolve_beside_their_registry(tmp_path, small_G):
     (dict(name="x", url="http://a/b", sha256="abc"), "64 hex"),
     (dict(name="x", url="http://a/b", colour="red"), "unknown field"),
     (dict(name="x", url="http://a/b", compression="zip"), "compression"),
+    (dict(name="x", url="http://a/b", format="onnx"), "format must be one of"),
+    (dict(name="x", url="http://a/b", resolution=500), "power of two"),
 ])
 def test_bad_registry_entries_are_one_line_errors(tmp_path, entry, message):
     reg = write_registry(tmp_path / "reg.json", entry)
@@ -284,3 +286,54 @@ def test_a_host_that_does_not_resolve_is_not_retried(monkeypatch, cache):
         hub.fetch("https://example.invalid/m.pkl", progress=False)
     assert len(calls) == 1 and "does not resolve (offline?)" in str(e.value) and "\n" not in str(e.value)
     assert files_in(cache) == []
+
+
+def test_models_shows_the_bundled_model_s_real_file_size(capsys):
+    entry = hub.registry()["default"]
+    assert entry.bundled and entry.size is None   # the registry does not repeat it ...
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("default "))
+    size = Path(entry.file).stat().st_size / 2 ** 20
+    assert f"{size:.1f} MiB" in row.split("safetensors")[1]   # ... the table reads it from the file
+
+
+@pytest.mark.parametrize("argv", [["download", "tadne512"],
+                                  ["generate", "--network", "tadne512", "--seeds", "0", "-o", "x.png"]])
+def test_an_unknown_model_name_lists_the_known_ones(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"stylegan-anime {argv[0]}: error: 'tadne512'")
+    known = err.split("known:")[1]
+    assert all(name in known for name in hub.registry())
+    with pytest.raises(UserError, match="known: .*default"):
+        sa.load("tadne512")
+
+
+@pytest.mark.parametrize("text,where", [
+    ('{"models": [\n  {"name": "a", "url": "http://a/b"},\n  {"name": "b" "url": "http://a/c"}\n]}\n', "line 3 column"),
+    ('{"models": [\n  {"name": "a", "url": "http://a/b"},\n]}\n', "line 3 column"),   # trailing comma
+    ('{"models": [\n', "line 2 column"),                                                # cut short
+])
+def test_a_registry_that_is_not_json_names_the_file_and_the_line(tmp_path, monkeypatch, capsys, text, where):
+    reg = tmp_path / "my registry.json"
+    reg.write_text(text)
+    monkeypatch.setenv(hub.REGISTRY_ENV, str(reg))
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("stylegan-anime models: error: ")
+    assert str(reg) in err and where in err
+
+
+@pytest.mark.parametrize("content,message", [
+    (b'[{"name": "a"}]', "must hold"),
+    (b'{"models": {"name": "a"}}', "must hold"),
+    (b'{"models": ["a"]}', "must hold"),
+    (b'{"models": []}\xff', "not UTF-8"),
+])
+def test_a_registry_of_the_wrong_shape_is_one_line(tmp_path, content, message):
+    reg = tmp_path / "reg.json"
+    reg.write_bytes(content)
+    with pytest.raises(UserError, match=message) as e:
+        hub.registry(reg)
+    assert str(reg) in str(e.value) and "\n" not in str(e.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import hub
 
@@ -20,6 +21,13 @@ def _size(n: int | None) -> str:
         n /= 1024
 
 
+def _known_size(entry: hub.ModelEntry) -> int | None:
+    """A bundled model's size is its file's (the registry need not repeat it); else the registry's."""
+    if entry.bundled and Path(entry.file).is_file():
+        return Path(entry.file).stat().st_size
+    return entry.size
+
+
 def _state(entry: hub.ModelEntry) -> str:
     if entry.bundled:
         return "bundled" if hub.is_cached(entry) else "missing"
@@ -30,7 +38,8 @@ def _state(entry: hub.ModelEntry) -> str:
 
 def table(entries: list[hub.ModelEntry]) -> str:
     header = ("NAME", "RES", "FORMAT", "SIZE", "LICENCE", "CACHED")
-    rows = [header] + [(e.name, str(e.resolution), e.format, _size(e.size), e.licence, _state(e)) for e in entries]
+    rows = [header] + [(e.name, str(e.resolution), e.format, _size(_known_size(e)), e.licence, _state(e))
+                       for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 

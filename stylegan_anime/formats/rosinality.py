@@ -119,7 +119,13 @@ def discriminator_from(sd: dict, what: str) -> Discriminator:
     for k in blocks:
         chans[res // 2 ** k] = sd[f"convs.{k}.conv2.1.weight"].shape[0]
     base, cmax = _channel_config(chans, what)
-    D = Discriminator(DiscriminatorConfig(img_resolution=res, channel_base=base, channel_max=cmax))
+    # The minibatch-stddev features before final_conv: 1 in rosinality's code, more in forks (the
+    # TADNE run used 4), so the count is read from final_conv's input width, not assumed.
+    mbstd = sd["final_conv.0.weight"].shape[1] - sd[f"convs.{blocks[-1]}.conv2.1.weight"].shape[0]
+    if mbstd < 0:
+        raise UserError(f"{what}: the d state dict's final_conv has fewer inputs than its last block's outputs")
+    D = Discriminator(DiscriminatorConfig(img_resolution=res, channel_base=base, channel_max=cmax,
+                                          mbstd_num_channels=mbstd))
     out = {f"b{res}.fromrgb.weight": sd["convs.0.0.weight"], f"b{res}.fromrgb.bias": sd["convs.0.1.bias"]}
     for k in blocks:
         b = f"b{res // 2 ** (k - 1)}"
