@@ -51,7 +51,7 @@ def ref_vs_native(network: str, env: dict[str, str], repeats: int) -> dict:
     code = f"""
 import json, time, torch
 import stylegan_anime as sa
-from stylegan_anime import native_build
+from stylegan_anime.ops import native_build
 G = sa.load({network!r}, device="cpu")
 best = {{"ref": 1e9, "native": 1e9}}
 for _ in range({repeats}):

@@ -16,7 +16,7 @@ from benchmarks.common import best_of_alternating, peak_rss_mib, print_table, ti
 
 
 def run_case(case: dict) -> dict:
-    from stylegan_anime import native_build
+    from stylegan_anime.ops import native_build
     from stylegan_anime.networks import Generator, GeneratorConfig
     native_build.set_ops_mode(case.get("ops", "auto"))
     if native_build.ops_mode() == "native":  # build (or load) before anything is timed

@@ -20,8 +20,8 @@ import torch
 from benchmarks.common import print_table, time_calls, write_json
 import torch.nn.functional as F
 
-from stylegan_anime import kernels, native_build, winograd_op
-from stylegan_anime.to_rgb import to_rgb
+from stylegan_anime.ops import kernels, native_build, winograd_op
+from stylegan_anime.ops.to_rgb import to_rgb
 from stylegan_anime.networks import winograd
 
 

@@ -31,7 +31,7 @@ CHANNEL_BASE = 16384
 
 def _use_reference_ops() -> None:
     """Route every layer through the plain-PyTorch reference ops (whatever the switch says)."""
-    from stylegan_anime import kernels
+    from stylegan_anime.ops import kernels
     kernels.upfirdn2d = kernels.upfirdn2d_ref
     kernels.bias_act = kernels.bias_act_ref
 

@@ -23,7 +23,7 @@ from benchmarks.common import best_of_alternating, peak_rss_mib, print_table, wr
 
 
 def run_case(case: dict) -> dict:
-    from stylegan_anime.interpolation import interpolation_video
+    from stylegan_anime.features.interpolation import interpolation_video
     from stylegan_anime.networks import Generator, GeneratorConfig
     if case.get("threads"):
         torch.set_num_threads(case["threads"])

@@ -1,7 +1,7 @@
 // The end of a synthesis layer on the CPU in one pass over memory: a separable FIR filter (the
 // blur after an upsampling conv; none after a stride-1 conv), a per-(sample, channel) scale
 // (demodulation), a per-channel bias, per-pixel noise, leaky ReLU and a clamp. The reference is
-// stylegan_anime/layer_epilogue.py (layer_epilogue_ref). CPU only and inference only: on CUDA, and
+// stylegan_anime/ops/layer_epilogue.py (layer_epilogue_ref). CPU only and inference only: on CUDA, and
 // wherever gradients are needed, the layers run torch's ops.
 //
 // Why a native op: torch runs the 4x4 blur as a depthwise conv at 5-10 GMAC/s, and then four more
@@ -20,7 +20,7 @@ namespace sa {
 namespace {
 
 using simd::LANES;
-constexpr int64_t MAX_TAPS = 16;  // per axis; stylegan_anime/layer_epilogue.py's MAX_TAPS
+constexpr int64_t MAX_TAPS = 16;  // per axis; stylegan_anime/ops/layer_epilogue.py's MAX_TAPS
 
 struct Shape {
     int64_t n, c, h, w, ho, wo, kh, kw, pad, noise_n;

@@ -1,5 +1,5 @@
 // The toRGB layer on the CPU: a per-sample 1x1 convolution to a few channels, plus a bias and a
-// clamp, in one pass over the activations. The reference is stylegan_anime/to_rgb.py (to_rgb_ref).
+// clamp, in one pass over the activations. The reference is stylegan_anime/ops/to_rgb.py (to_rgb_ref).
 // CPU only and inference only: on CUDA, and wherever gradients are needed, the layers run torch's ops.
 //
 // Why a native op: MKL's batched matmul with 3 output rows reads the activations at about a third of

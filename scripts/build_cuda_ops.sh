@@ -41,7 +41,7 @@ export MAX_JOBS="${MAX_JOBS:-2}"
 log="$CACHE/build_cuda_ops.log"
 # native_build.py runs stand-alone (it needs only torch), so the venv needs no other dependency.
 set +e
-"$VENV/bin/python" stylegan_anime/native_build.py cuda --check-only --verbose > "$log" 2>&1
+"$VENV/bin/python" stylegan_anime/ops/native_build.py cuda --check-only --verbose > "$log" 2>&1
 status=$?
 set -e
 grep -E "^(upfirdn2d|bias_act) cuda:" "$log" || true

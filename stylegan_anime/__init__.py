@@ -8,7 +8,7 @@
     dirs = sa.load_directions("dirs.npz")                      # from `stylegan-anime directions`
     sa.save_grid(sa.edit_grid(G, [0, 1], dirs, sa.tag_strengths("blonde hair", dirs, 2.0)), "edit.png", cols=5)
 """
-from . import hub
+from .io import hub
 from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
                       load_target, network_label_names, orthogonalize, project, save_directions, tag_labels,
                       tag_strengths)
@@ -16,18 +16,18 @@ from .metrics import load_classifier
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
-from .generation import generate_images, synthesize
-from .interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
+from .features.generation import generate_images, synthesize
+from .features.interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
 from .latents import parse_seeds, seeds_to_z
-from .loading import load, load_networks, resolve_device, save
+from .io.loading import load, load_networks, resolve_device, save
 from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .mixing import mixing_grid, save_mixing_grid
-from .render import make_grid, save_grid, save_images, to_pil, to_uint8
-from .style_layers import parse_layers
+from .features.mixing import mixing_grid, save_mixing_grid
+from .features.render import make_grid, save_grid, save_images, to_pil, to_uint8
+from .latents.style_layers import parse_layers
 from .training.augment import AdaConfig, AdaptiveP, AugmentConfig, AugmentPipe
 from .training.dataset import ImageDataset
-from .truncation import save_truncation_grid, truncation_grid
-from .video import write_video
+from .features.truncation import save_truncation_grid, truncation_grid
+from .features.video import write_video
 
 __all__ = ["hub", "UserError", "generate_images", "parse_seeds", "seeds_to_z", "load", "load_networks", "resolve_device",
            "save", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "make_grid",

@@ -11,7 +11,8 @@ import pkgutil
 import sys
 from typing import Sequence
 
-from . import commands, native_build
+from . import commands
+from .ops import native_build
 from .errors import UserError
 from .networks import winograd
 

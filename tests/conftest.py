@@ -59,7 +59,7 @@ def native_cpu_ops() -> dict:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from stylegan_anime import native_build
+    from stylegan_anime.ops import native_build
 
     def build(op):
         try:

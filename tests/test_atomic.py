@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from stylegan_anime.atomic import atomic_dir, atomic_path
+from stylegan_anime.io.atomic import atomic_dir, atomic_path
 
 
 def test_a_written_file_gets_the_usual_permissions_and_no_temp_files_remain(tmp_path):

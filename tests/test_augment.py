@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from stylegan_anime.errors import UserError
-from stylegan_anime.training.augment import (AdaConfig, AdaptiveP, AugmentConfig, AugmentPipe, blit, colour,
-                                             geometric, hue_rotate3d, luma_flip3d, rotate2d, saturation3d,
-                                             scale2d, translate2d)
+from stylegan_anime.training.augment import (AdaConfig, AdaptiveP, AugmentConfig, AugmentPipe, blit, colour, geometric,
+                                             hue_rotate3d, luma_flip3d, rotate2d, saturation3d, scale2d, translate2d)
 
 ALL = AugmentConfig.BLIT + AugmentConfig.GEOM + AugmentConfig.COLOR
 

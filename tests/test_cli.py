@@ -12,7 +12,7 @@ from PIL import Image
 
 import stylegan_anime as sa
 from stylegan_anime.cli import main
-from stylegan_anime.generation import generate_images
+from stylegan_anime.features.generation import generate_images
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from stylegan_anime import cli, hub, loading
-from stylegan_anime.formats import native
+from stylegan_anime import cli
+from stylegan_anime.io import hub, loading
+from stylegan_anime.io.formats import native
 
 MAX_BYTES = 25 * 1024 * 1024
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from stylegan_anime import kernels
+from stylegan_anime.ops import kernels
 from stylegan_anime.networks import Generator
 from stylegan_anime.networks.fast_modconv import demod_coefficients, transposed_weight, upsample_conv2d, upsample_image
 from stylegan_anime.networks.resample_conv import conv2d_resample
@@ -127,7 +127,7 @@ def test_inference_path_gives_a_sample_alone_what_it_gives_it_in_a_batch(small_G
 def test_every_synthesis_layer_ends_in_the_layer_epilogue(native_cpu_ops, monkeypatch, ops):
     """Native ops: each synthesis layer's forward ends in one native epilogue call; "ref": in torch's
     ops. The images are the reference layers' either way."""
-    from stylegan_anime import layer_epilogue, native_build, native_ops
+    from stylegan_anime.ops import layer_epilogue, native_build, native_ops
     calls = []
     real_torch, real_module = layer_epilogue._torch_epilogue, native_ops.native_module
 

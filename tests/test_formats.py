@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import stylegan_anime as sa
-from stylegan_anime import kernels
+from stylegan_anime.ops import kernels
 from stylegan_anime.cli import main
 from stylegan_anime.errors import UserError
 from stylegan_anime.networks import Discriminator, Generator
@@ -130,8 +130,8 @@ def test_tf_pickle_from_python2_era_numpy_names_loads(tmp_path):
 
 def _tf_params(G: Generator, tmp_path):
     """The Gs variables as stored in a TF pickle, keyed 'mapping/Dense0/weight' etc."""
-    from stylegan_anime.formats import tf_pickle
-    from stylegan_anime.formats.python_pickle import read_pickle
+    from stylegan_anime.io.formats import tf_pickle
+    from stylegan_anime.io.formats.python_pickle import read_pickle
     path = ff.write_tf_pickle(tmp_path / "p.pkl", G, G, make_nets()[2], tmp_path / ff.MARKER_NAME)
     return tf_pickle.collect_params(read_pickle(path)[2])
 
@@ -338,7 +338,7 @@ def test_other_architectures_are_named(tmp_path):
 
 
 def test_format_comes_from_the_content_not_the_name(tmp_path):
-    from stylegan_anime import formats
+    from stylegan_anime.io import formats
     files = _fixture_files(tmp_path)
     expected = {"tf": "NVlabs TensorFlow pickle", "ada": "stylegan2-ada-pytorch pickle",
                 "ros": "rosinality torch checkpoint"}
@@ -353,8 +353,8 @@ def test_tf_label_concat_mapping_follows_the_published_formula(tmp_path):
     """Original TF StyleGAN2 labels: x = normalize(concat(z, c @ W)) with W used unscaled, then the
     Dense layers (lrmul / sqrt(in) weight gain, lrmul bias gain, lrelu * sqrt 2)."""
     G_ema, G, D = make_nets(c_dim=3, g_label_mode="concat", d_label_mode="output")
-    from stylegan_anime.formats import tf_pickle
-    from stylegan_anime.formats.python_pickle import read_pickle
+    from stylegan_anime.io.formats import tf_pickle
+    from stylegan_anime.io.formats.python_pickle import read_pickle
     path = ff.write_tf_pickle(tmp_path / "c.pkl", G_ema, G, D, tmp_path / "m", label_mode="concat")
     p = {k: torch.from_numpy(np.array(v)) for k, v in tf_pickle.collect_params(read_pickle(path)[2]).items()}
     loaded = sa.load(path)

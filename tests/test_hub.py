@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import stylegan_anime as sa
-from stylegan_anime import download as dl
-from stylegan_anime import hub
+from stylegan_anime.io import download as dl
+from stylegan_anime.io import hub
 from stylegan_anime.cli import main
-from stylegan_anime.download import ChecksumError, DownloadPolicy
+from stylegan_anime.io.download import ChecksumError, DownloadPolicy
 from stylegan_anime.errors import UserError
 
 FAST = DownloadPolicy(retries=3, backoff=0.0, timeout=5.0, chunk_size=4096)

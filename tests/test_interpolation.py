@@ -9,11 +9,11 @@ import torch
 
 import stylegan_anime as sa
 from stylegan_anime.errors import UserError
-from stylegan_anime.generation import generate_images
-from stylegan_anime.interpolation import (CELL_SEED_STRIDE, FrameSchedule, KeyframePath, cell_keyframes, ease,
-                                          interpolation_frames, lerp, make_schedule, slerp)
-from stylegan_anime.keyframes import parse_keyframe_groups, parse_keyframes
-from stylegan_anime.latent_files import Latent, save_latent
+from stylegan_anime.features.generation import generate_images
+from stylegan_anime.features.interpolation import (CELL_SEED_STRIDE, FrameSchedule, KeyframePath, cell_keyframes, ease,
+                                                   interpolation_frames, lerp, make_schedule, slerp)
+from stylegan_anime.latents.keyframes import parse_keyframe_groups, parse_keyframes
+from stylegan_anime.latents.files import Latent, save_latent
 
 
 def test_slerp_keeps_unit_norm_and_hits_both_ends_exactly():

@@ -10,9 +10,9 @@ from PIL import Image
 
 import stylegan_anime as sa
 from stylegan_anime.cli import main
-from stylegan_anime.latent_files import Latent, save_latent
-from stylegan_anime.mixing import mixing_grid
-from stylegan_anime.truncation import truncation_grid
+from stylegan_anime.latents.files import Latent, save_latent
+from stylegan_anime.features.mixing import mixing_grid
+from stylegan_anime.features.truncation import truncation_grid
 
 
 @pytest.fixture

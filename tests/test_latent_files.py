@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stylegan_anime.errors import UserError
-from stylegan_anime.latent_files import Latent, load_latent, save_latent
+from stylegan_anime.latents.files import Latent, load_latent, save_latent
 
 
 def test_w_and_noise_round_trip_bit_exactly(small_G, tmp_path):

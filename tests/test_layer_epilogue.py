@@ -7,8 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stylegan_anime import kernels, native_build
-from stylegan_anime.layer_epilogue import Fir, _torch_epilogue, layer_epilogue, layer_epilogue_ref, separable_taps
+from stylegan_anime.ops import kernels, native_build
+from stylegan_anime.ops.layer_epilogue import Fir, _torch_epilogue, layer_epilogue, layer_epilogue_ref, separable_taps
 from stylegan_anime.networks.fast_modconv import upsample_fir
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

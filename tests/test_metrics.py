@@ -193,7 +193,7 @@ def test_classifier_command_trains_and_reports(synthetic, tmp_path, capsys, one_
 
 
 def test_training_logs_fid_at_each_snapshot(synthetic, tmp_path, one_thread):
-    from stylegan_anime import loading
+    from stylegan_anime.io import loading
     from stylegan_anime.metrics import snapshot_fid
     from stylegan_anime.training import checkpoint
     torch.manual_seed(0)

@@ -7,12 +7,12 @@ import torch
 
 import stylegan_anime as sa
 from stylegan_anime.errors import UserError
-from stylegan_anime.latent_files import Latent, load_latent, save_latent
-from stylegan_anime.generation import generate_images, synthesize
-from stylegan_anime.mixing import mixing_grid
+from stylegan_anime.latents.files import Latent, load_latent, save_latent
+from stylegan_anime.features.generation import generate_images, synthesize
+from stylegan_anime.features.mixing import mixing_grid
 from stylegan_anime.networks import Generator
-from stylegan_anime.style_layers import named_layers, parse_layers, ws_by_resolution
-from stylegan_anime.truncation import truncation_grid, truncation_images
+from stylegan_anime.latents.style_layers import named_layers, parse_layers, ws_by_resolution
+from stylegan_anime.features.truncation import truncation_grid, truncation_images
 
 from conftest import small_g_config
 

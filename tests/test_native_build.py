@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylegan_anime import cli, native_build
+from stylegan_anime import cli
+from stylegan_anime.ops import native_build
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def run_python(code: str, cache: Path, timeout: float = 300, **env: str) -> dict
 BROKEN_COMPILER_SCRIPT = """
     import json, warnings
     import torch
-    from stylegan_anime import kernels, layer_epilogue, native_build, to_rgb
+    from stylegan_anime.ops import kernels, layer_epilogue, native_build, to_rgb
     from stylegan_anime.networks import winograd
     x = torch.randn(2, 3, 6, 6)
     f = kernels.setup_filter([1, 3, 3, 1])
@@ -96,7 +97,7 @@ def test_auto_mode_never_waits_and_the_next_run_uses_the_background_build(tmp_pa
         (cache / "stylegan_anime" / name / native_build.COMPLETE_MARKER).unlink()
     code = """
         import json, sys, torch
-        from stylegan_anime import kernels, native_build
+        from stylegan_anime.ops import kernels, native_build
         x = torch.randn(3, 4, 5, 5)
         same = torch.equal(kernels.bias_act(x, None, act="lrelu"), kernels.bias_act_ref(x, None, act="lrelu"))
         print(json.dumps({"same": same, "status": [native_build.status(op, "cpu") for op in native_build.OPS]}))
@@ -114,7 +115,7 @@ def test_auto_mode_never_waits_and_the_next_run_uses_the_background_build(tmp_pa
 def test_native_mode_turns_a_build_failure_into_an_error(tmp_path):
     code = """
         import json, torch
-        from stylegan_anime import kernels, native_build
+        from stylegan_anime.ops import kernels, native_build
         try:
             kernels.bias_act(torch.zeros(3), None)
             print(json.dumps({"raised": None}))
@@ -138,7 +139,7 @@ def test_stale_lock_from_a_killed_build_is_cleared(tmp_path, native_cpu_ops):
     (build_dir / "lock").write_text("")
     code = """
         import json, torch
-        from stylegan_anime import kernels, native_build
+        from stylegan_anime.ops import kernels, native_build
         result = native_build.build("bias_act", "cpu")
         x = torch.randn(4, 5)
         with native_build.use_ops("native"):

@@ -8,7 +8,7 @@ import torch
 
 import stylegan_anime as sa
 from stylegan_anime.errors import UserError
-from stylegan_anime.formats.native import Networks
+from stylegan_anime.io.formats.native import Networks
 from stylegan_anime.networks import Discriminator
 
 from conftest import small_d_config, small_g_config

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from stylegan_anime import kernels, native_build
+from stylegan_anime.ops import kernels, native_build
 
 pytestmark = pytest.mark.usefixtures("native_cpu_ops")
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

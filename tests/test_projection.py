@@ -11,8 +11,8 @@ from stylegan_anime.cli import main
 from stylegan_anime.editing import Projection, ProjectionConfig, load_target, project
 from stylegan_anime.editing.projection import ProjectionLoss, learning_rate, w_noise_std, w_statistics
 from stylegan_anime.errors import UserError
-from stylegan_anime.formats.native import Networks
-from stylegan_anime.latent_files import load_latent, save_latent
+from stylegan_anime.io.formats.native import Networks
+from stylegan_anime.latents.files import load_latent, save_latent
 
 from conftest import torch_threads
 

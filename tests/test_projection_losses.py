@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from stylegan_anime import kernels
+from stylegan_anime.ops import kernels
 from stylegan_anime.editing import losses
 from stylegan_anime.errors import UserError
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylegan_anime import formats, hub
+from stylegan_anime.io import formats, hub
 
 import format_fixtures as ff
 import published_models as pm

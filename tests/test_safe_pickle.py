@@ -12,7 +12,7 @@ import torch
 
 import stylegan_anime as sa
 from stylegan_anime.errors import UserError
-from stylegan_anime.formats.safe_pickle import UnsafePickleError
+from stylegan_anime.io.formats.safe_pickle import UnsafePickleError
 
 import format_fixtures as ff
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_anime import render
+from stylegan_anime.features import render
 from stylegan_anime.errors import UserError
 from stylegan_anime.latents import parse_seeds, seeds_to_z
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 import stylegan_anime as sa
 from stylegan_anime.cli import main
-from stylegan_anime.generation import generate_images
+from stylegan_anime.features.generation import generate_images
 
 import format_fixtures as ff
 from test_formats import make_nets

@@ -7,8 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stylegan_anime import native_build
-from stylegan_anime.to_rgb import _torch_to_rgb, to_rgb, to_rgb_ref
+from stylegan_anime.ops import native_build
+from stylegan_anime.ops.to_rgb import _torch_to_rgb, to_rgb, to_rgb_ref
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

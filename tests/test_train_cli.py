@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylegan_anime import cli, loading
-from stylegan_anime.formats import native
+from stylegan_anime import cli
+from stylegan_anime.io import loading
+from stylegan_anime.io.formats import native
 from stylegan_anime.networks import Generator
 from stylegan_anime.training import checkpoint
 

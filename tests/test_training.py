@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from stylegan_anime import kernels
+from stylegan_anime.ops import kernels
 from stylegan_anime.errors import UserError
-from stylegan_anime.formats import native
+from stylegan_anime.io.formats import native
 from stylegan_anime.networks import Discriminator, Generator
 from stylegan_anime.training import checkpoint
 from stylegan_anime.training.config import TrainingConfig

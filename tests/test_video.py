@@ -14,7 +14,7 @@ import pytest
 from moviepy import VideoFileClip
 
 from stylegan_anime.errors import UserError
-from stylegan_anime.video import gif_delays_cs, output_size, write_video
+from stylegan_anime.features.video import gif_delays_cs, output_size, write_video
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ CHILD = textwrap.dedent("""
     torch.set_num_threads(1)  # tiny network: threads only add spinning on a busy machine
     from conftest import randomize_buffers, small_g_config
     from stylegan_anime.networks import Generator
-    from stylegan_anime.interpolation import interpolation_video
+    from stylegan_anime.features.interpolation import interpolation_video
     torch.manual_seed(0)
     G = randomize_buffers(Generator(small_g_config())).eval()
     interpolation_video(G, "0,5,9", sys.argv[2], frames=int(sys.argv[1]), grid=(3, 3), size=SIZE, progress=False)

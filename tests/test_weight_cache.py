@@ -82,7 +82,7 @@ def test_kept_filters_route_convs_to_winograd_and_agree_with_the_reference(monke
     unfused one where the rule says so), and every stride-1 3×3 layer the fused F(4×4, 3×3) (with its
     block's toRGB layer in the same pass, where it has one), inside cached_weights() (and only there),
     and the images equal the reference layers' (no_grad off)."""
-    from stylegan_anime import winograd_op
+    from stylegan_anime.ops import winograd_op
     from stylegan_anime.networks import winograd
     if convs == ("conv_transpose3x3_s2_transformed",):
         monkeypatch.setattr(winograd, "up_algorithm", lambda x, shape, kept: "winograd" if kept else None)

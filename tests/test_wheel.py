@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 MAIN_JOB = ["generate", "--seeds", "0-8", "--grid", "3x3", "-o", "grid.png"]
 
 
+# A user's machine: nothing on PYTHONPATH (a checkout there would make pip think the package is installed).
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STYLEGAN_ANIME_REGISTRY")}
+
+
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=CLEAN_ENV, **kw)
     assert result.returncode == 0, f"{cmd[:3]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -33,10 +37,9 @@ def test_wheel_in_a_fresh_venv_runs_the_main_job(tmp_path):
     py = venv / "bin" / "python"
     torch_version = torch.__version__.split("+")[0]
     run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}", str(wheel)])
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STYLEGAN_ANIME_REGISTRY")}
-    run([str(venv / "bin" / "stylegan-anime"), *MAIN_JOB], cwd=work, env=env)
+    run([str(venv / "bin" / "stylegan-anime"), *MAIN_JOB], cwd=work)
 
-    where = run([str(py), "-c", "import stylegan_anime.hub as h; print(h.WEIGHTS_DIR)"], cwd=work, env=env)
+    where = run([str(py), "-c", "import stylegan_anime.io.hub as h; print(h.WEIGHTS_DIR)"], cwd=work)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     ours = sa.make_grid(sa.generate_images(sa.load("default", device="cpu"), "0-8"), cols=3)
     theirs = Image.open(work / "grid.png").convert("RGB")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stylegan_anime import native_build, winograd_op
+from stylegan_anime.ops import native_build, winograd_op
 
 HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Blocks of 8 tiles side by side wholly inside the image (widths of 37 and more, away from the
@@ -192,7 +192,7 @@ def test_fused_convs_equal_the_direct_convolutions(native_cpu_ops, shape, band, 
 def test_the_fused_conv_finishes_its_tiles_as_the_layer_epilogue_does(native_cpu_ops, shape, noise, clamp, bias, seed):
     """Scale, bias, noise (one plane for all images or one each), leaky ReLU and clamp on each output
     tile before it is stored equal the conv followed by ``layer_epilogue_ref``."""
-    from stylegan_anime.layer_epilogue import Finish, layer_epilogue_ref
+    from stylegan_anime.ops.layer_epilogue import Finish, layer_epilogue_ref
     n, c, k, h, w = shape
     gen = torch.Generator().manual_seed(seed)
     x, g = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
@@ -218,8 +218,8 @@ def test_the_fused_conv_computes_its_to_rgb_layer_as_to_rgb_ref_does(native_cpu_
     """The toRGB sums gathered tile by tile (per-image weights, bias, clamp, then the skip image) equal
     ``to_rgb_ref`` of the conv's output plus the skip image; y comes back as the plain fused conv's
     (bit for bit), or not at all when it is not kept."""
-    from stylegan_anime.layer_epilogue import Finish
-    from stylegan_anime.to_rgb import ToRgb, to_rgb_ref
+    from stylegan_anime.ops.layer_epilogue import Finish
+    from stylegan_anime.ops.to_rgb import ToRgb, to_rgb_ref
     n, c, k, h, w = shape
     gen = torch.Generator().manual_seed(seed)
     x, g = torch.randn(n, c, h, w, generator=gen), torch.randn(k, c, 3, 3, generator=gen)
@@ -274,8 +274,8 @@ def test_fused_conv_refuses_bad_arguments(native_cpu_ops, bad, message):
     (dict(skip=torch.zeros(1, 3, 4, 8)), "skip must be"),
 ])
 def test_fused_conv_refuses_bad_to_rgb_arguments(native_cpu_ops, bad, message):
-    from stylegan_anime.layer_epilogue import Finish
-    from stylegan_anime.to_rgb import ToRgb
+    from stylegan_anime.ops.layer_epilogue import Finish
+    from stylegan_anime.ops.to_rgb import ToRgb
     rgb = ToRgb(**(dict(weight=torch.zeros(1, 3, 4)) | bad))
     with pytest.raises(RuntimeError, match=message):
         winograd_op.conv3x3_fused_rgb(torch.zeros(1, 3, 8, 8), torch.zeros(36, 4, 3), None, Finish(), rgb)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading
+from ..io import loading
 
 
 def add_parser(sub) -> None:

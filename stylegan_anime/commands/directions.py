@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading
+from ..io import loading
 from ..editing.directions import find_directions, save_directions
 from ..metrics import load_classifier
 from .args import add_network_options, int_arg

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from .. import native_build
+from ..ops import native_build
 from ..networks import winograd
 
 

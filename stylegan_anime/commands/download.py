@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import hub
+from ..io import hub
 from ..errors import UserError
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import latents, loading, render
+from .. import latents
+from ..io import loading
+from ..features import render
 from ..editing.directions import edit_grid, load_directions, tag_strengths
 from ..editing.tags import split_prompt
 from .args import add_network_options, float_arg, int_arg

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading
+from ..io import loading
 from ..metrics import data_labels, dataset_stats, generator_fid, load_features
 from .args import add_network_options, float_arg, int_arg
 

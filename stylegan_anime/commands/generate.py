@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import latents, loading, render
+from .. import latents
+from ..io import loading
+from ..features import render
 from ..errors import UserError
-from ..generation import generate_images
+from ..features.generation import generate_images
 from .args import add_generation_options, add_network_options, int_arg
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading, render
-from ..interpolation import EASINGS, SPACES, interpolation_video
+from ..io import loading
+from ..features import render
+from ..features.interpolation import EASINGS, SPACES, interpolation_video
 from .args import add_generation_options, add_network_options, float_arg, int_arg
 from .generate import conditioning
 
@@ -37,8 +38,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..keyframes import parse_keyframe_groups
-    from ..video import check_video_path, parse_size
+    from ..latents.keyframes import parse_keyframe_groups
+    from ..features.video import check_video_path, parse_size
     check_video_path(args.out, args.fps)
     parse_size(args.size)
     grid = render.parse_grid(args.grid)

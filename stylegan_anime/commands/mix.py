@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading
-from ..mixing import save_mixing_grid
+from ..io import loading
+from ..features.mixing import save_mixing_grid
 from .args import add_generation_options, add_network_options, int_arg
 from .generate import conditioning
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import hub
+from ..io import hub
 
 
 def add_parser(sub) -> None:

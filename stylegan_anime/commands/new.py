@@ -6,8 +6,8 @@ import argparse
 
 import torch
 
-from .. import loading
-from ..formats.native import Networks
+from ..io import loading
+from ..io.formats.native import Networks
 from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .args import int_arg
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
-from .. import loading, render
+from ..io import loading
+from ..features import render
 from ..editing import ProjectionConfig, load_perceptual, load_target, project
 from ..errors import UserError
-from ..latent_files import save_latent
-from ..video import check_video_path
+from ..latents.files import save_latent
+from ..features.video import check_video_path
 from .args import add_network_options, float_arg, int_arg
 from .generate import conditioning
 

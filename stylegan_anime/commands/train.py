@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import loading
+from ..io import loading
 from ..errors import UserError
 from ..networks import DiscriminatorConfig, GeneratorConfig
 from .args import float_arg, int_arg

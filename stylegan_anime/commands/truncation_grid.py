@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import loading
-from ..truncation import save_truncation_grid
+from ..io import loading
+from ..features.truncation import save_truncation_grid
 from .args import add_network_options, int_arg
 from .generate import conditioning
 

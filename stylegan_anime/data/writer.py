@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from ..atomic import atomic_dir, atomic_path
+from ..io.atomic import atomic_dir, atomic_path
 from ..errors import UserError
 
 METADATA = "dataset.json"

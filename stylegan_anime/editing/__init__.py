@@ -1,6 +1,6 @@
 """Latent-space editing: projection of images into w / w+, tag prompts, attribute directions in w."""
-from .directions import (Directions, edit, edit_grid, find_directions, fit_directions, load_directions,
-                         orthogonalize, sample_labelled_w, save_directions, tag_strengths)
+from .directions import (Directions, edit, edit_grid, find_directions, fit_directions, load_directions, orthogonalize,
+                         sample_labelled_w, save_directions, tag_strengths)
 from .losses import load_perceptual
 from .tags import network_label_names, parse_tags, tag_labels
 from .projection import (Projection, ProjectionConfig, ProjectionResult, ProjectionStep, load_target, project,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..errors import UserError
 from ..latents import seeds_to_z
 from ..networks.weight_cache import cached_weights

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import kernels
+from ..ops import kernels
 from ..errors import UserError
 from ..networks import Discriminator
 

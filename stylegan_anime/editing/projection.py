@@ -25,11 +25,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..latent_files import Latent
+from ..latents.files import Latent
 from ..networks import Discriminator, Generator
 from ..networks.config import ConfigBase
-from ..render import image_to_tensor, to_uint8
-from ..video import check_video_path, write_video
+from ..features.render import image_to_tensor, to_uint8
+from ..features.video import check_video_path, write_video
 from . import losses
 
 MODES = ("w", "w+")

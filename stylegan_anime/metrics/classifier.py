@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..errors import UserError
 
 FORMAT = "stylegan-anime-classifier/1"

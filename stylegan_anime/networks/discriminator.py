@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .. import kernels
+from ..ops import kernels
 from .config import DiscriminatorConfig
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork

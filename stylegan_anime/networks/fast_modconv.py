@@ -36,9 +36,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import kernels, winograd_op
-from ..layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
-from ..to_rgb import ToRgb, to_rgb
+from ..ops import kernels, winograd_op
+from ..ops.layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
+from ..ops.to_rgb import ToRgb, to_rgb
 from . import weight_cache, winograd
 from .resample_conv import conv2d_resample
 

@@ -41,7 +41,7 @@ class Generator(nn.Module):
         """Style mixing: ws of a with the chosen ws taken from b. w_a, w_b: [N, num_ws, w_dim]
         (or [num_ws, w_dim]). layers: ws indices, or a spec like 'coarse', 'middle,fine', '0-6'
         (see ``style_layers``). Taking the coarse ws from b gives b's pose and face shape with a's colours."""
-        from ..style_layers import parse_layers  # the spec parser lives with the latent tools
+        from ..latents.style_layers import parse_layers  # the spec parser lives with the latent tools
         idx = parse_layers(layers, self.synthesis) if isinstance(layers, str) else [int(i) for i in layers]
         out = w_a.clone()
         if idx:

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .. import kernels
+from ..ops import kernels
 from .resample_conv import conv2d_resample
 
 

@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .. import kernels, native_ops
-from ..to_rgb import ToRgb
+from ..ops import kernels, native_ops
+from ..ops.to_rgb import ToRgb
 from . import fast_modconv
 from .layers import FullyConnectedLayer
 from .resample_conv import conv2d_resample

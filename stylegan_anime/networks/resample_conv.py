@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import kernels, winograd_op
+from ..ops import kernels, winograd_op
 from . import winograd
 
 

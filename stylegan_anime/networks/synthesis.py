@@ -7,7 +7,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .. import kernels, memory, native_ops
+from ..ops import kernels, native_ops
+from . import memory
 from .config import GeneratorConfig
 from . import fast_modconv
 from .layers import Conv2dLayer

@@ -11,7 +11,7 @@ against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
   1.3–2.7× faster on the 64²–512² layers of a 512² generator; slower under 64×64 pixels or
   2^28 pixel·channel² of work (e.g. 128 channels at 64²).
 - Everything else, training above all (``f43_usable``): our F(4×4, 3×3)
-  (``stylegan_anime/winograd_op.py``: native tile transforms, BLAS products, gradients of any
+  (``stylegan_anime/ops/winograd_op.py``: native tile transforms, BLAS products, gradients of any
   order), 2.1–2.2× faster forwards + backwards on the 256–512-channel layers of a 64² training
   run; slower with fewer than ``MIN_TILES`` tiles or ``MIN_CHANNELS`` channels.
 
@@ -33,7 +33,7 @@ from typing import Iterator
 
 import torch
 
-from .. import winograd_op
+from ..ops import winograd_op
 
 MODES = ("auto", "off", "always")
 ENV_MODE = "STYLEGAN_ANIME_WINOGRAD"

@@ -21,9 +21,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..errors import UserError
-from ..formats import native
+from ..io.formats import native
 
 LATEST = "latest.json"
 PREFIX = "snapshot-"

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import latents, loading, render
-from ..atomic import atomic_path
+from .. import latents
+from ..io import loading
+from ..features import render
+from ..io.atomic import atomic_path
 from ..errors import UserError
-from ..formats.native import Networks
+from ..io.formats.native import Networks
 from ..networks import Discriminator, Generator
 from . import checkpoint, distributed
 from .augment import AdaConfig, AdaptiveP, AugmentPipe

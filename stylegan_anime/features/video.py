@@ -14,8 +14,8 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..io.atomic import atomic_path
+from ..errors import UserError
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MAX_GIF_FPS = 50  # GIF delays are whole centiseconds, and players slow down delays under 2 cs

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..io.atomic import atomic_path
+from ..errors import UserError
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 from .generation import synthesize
-from .keyframes import Keyframe, keyframe_ws, parse_keyframes
+from ..latents.keyframes import Keyframe, keyframe_ws, parse_keyframes
 from .render import make_grid, save_image, to_pil
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...errors import UserError
+from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .native import Networks
 from .python_pickle import TORCH_LEGACY_MAGIC
 from .safe_pickle import UnsafePickleError

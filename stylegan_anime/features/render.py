@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..io.atomic import atomic_path
+from ..errors import UserError
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:

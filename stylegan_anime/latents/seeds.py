@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ...errors import UserError
 
 
 class UnsafePickleError(UserError):

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import UserError
-from ..networks import Discriminator, Generator
+from ...errors import UserError
+from ...networks import Discriminator, Generator
 from . import kwargs_map
 from .native import Networks
 from .safe_pickle import TFNetworkStub

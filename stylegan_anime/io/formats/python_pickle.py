@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ...errors import UserError
 from . import ada_pickle, tf_pickle
 from .native import Networks
 from .safe_pickle import TFNetworkStub, safe_load

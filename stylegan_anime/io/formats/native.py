@@ -18,8 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
-from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...errors import UserError
+from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 FORMAT = "stylegan-anime/1"
 MAGIC_PREFIX = b"{"  # safetensors: 8-byte little-endian header size, then the JSON header

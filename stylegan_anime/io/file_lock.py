@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import UserError
+from ..errors import UserError
 
 try:
     import fcntl

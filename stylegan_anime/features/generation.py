@@ -6,11 +6,11 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .latents import parse_seeds, seeds_to_tf_inputs, seeds_to_z
-from .networks import Generator
-from .networks.modulated_conv import NOISE_MODES
-from .networks.weight_cache import cached_weights
-from .errors import UserError
+from ..latents import parse_seeds, seeds_to_tf_inputs, seeds_to_z
+from ..networks import Generator
+from ..networks.modulated_conv import NOISE_MODES
+from ..networks.weight_cache import cached_weights
+from ..errors import UserError
 
 # "tf-seed": each seed also draws every noise input, as the official TF run_generator.py did.
 GENERATION_NOISE_MODES = NOISE_MODES + ("tf-seed",)

@@ -10,9 +10,9 @@ from typing import Sequence, Union
 
 import torch
 
-from .errors import UserError
-from .latent_files import Latent, load_latent
-from .latents import parse_seeds, seeds_to_z
+from ..errors import UserError
+from .files import Latent, load_latent
+from . import parse_seeds, seeds_to_z
 
 Keyframe = Union[int, Latent]
 

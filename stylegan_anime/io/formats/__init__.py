@@ -10,7 +10,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..errors import UserError
+from ...errors import UserError
 from . import ada_pickle, native, python_pickle, rosinality, tf_pickle
 from .native import Networks
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from .atomic import atomic_path
 from .bundled import bundled_dir
 from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
-from .errors import UserError
+from ..errors import UserError
 from .file_lock import file_lock
 
 WEIGHTS_DIR = bundled_dir("weights")

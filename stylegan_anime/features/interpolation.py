@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserError
-from .keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
-from .networks.modulated_conv import NOISE_MODES
-from .networks.weight_cache import cached_weights
+from ..errors import UserError
+from ..latents.keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
+from ..networks.modulated_conv import NOISE_MODES
+from ..networks.weight_cache import cached_weights
 from .render import make_grid, to_pil
 from .video import output_size, write_video
 

@@ -49,8 +49,9 @@ ENV_MODE = "STYLEGAN_ANIME_OPS"
 def _source_dir() -> Path:
     """The native sources: the wheel's bundled copy, else the checkout's top-level ops/. (The same
     rule as ``bundled.bundled_dir``, restated because this file also runs stand-alone, with torch only.)"""
-    installed = Path(__file__).resolve().parent / "_bundled" / "ops"
-    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "ops"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_bundled" / "ops"
+    return installed if installed.is_dir() else package.parent / "ops"
 
 
 SOURCE_DIR = _source_dir()
@@ -437,7 +438,7 @@ def _holding_background_lock(device_kind: str) -> Iterator[bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python stylegan_anime/native_build.py cuda --check-only``: build ahead of first use (CI
+    """``python stylegan_anime/ops/native_build.py cuda --check-only``: build ahead of first use (CI
     checks the CUDA sources this way; the file runs stand-alone, needing only torch)."""
     import argparse
 

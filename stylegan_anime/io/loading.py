@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 
 from . import formats, hub
-from .errors import UserError
+from ..errors import UserError
 from .formats.native import Networks
 from .formats.native import save as _save_native
-from .networks import Generator
+from ..networks import Generator
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from ..networks import DiscriminatorConfig, GeneratorConfig
+from ...errors import UserError
+from ...networks import DiscriminatorConfig, GeneratorConfig
 
 G_RUNTIME = {"truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val",
              "style_mixing_prob", "is_training", "is_validation", "return_dlatents", "is_template_graph",

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...errors import UserError
+from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .native import Networks
 from .safe_pickle import PersistentStub
 

@@ -11,9 +11,9 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 from .generation import synthesize
-from .keyframes import keyframe_name, keyframe_ws, parse_keyframes
+from ..latents.keyframes import keyframe_name, keyframe_ws, parse_keyframes
 from .render import make_grid, save_image
 
 DEFAULT_PSIS = (0.3, 0.7, 1.0, 1.3)

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from .errors import UserError
+from ..errors import UserError
 
 
 @dataclass(frozen=True)

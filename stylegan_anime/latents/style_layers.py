@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import UserError
+from ..errors import UserError
 
 NAMED_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 2 ** 30)}
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
