@@ -54,7 +54,7 @@ class ConfigBase:
         return cls.from_dict(d)
 
 
-def check_resolution(res: int) -> None:
+def _check_resolution(res: int) -> None:
     if res < 4 or res & (res - 1):
         raise UserError(f"resolution must be a power of two >= 4, got {res}")
 
@@ -89,7 +89,7 @@ class GeneratorConfig(ConfigBase):
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_resolution(self.img_resolution)
+        _check_resolution(self.img_resolution)
         if self.label_mode not in ("embed", "concat"):
             raise UserError(f"generator label_mode must be embed or concat, got {self.label_mode!r}")
         if self.architecture not in ("skip", "resnet", "orig"):
@@ -126,7 +126,7 @@ class DiscriminatorConfig(ConfigBase):
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_resolution(self.img_resolution)
+        _check_resolution(self.img_resolution)
         if self.architecture not in ("skip", "resnet", "orig"):
             raise UserError(f"discriminator architecture must be skip, resnet or orig, got {self.architecture!r}")
         if self.label_mode not in ("project", "output"):
