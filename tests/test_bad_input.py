@@ -71,12 +71,16 @@ def command(name: str, net: Path, out: Path, files: dict, *extra: str) -> list:
         "truncation-grid": ["truncation-grid", *n, "--seeds", "0", "--psis", "0.5,1", "-o", out],
         "convert": ["convert", net, out],
         "new": ["new", out, "--resolution", "8", "--z-dim", "8", "--w-dim", "8"],
+        "edit": ["edit", *n, "--seeds", "0", "--directions", out.with_name("d.npz"), "--tags", "x", "-o", out],
+        "directions": ["directions", *n, "--classifier", out.with_name("c.safetensors"), "-o", out],
+        "classifier": ["classifier", "--data", files["data"], "--steps", "1", "-o", out],
     }
     return lines[name] + list(extra)
 
 
-SUFFIX = {"generate": ".png", "interpolate": ".gif", "mix": ".png", "truncation-grid": ".png",
-          "convert": ".safetensors", "new": ".safetensors", "dataset": ".zip"}
+SUFFIX = {"generate": ".png", "interpolate": ".gif", "mix": ".png", "truncation-grid": ".png", "edit": ".png",
+          "convert": ".safetensors", "new": ".safetensors", "classifier": ".safetensors", "dataset": ".zip",
+          "directions": ".npz"}
 
 
 def out_path(name: str, folder: Path) -> Path:
@@ -95,7 +99,7 @@ def unwritable_folders(tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("name", ["generate", "generate-folder", "interpolate", "project", "dataset", "train",
-                                  "mix", "truncation-grid", "convert", "new"])
+                                  "mix", "truncation-grid", "convert", "new", "edit", "directions", "classifier"])
 def test_an_output_that_cannot_be_written_is_one_line_before_any_work(name, net, files, tmp_path, capsys,
                                                                        no_work):
     for folder in unwritable_folders(tmp_path):
@@ -116,7 +120,8 @@ def test_an_output_file_where_the_folder_is_names_it(net, files, capsys, no_work
 
 # ------------------------------------------------------------------------- existing outputs and --force
 
-@pytest.mark.parametrize("name", ["generate", "interpolate", "dataset", "mix", "truncation-grid", "convert", "new"])
+@pytest.mark.parametrize("name", ["generate", "interpolate", "dataset", "mix", "truncation-grid", "convert", "new",
+                                  "edit", "directions", "classifier"])
 def test_an_existing_output_is_refused_without_force(name, net, files, tmp_path, capsys, no_work):
     out = out_path(name, tmp_path)
     out.write_bytes(b"precious")
