@@ -315,3 +315,17 @@ def test_download_from_never_replaces_a_verified_copy_with_an_unverified_one(man
     assert run(["download", "byhand", "--from", other, "--force"]) == 0
     assert cache_state(manual_entry)["m.safetensors"] == other.read_bytes()
     assert hub.fetch("byhand") == hub.cached_file(manual_entry.remote())  # and its new record checks out
+
+
+# ------------------------------------------------------------------------- the API, where no check came first
+
+def test_writing_below_a_file_through_the_api_is_one_line(small_G, tmp_path):
+    plain = tmp_path / "afile"
+    plain.write_text("not a folder\n")
+    images = sa.generate_images(small_G, [0])
+    for write in (lambda p: sa.save_grid(images, p), lambda p: sa.save(small_G, p.with_suffix(".safetensors")),
+                  lambda p: write_synthetic_dataset(p.with_name("set"), 1, 8, progress=False)):
+        with pytest.raises(sa.UserError) as e:
+            write(plain / "deeper" / "x.png")
+        assert "cannot write" in str(e.value) and str(plain) in str(e.value) and "\n" not in str(e.value)
+    assert plain.read_text() == "not a folder\n"
