@@ -272,6 +272,19 @@ def manual_entry(tmp_path, monkeypatch):
     return hub.find("byhand")
 
 
+def test_download_url_from_checks_the_registered_resolution(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
+    url = "https://example.invalid/m.safetensors"
+    reg = tmp_path / "reg.json"
+    reg.write_text(json.dumps({"models": [dict(name="linked", resolution=32, format="safetensors", licence="test",
+                                               source="local test", url=url)]}))
+    monkeypatch.setenv(hub.REGISTRY_ENV, str(reg))
+    assert run(["download", url, "--from", weights(tmp_path, "big.safetensors", 0, img_resolution=64)]) == 2
+    one_line_error(capsys, "big.safetensors", "64²", "linked is 32²")
+    assert not hub.cached_file(hub.find("linked").remote()).exists()
+    assert run(["download", url, "--from", weights(tmp_path, "ok.safetensors", 0)]) == 0
+
+
 def weights(tmp_path: Path, name: str, seed: int, **config) -> Path:
     G = randomize_buffers(sa.Generator(small_g_config(**config)), seed).eval()
     return sa.save(G, tmp_path / name)

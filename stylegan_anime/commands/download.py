@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.from_file:
-        entry = None if hub.is_url(args.source) else _entry(args.source)
+        entry = _entry(args.source)
         remote = hub.entry_for_url(args.source) if entry is None else entry.remote()
         path = hub.import_file(remote, args.from_file, entry=entry, force=args.force)
     else:
@@ -32,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _entry(name: str) -> hub.ModelEntry:
-    entry = hub.find(name)
+def _entry(source: str) -> hub.ModelEntry | None:
+    """The registry entry a name or URL stands for (None: a URL the registry does not know)."""
+    if hub.is_url(source):
+        return next((e for e in hub.registry().values() if e.url == source), None)
+    entry = hub.find(source)
     if entry.bundled:
-        raise UserError(f"{name} is bundled with the package; there is nothing to download")
+        raise UserError(f"{source} is bundled with the package; there is nothing to download")
     return entry
