@@ -227,15 +227,8 @@ def import_file(remote: RemoteFile, path: str | os.PathLike, entry: ModelEntry |
     dest = cached_file(remote)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(_lock_path(remote)), tempfile.TemporaryDirectory(prefix=".import.", dir=dest.parent) as tmp:
-        landing = Path(tmp) / remote.filename
-        shutil.copyfile(path, landing)
-        digest = verify(landing, str(path), remote.sha256, remote.size)
-        staged = landing
-        if remote.compression == "xz":
-            staged = Path(tmp) / remote.cached_name
-            _decompress_xz(landing, staged)
+        staged, digest, final_digest = _stage(remote, path, Path(tmp))
         _check_weights(staged, path, entry)
-        final_digest = sha256_file(staged)
         if not _may_replace(remote, dest, final_digest, path, force):
             return dest
         _discard(remote, dest, keep_part=False)
@@ -243,6 +236,18 @@ def import_file(remote: RemoteFile, path: str | os.PathLike, entry: ModelEntry |
         _write_record(remote, dest, final_digest, digest)
         _note_trust(remote, digest)
     return dest
+
+
+def _stage(remote: RemoteFile, path: Path, tmp: Path) -> tuple[Path, str, str]:
+    """Copy ``path`` into the folder ``tmp``, check it like a download and unpack it if need be:
+    (the file as it will be cached, sha256 of the bytes given, sha256 of the cached bytes)."""
+    landing = tmp / remote.filename
+    shutil.copyfile(path, landing)
+    digest = verify(landing, str(path), remote.sha256, remote.size)
+    if remote.compression != "xz":
+        return landing, digest, digest
+    staged = tmp / remote.cached_name
+    return staged, digest, _decompress_xz(landing, staged)
 
 
 # the registry's ``format`` → the reader (stylegan_anime.formats) that takes such files
@@ -273,7 +278,7 @@ def _may_replace(remote: RemoteFile, dest: Path, digest: str, given: Path, force
     verified one (a copy that matches its record or the published sha256)."""
     if not dest.exists() or not _still_valid(remote, dest):
         return True
-    if sha256_file(dest) == digest:
+    if _read_record(dest)["sha256"] == digest:  # _still_valid has recorded it if it was not
         return False
     if remote.sha256 is None and not force:
         raise UserError(f"{given} was not filed: the cache holds a verified, different copy ({dest}) and "
