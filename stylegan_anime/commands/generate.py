@@ -59,14 +59,17 @@ def output_paths(out: Path, seeds: list[int], grid: tuple[int, int] | None) -> l
     return [out / f"seed{s:04d}.png" for s in seeds]
 
 
+def blank_cells_note(grid: tuple[int, int], n: int) -> str:
+    cells = grid[0] * grid[1]
+    return f"note: the {grid[0]}x{grid[1]} grid has {cells} cells for {n} seeds: {cells - n} stay blank"
+
+
 def run(args: argparse.Namespace) -> int:
     seeds = latents.parse_seeds(args.seeds)
     grid = render.parse_grid(args.grid) if args.grid else None
     paths = check_outputs(output_paths(Path(args.out), seeds, grid), force=args.force)
     if grid and grid[0] * grid[1] > len(seeds):
-        blank = grid[0] * grid[1] - len(seeds)
-        print(f"note: the {args.grid} grid has {grid[0] * grid[1]} cells for {len(seeds)} seeds: "
-              f"{blank} stay blank", file=sys.stderr)
+        print(blank_cells_note(grid, len(seeds)), file=sys.stderr)
     G = loading.load(args.network, device=loading.resolve_device(args.device))
     images = generate_images(G, seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                              c=conditioning(args, G.c_dim, 1, G, seeds), batch_size=args.batch, progress=True)
