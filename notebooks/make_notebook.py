@@ -43,8 +43,8 @@ attribute directions in w space, fitted from images labelled by an attribute cla
         c = sa.tag_labels(tags, sa.network_label_names(G), [seed])
         display(sa.make_grid(sa.generate_images(G, [seed], psi=0.7, c=c)))"""),
     ("code", """# Unconditional networks: train a small attribute classifier, then fit one direction per label.
-!stylegan-anime dataset --synthetic 3000 synth64.zip --resolution 64
-!stylegan-anime classifier --data synth64.zip -o classifier.safetensors --steps 1000
+!stylegan-anime dataset --synthetic 3000 synth64.zip --resolution 64 --force
+!stylegan-anime classifier --data synth64.zip -o classifier.safetensors --steps 1000 --force
 directions = sa.find_directions(G, sa.load_classifier("classifier.safetensors", G.device), samples=1000,
                                 progress=True)
 sa.save_directions(directions, "directions.npz")
@@ -68,7 +68,7 @@ display(ShowFile(filename="projection.gif"))"""),
     ("md", """## Fine-tune on your own pictures
 Put your images in a folder (or upload a zip), make a data set at the model's resolution and train from
 the default model. Snapshots land in `runs/mine`; `--resume-run runs/mine` continues after a disconnect."""),
-    ("code", """!stylegan-anime dataset my_pictures/ my_pictures.zip --resolution {G.img_resolution}
+    ("code", """!stylegan-anime dataset my_pictures/ my_pictures.zip --resolution {G.img_resolution} --force
 !stylegan-anime train --data my_pictures.zip --out runs/mine --resume default --kimg 20 --snap 4 --batch 8"""),
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from typing import Sequence
 
@@ -25,8 +26,17 @@ def command_modules() -> list[str]:
     return [n for n in names if hasattr(importlib.import_module(f"{commands.__name__}.{n}"), "add_parser")]
 
 
+# argparse takes "-1.5" for a value but "-1e30" or "-inf" for an option (and then reports a
+# missing argument): every spelling float() reads counts as a number here.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
+    """argparse, but a usage error is one line and exit code 2, and negative numbers are values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")

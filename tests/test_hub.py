@@ -220,8 +220,8 @@ def test_download_and_models_commands_with_a_local_registry(server, cache, tmp_p
     assert main(["download", "tiny", "--force"]) == 0 and len(server.log) == 2
 
 
-def test_a_manual_model_is_filed_from_a_local_xz_and_verified(tmp_path, monkeypatch, capsys):
-    data = payload(seed=6)
+def test_a_manual_model_is_filed_from_a_local_xz_and_verified(tmp_path, monkeypatch, capsys, small_G):
+    data = sa.save(small_G, tmp_path / "w.safetensors").read_bytes()  # weights of the entry's format, 32²
     packed = lzma.compress(data)
     reg = write_registry(tmp_path / "reg.json", dict(name="byhand", manual_url="https://example.invalid/page",
                                                      filename="m.pkl.xz", compression="xz", sha256=sha(packed)))
@@ -298,7 +298,7 @@ def test_models_shows_the_bundled_model_s_real_file_size(capsys):
 
 
 @pytest.mark.parametrize("argv", [["download", "tadne512"],
-                                  ["generate", "--network", "tadne512", "--seeds", "0", "-o", "x.png"]])
+                                  ["generate", "--network", "tadne512", "--seeds", "0", "-o", "out"]])
 def test_an_unknown_model_name_lists_the_known_ones(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

@@ -268,7 +268,8 @@ def test_cli_writes_latent_and_pictures(quiet_G, net_with_d, tmp_path, capsys):
     assert "PSNR" in capsys.readouterr().out
     video = tmp_path / "proj.mp4"
     assert main(["project", "--network", str(net_with_d), "--target", str(tmp_path / "target.png"), "--steps", "6",
-                 "--video", str(video), "--video-every", "2", "--video-size", "128", "-o", str(out)]) == 0
+                 "--video", str(video), "--video-every", "2", "--video-size", "128", "-o", str(out),
+                 "--force"]) == 0  # the same folder again
     import imageio.v3 as iio
     frames = iio.imread(video)
     assert frames.shape == (4, 64, 128, 3)  # steps 1, 3, 5 and the last, 6

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def float_arg(name: str):
+    """A finite number (nan and inf are refused: no option means anything by them)."""
     def parse(text: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text!r}")
+        return value
     return parse
 
 
@@ -25,6 +30,22 @@ def int_arg(name: str, minimum: int | None = None):
     return parse
 
 
+def resolution_arg(name: str):
+    """A power of two >= 4: what the networks (and so data sets for training) are made at."""
+    whole = int_arg(name)
+
+    def parse(text: str) -> int:
+        value = whole(text)
+        if value < 4 or value & (value - 1):
+            raise argparse.ArgumentTypeError(f"{name} must be a power of two (4, 8, ..., 1024), got {value}")
+        return value
+    return parse
+
+
+def add_force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="replace outputs that already exist (default: refuse)")
+
+
 def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default="default", help="registry name, weights file or URL (default: default)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
@@ -32,7 +53,8 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
 
 def add_generation_options(p: argparse.ArgumentParser, tf_seed: bool = False) -> None:
     """``tf_seed``: offer --noise-mode tf-seed (commands that draw one image per seed)."""
-    p.add_argument("--psi", type=float_arg("--psi"), default=1.0, help="truncation psi (1 = none)")
+    p.add_argument("--psi", type=float_arg("--psi"), default=1.0, help="truncation psi: 1 = none, 0 = the average "
+                   "w; any finite number (negative ones too, e.g. --psi -0.5)")
     p.add_argument("--cutoff", type=int_arg("--cutoff", 0), default=None, help="truncate only the first N ws")
     if tf_seed:
         p.add_argument("--noise-mode", choices=["const", "random", "none", "tf-seed"], default="const",

@@ -3,13 +3,15 @@ predictions for editing) on a labelled data set; report held-out accuracy per at
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from ..metrics import ClassifierConfig, ClassifierTraining, save_classifier, train_classifier
 from ..metrics.train_classifier import accuracy, load_images, majority_accuracy, split
 from ..training.dataset import ImageDataset
-from .args import float_arg, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, float_arg, int_arg
 
 
 def add_parser(sub) -> None:
@@ -23,10 +25,12 @@ def add_parser(sub) -> None:
     p.add_argument("--feature-dim", type=int_arg("--feature-dim", 1), default=128)
     p.add_argument("--holdout", type=float_arg("--holdout"), default=0.1, help="fraction kept out for the report")
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0)
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out, Path(args.out).with_suffix(".json")], force=args.force)
     ds = ImageDataset(args.data)
     cfg = ClassifierConfig(label_names=ds.label_names, resolution=args.resolution, feature_dim=args.feature_dim)
     opts = ClassifierTraining(steps=args.steps, batch=args.batch, lr=args.lr, holdout=args.holdout, seed=args.seed)

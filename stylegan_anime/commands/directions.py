@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 
 from ..io import loading
+from ..errors import UserError
 from ..editing.directions import find_directions, save_directions
 from ..metrics import load_classifier
-from .args import add_network_options, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, add_network_options, int_arg
 
 
 def add_parser(sub) -> None:
@@ -18,10 +20,14 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int_arg("--samples", 2), default=2000, help="seeds to sample and label")
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0, help="first seed")
     p.add_argument("-o", "--out", required=True, help="output .npz")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.out.endswith(".npz"):
+        raise UserError(f"directions are saved as .npz, got {args.out}")
+    check_outputs([args.out], force=args.force)
     device = loading.resolve_device(args.device)
     G = loading.load(args.network, device=device)
     clf = load_classifier(args.classifier, device=device)

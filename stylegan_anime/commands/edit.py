@@ -8,7 +8,8 @@ from ..io import loading
 from ..features import render
 from ..editing.directions import edit_grid, load_directions, tag_strengths
 from ..editing.tags import split_prompt
-from .args import add_network_options, float_arg, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, add_network_options, float_arg, int_arg
 
 
 def add_parser(sub) -> None:
@@ -25,10 +26,13 @@ def add_parser(sub) -> None:
     p.add_argument("--keep", default="", help='tags whose directions the edit must not move, e.g. "glasses"')
     p.add_argument("--psi", type=float_arg("--psi"), default=1.0, help="truncation psi (1 = none)")
     p.add_argument("-o", "--out", required=True, help="output .png")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    render.image_format(args.out)
+    check_outputs([args.out], force=args.force)
     seeds = latents.parse_seeds(args.seeds)
     dirs = load_directions(args.directions)
     strengths = tag_strengths(args.tags, dirs, args.strength)

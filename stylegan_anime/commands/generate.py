@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import latents
@@ -9,7 +10,8 @@ from ..io import loading
 from ..features import render
 from ..errors import UserError
 from ..features.generation import generate_images
-from .args import add_generation_options, add_network_options, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, add_generation_options, add_network_options, int_arg
 
 
 def add_parser(sub) -> None:
@@ -18,9 +20,11 @@ def add_parser(sub) -> None:
     add_network_options(p)
     p.add_argument("--seeds", required=True, help="e.g. 0-8 or 1,2,5-10")
     add_generation_options(p, tf_seed=True)
-    p.add_argument("--grid", default=None, help="COLSxROWS, e.g. 3x3: write one grid image")
+    p.add_argument("--grid", default=None, help="COLSxROWS, e.g. 3x3: write one grid image (cells beyond the "
+                   "seeds stay blank, with a note on stderr; fewer cells than seeds is an error)")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output folder, or .png file with --grid")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
@@ -46,21 +50,34 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
     return latents.class_labels(args.class_idx, c_dim, n)
 
 
+def output_paths(out: Path, seeds: list[int], grid: tuple[int, int] | None) -> list[Path]:
+    """The files a run writes: the grid image, or one PNG per seed in the folder ``out``."""
+    if grid:
+        render.image_format(out)
+        render.grid_shape(len(seeds), *grid)
+        return [out]
+    if out.suffix:
+        raise UserError(f"{out} looks like a file: without --grid, -o names a folder for seedNNNN.png files")
+    return [out / f"seed{s:04d}.png" for s in seeds]
+
+
+def blank_cells_note(grid: tuple[int, int], n: int) -> str:
+    cells = grid[0] * grid[1]
+    return f"note: the {grid[0]}x{grid[1]} grid has {cells} cells for {n} seeds: {cells - n} stay blank"
+
+
 def run(args: argparse.Namespace) -> int:
     seeds = latents.parse_seeds(args.seeds)
     grid = render.parse_grid(args.grid) if args.grid else None
-    if grid:
-        render.grid_shape(len(seeds), *grid)
+    paths = check_outputs(output_paths(Path(args.out), seeds, grid), force=args.force)
+    if grid and grid[0] * grid[1] > len(seeds):
+        print(blank_cells_note(grid, len(seeds)), file=sys.stderr)
     G = loading.load(args.network, device=loading.resolve_device(args.device))
     images = generate_images(G, seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                              c=conditioning(args, G.c_dim, 1, G, seeds), batch_size=args.batch, progress=True)
     if grid:
-        path = render.save_grid(images, args.out, cols=grid[0], rows=grid[1])
-        print(f"wrote {path}")
+        print(f"wrote {render.save_grid(images, paths[0], cols=grid[0], rows=grid[1])}")
     else:
-        out = Path(args.out)
-        if out.suffix:
-            raise UserError(f"{out} looks like a file: without --grid, -o names a folder for seedNNNN.png files")
-        render.save_images(images, [out / f"seed{s:04d}.png" for s in seeds])
-        print(f"wrote {len(seeds)} images to {out}")
+        render.save_images(images, paths)
+        print(f"wrote {len(seeds)} images to {args.out}")
     return 0

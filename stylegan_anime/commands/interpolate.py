@@ -6,7 +6,8 @@ import argparse
 from ..io import loading
 from ..features import render
 from ..features.interpolation import EASINGS, SPACES, interpolation_video
-from .args import add_generation_options, add_network_options, float_arg, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, add_generation_options, add_network_options, float_arg, int_arg
 from .generate import conditioning
 
 
@@ -34,6 +35,7 @@ def add_parser(sub) -> None:
     add_generation_options(p)
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output .gif or .mp4")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..latents.keyframes import parse_keyframe_groups
     from ..features.video import check_video_path, parse_size
     check_video_path(args.out, args.fps)
+    check_outputs([args.out], force=args.force)
     parse_size(args.size)
     grid = render.parse_grid(args.grid)
     groups = parse_keyframe_groups(args.seeds)

@@ -5,7 +5,9 @@ import argparse
 
 from ..io import loading
 from ..features.mixing import save_mixing_grid
-from .args import add_generation_options, add_network_options, int_arg
+from ..io.outputs import check_outputs
+from ..features.render import image_format
+from .args import add_force_option, add_generation_options, add_network_options, int_arg
 from .generate import conditioning
 
 
@@ -21,10 +23,13 @@ def add_parser(sub) -> None:
     add_generation_options(p)
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output .png")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    image_format(args.out)
+    check_outputs([args.out], force=args.force)
     G = loading.load(args.network, device=loading.resolve_device(args.device))
     path = save_mixing_grid(G, args.rows, args.cols, args.layers, args.out, psi=args.psi, cutoff=args.cutoff,
                             c=conditioning(args, G.c_dim, 1, G), noise_mode=args.noise_mode, batch_size=args.batch)

@@ -12,7 +12,8 @@ from ..editing import ProjectionConfig, load_perceptual, load_target, project
 from ..errors import UserError
 from ..latents.files import save_latent
 from ..features.video import check_video_path
-from .args import add_network_options, float_arg, int_arg
+from ..io.outputs import check_outputs
+from .args import add_force_option, add_network_options, float_arg, int_arg
 from .generate import conditioning
 
 
@@ -43,7 +44,11 @@ def add_parser(sub) -> None:
     p.add_argument("--video-size", type=int_arg("--video-size", 2), default=None,
                    help="longer side of the video in pixels (default: 2R x R)")
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
+    add_force_option(p)
     p.set_defaults(run=run)
+
+
+OUTPUTS = ("projected.npz", "projected.png", "target_vs_projected.png")
 
 
 def config_from_args(args: argparse.Namespace) -> ProjectionConfig:
@@ -57,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix:
         raise UserError(f"{out} looks like a file: -o names a folder for projected.npz/.png")
+    written = [out / name for name in OUTPUTS]
     if args.video is not None:
         check_video_path(args.video, args.video_fps)
+        written.append(args.video)
+    check_outputs(written, force=args.force)
     cfg = config_from_args(args)
     nets = loading.load_networks(args.network, device=loading.resolve_device(args.device))
     G = nets.G_ema

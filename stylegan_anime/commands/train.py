@@ -11,7 +11,8 @@ from pathlib import Path
 from ..io import loading
 from ..errors import UserError
 from ..networks import DiscriminatorConfig, GeneratorConfig
-from .args import float_arg, int_arg
+from ..io.outputs import check_folder
+from .args import float_arg, int_arg, resolution_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume-run", default=None, metavar="DIR", help="continue the run in DIR from its latest snapshot")
     p.add_argument("--resume", default=None, metavar="MODEL",
                    help="fine-tune from a registry name or weights file (TF/ada .pkl, rosinality .pt, ours)")
-    p.add_argument("--resolution", type=int_arg("--resolution", 4), default=None,
+    p.add_argument("--resolution", type=resolution_arg("--resolution"), default=None,
                    help="image size (default: the data set's); must match the data set")
     p.add_argument("--kimg", type=float_arg("--kimg"), default=None, help="train until this many thousand real images")
     p.add_argument("--snap", type=float_arg("--snap"), default=4.0, help="snapshot every N kimg (default 4)")
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.data or not args.out:
                 raise UserError("give --data and --out (or --resume-run DIR)")
+            check_folder(args.out)
             from ..training.dataset import ImageDataset
             dataset = ImageDataset(args.data, use_labels=args.use_labels, xflip=args.mirror)
             cfg = build_config(args, dataset.resolution, dataset.c_dim)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 
 from ..io import loading
-from ..features.truncation import save_truncation_grid
-from .args import add_network_options, int_arg
+from ..io.outputs import check_outputs
+from ..features.render import image_format
+from ..features.truncation import parse_psis, save_truncation_grid
+from .args import add_force_option, add_network_options, int_arg
 from .generate import conditioning
 
 
@@ -23,10 +25,14 @@ def add_parser(sub) -> None:
     p.add_argument("--no-captions", action="store_true", help="leave out the 'seed N psi P' captions")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
     p.add_argument("-o", "--out", required=True, help="output .png")
+    add_force_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    parse_psis(args.psis)
+    image_format(args.out)
+    check_outputs([args.out], force=args.force)
     G = loading.load(args.network, device=loading.resolve_device(args.device))
     path = save_truncation_grid(G, args.seeds, args.out, args.psis, captions=not args.no_captions,
                                 cutoff=args.cutoff, c=conditioning(args, G.c_dim, 1, G), noise_mode=args.noise_mode,

@@ -69,12 +69,20 @@ def make_grid(images: torch.Tensor | Sequence[Image.Image], cols: int | None = N
     return canvas
 
 
-def save_image(image: Image.Image, path: str | Path) -> Path:
-    """Write a PIL image atomically (format from the suffix)."""
+def image_format(path: str | Path) -> str:
+    """Pillow's format name for ``path``'s suffix; UserError naming the path when there is none."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise UserError(f"cannot write an image to {path.name!r}: unknown file type {path.suffix!r}")
+        what = f"unknown file type {path.suffix!r}" if path.suffix else "no file type: add .png"
+        raise UserError(f"cannot write an image to {path.name!r}: {what}")
+    return fmt
+
+
+def save_image(image: Image.Image, path: str | Path) -> Path:
+    """Write a PIL image atomically (format from the suffix)."""
+    path = Path(path)
+    fmt = image_format(path)
     with atomic_path(path) as tmp:
         image.save(tmp, format=fmt)
     return path

@@ -5,6 +5,7 @@ psi pulls each w towards the average w (w_avg + psi * (w - w_avg)): psi = 0 is t
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -20,15 +21,19 @@ DEFAULT_PSIS = (0.3, 0.7, 1.0, 1.3)
 
 
 def parse_psis(text: str | Sequence[float]) -> list[float]:
-    """'0.3,0.7,1' → [0.3, 0.7, 1.0]."""
+    """'0.3,0.7,1' → [0.3, 0.7, 1.0]; each finite (nan / inf would draw blank cells)."""
     if not isinstance(text, str):
-        return [float(v) for v in text]
-    try:
-        psis = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"bad psi list {text!r}: use numbers like 0.3,0.7,1.0") from None
+        psis = [float(v) for v in text]
+    else:
+        try:
+            psis = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise UserError(f"bad psi list {text!r}: use numbers like 0.3,0.7,1.0") from None
     if not psis:
         raise UserError("no psi values given")
+    bad = [p for p in psis if not math.isfinite(p)]
+    if bad:
+        raise UserError(f"bad psi list {text!r}: {bad[0]} is not a finite number")
     return psis
 
 

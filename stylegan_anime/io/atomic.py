@@ -12,12 +12,24 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UserError
+
 
 def _umask() -> int:
     """The process's umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def _cannot_write(path: Path) -> Iterator[None]:
+    """A folder that cannot be made or written in → one line naming ``path`` (stylegan_anime.io.outputs
+    checks this before the work; this is for callers of the API, and for what no check foresees)."""
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 @contextlib.contextmanager
@@ -29,9 +41,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     On an exception the temp file is removed and the target is not touched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
-                               dir=path.parent)
+    with _cannot_write(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -53,8 +65,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     An existing ``path`` is replaced only after the new one is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    with _cannot_write(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp

@@ -19,6 +19,7 @@ import lzma
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -227,8 +228,13 @@ def fetch_remote(remote: RemoteFile, *, force: bool = False, progress: bool = Tr
     return dest
 
 
-def import_file(remote: RemoteFile, path: str | os.PathLike) -> Path:
-    """File a by-hand download (``path``) into the cache, verified exactly like a download."""
+def import_file(remote: RemoteFile, path: str | os.PathLike, entry: ModelEntry | None = None,
+                force: bool = False) -> Path:
+    """File a by-hand download (``path``) into the cache, verified exactly like a download.
+
+    The file must be weights a reader takes, of ``entry``'s format and resolution when given; a
+    verified cached copy is replaced only by a file checked against a published sha256 (or with
+    ``force``). Whatever is refused, the cache is left as it was."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such file: {path}")
@@ -236,16 +242,65 @@ def import_file(remote: RemoteFile, path: str | os.PathLike) -> Path:
         # already unpacked by hand: the published hash (of the .xz) cannot check it; trust on first use
         remote = replace(remote, filename=remote.cached_name, compression=None, sha256=None, size=None)
     dest = cached_file(remote)
-    with file_lock(_lock_path(remote)):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(_lock_path(remote)), tempfile.TemporaryDirectory(prefix=".import.", dir=dest.parent) as tmp:
+        staged, digest, final_digest = _stage(remote, path, Path(tmp))
+        _check_weights(staged, path, entry)
+        if not _may_replace(remote, dest, final_digest, path, force):
+            return dest
         _discard(remote, dest, keep_part=False)
-        landing = dest.with_name(remote.filename)
-        part = partial_path(landing)
-        part.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, part)
-        digest = verify(part, str(path), remote.sha256, remote.size)
-        os.replace(part, landing)
-        _finish(remote, landing, dest, digest)
+        os.replace(staged, dest)
+        _write_record(remote, dest, final_digest, digest)
+        _note_trust(remote, digest)
     return dest
+
+
+def _stage(remote: RemoteFile, path: Path, tmp: Path) -> tuple[Path, str, str]:
+    """Copy ``path`` into the folder ``tmp``, check it like a download and unpack it if need be:
+    (the file as it will be cached, sha256 of the bytes given, sha256 of the cached bytes)."""
+    landing = tmp / remote.filename
+    shutil.copyfile(path, landing)
+    digest = verify(landing, str(path), remote.sha256, remote.size)
+    if remote.compression != "xz":
+        return landing, digest, digest
+    staged = tmp / remote.cached_name
+    return staged, digest, _decompress_xz(landing, staged)
+
+
+# the registry's ``format`` → the reader (stylegan_anime.io.formats) that takes such files
+FORMAT_READERS = {"safetensors": "stylegan-anime safetensors", "tf-pickle": "NVlabs TensorFlow pickle",
+                  "ada-pickle": "stylegan2-ada-pytorch pickle", "rosinality": "rosinality torch checkpoint"}
+
+
+def _check_weights(staged: Path, given: Path, entry: ModelEntry | None) -> None:
+    """``staged`` (the bytes of the user's file ``given``) holds weights of ``entry``'s format and
+    resolution; a one-line UserError naming ``given`` otherwise."""
+    from . import formats  # formats → networks is heavy; only filing a file needs it
+    try:
+        reader = formats.detect(staged)
+        expected = FORMAT_READERS.get(entry.format) if entry else None
+        if expected and reader.name != expected:
+            raise UserError(f"it is a {reader.name}, but {entry.name} is a {expected} file")
+        G = reader.load(staged, "cpu").G_ema
+    except UserError as e:
+        raise UserError(f"{given} was not filed: {str(e).replace(staged.name, given.name)}") from None
+    if entry and G.img_resolution != entry.resolution:
+        raise UserError(f"{given} was not filed: it holds a {G.img_resolution}² generator, but {entry.name} "
+                        f"is {entry.resolution}²")
+
+
+def _may_replace(remote: RemoteFile, dest: Path, digest: str, given: Path, force: bool) -> bool:
+    """Whether the checked file with sha256 ``digest`` should take the place of the cached ``dest``:
+    False when it is the same file; a UserError when only an unverified file would replace a
+    verified one (a copy that matches its record or the published sha256)."""
+    if not dest.exists() or not _still_valid(remote, dest):
+        return True
+    if _read_record(dest)["sha256"] == digest:  # _still_valid has recorded it if it was not
+        return False
+    if remote.sha256 is None and not force:
+        raise UserError(f"{given} was not filed: the cache holds a verified, different copy ({dest}) and "
+                        f"{given.name} cannot be verified (no published sha256); add --force to replace it")
+    return True
 
 
 def _finish(remote: RemoteFile, landing: Path, dest: Path, digest: str) -> None:
@@ -255,6 +310,10 @@ def _finish(remote: RemoteFile, landing: Path, dest: Path, digest: str) -> None:
         final_digest = _decompress_xz(landing, dest)
         landing.unlink()
     _write_record(remote, dest, final_digest, digest)
+    _note_trust(remote, digest)
+
+
+def _note_trust(remote: RemoteFile, digest: str) -> None:
     if remote.sha256 is None:
         say(f"note: {remote.filename} has no published sha256, so it could not be verified; recorded sha256 "
             f"{digest} (trust on first use: later loads are checked against it)")

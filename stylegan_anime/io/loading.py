@@ -9,6 +9,7 @@ from . import formats, hub
 from ..errors import UserError
 from .formats.native import Networks
 from .formats.native import save as _save_native
+from .formats.native import sidecar_path
 from ..networks import Generator
 
 
@@ -46,6 +47,11 @@ def load_networks(source: str | Path, device: str | torch.device | None = "cpu")
 def load(source: str | Path, device: str | torch.device | None = "cpu") -> Generator:
     """Registry name, path or URL → the inference Generator in eval mode on ``device``."""
     return load_networks(source, device).G_ema
+
+
+def output_files(path: str | Path) -> list[Path]:
+    """The files ``save(nets, path)`` writes: the weights and the JSON config beside them."""
+    return [Path(path), sidecar_path(Path(path))]
 
 
 def save(nets: Networks | Generator, path: str | Path) -> Path:
