@@ -279,7 +279,8 @@ def load(op: str, device_kind: str) -> ModuleType | None:
     result = _State.results.get(key)
     if result is None:
         try:
-            result = build(op, device_kind)
+            from .op_check import vetted  # compared with the reference once per build and device
+            result = vetted(build(op, device_kind))
         except BuildError as e:
             result = BuildResult(op, device_kind, None, str(e).splitlines()[0])
         except Exception as e:  # noqa: BLE001 - an unexpected failure must not take the networks down

@@ -8,14 +8,18 @@ import torch
 
 from .. import native_build
 from ..networks import winograd
+from . import doctor_check
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("doctor", help="show whether the native ops are used, per op and device, and why")
+    doctor_check.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "check", False):
+        return doctor_check.run_check(args)
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}), "
           f"ops mode {native_build.ops_mode()} (${native_build.ENV_MODE}), cache {native_build.cache_root()}")
     rows = [(op, kind, *native_build.status(op, kind)) for op in native_build.OPS for kind in native_build.DEVICE_KINDS]
