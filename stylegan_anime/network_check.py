@@ -87,21 +87,29 @@ def _discriminator(device: torch.device, resolution: int, seed: int) -> Discrimi
     return _randomized(Discriminator(cfg), seed).to(device)
 
 
-def check_generator(device: torch.device, fused: bool) -> NetworkComparison:
-    """A 64² generator's images for 2 seeds, native vs reference; ``fused``: the generation API's
-    path (filters kept, fused convs with their epilogue and toRGB on the CPU)."""
+GENERATOR_PATHS = {
+    "forward": "the plain inference forward (CPU: one-pass layer epilogues and toRGB)",
+    "kept filters": "the generation API's, inside cached_weights() (CPU: fused Winograd convs)",
+    "fused modconv": "per-sample weights, grouped convs (upfirdn2d and bias_act as training runs them)",
+}
+
+
+def check_generator(device: torch.device, path: str = "forward") -> NetworkComparison:
+    """A 64² generator's images for 2 seeds, native vs reference, on one of ``GENERATOR_PATHS``."""
+    from .networks.weight_cache import cached_weights
+
     G = _generator(device, 64, seed=0).eval()
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1)).to(device)
 
     def run(native: bool):
-        with _paths(native), torch.no_grad():
-            return G(z, psi=0.8, noise_mode="const", fused=fused)
+        kept = cached_weights() if path == "kept filters" else contextlib.nullcontext()
+        with _paths(native), torch.no_grad(), kept:
+            return G(z, psi=0.8, noise_mode="const", fused=path == "fused modconv")
 
     run(True)  # the first call builds / loads and self-checks the ops; time the second
     native, native_s = _timed(lambda: run(True))
     ref, ref_s = _timed(lambda: run(False))
-    name = "generator 64², generation API" if fused else "generator 64², forward"
-    return NetworkComparison(name, relative_error(native, ref), native_s, ref_s)
+    return NetworkComparison(f"generator 64², {path}", relative_error(native, ref), native_s, ref_s)
 
 
 def _training_gradients(device: torch.device, native: bool) -> dict[str, torch.Tensor]:
@@ -140,5 +148,5 @@ def check_training_step(device: torch.device) -> NetworkComparison:
 
 
 def check_networks(device: torch.device) -> list[NetworkComparison]:
-    """The generator forward (plain and fused) and a training step on ``device``."""
-    return [check_generator(device, fused=False), check_generator(device, fused=True), check_training_step(device)]
+    """The generator on each of its paths and a training step on ``device``."""
+    return [*(check_generator(device, path) for path in GENERATOR_PATHS), check_training_step(device)]

@@ -188,9 +188,10 @@ def check_upfirdn2d(device: torch.device, dtype: torch.dtype) -> list[Comparison
 
     blur = kernels.setup_filter([1, 3, 3, 1], separable=True)
     taps = _randn(7, (3, 4), device="cpu", dtype=torch.float32).abs() + 0.1
+    lopsided = kernels.setup_filter([1, 2, 4, 1], separable=True)  # flipping it matters
     cases = {"up 2, separable": (blur, 2, 1, [2, 1, 2, 1], False, 4.0),
              "down 2, 2-D filter": (taps, 1, 2, [1, 2, 0, 1], False, 1.0),
-             "blur, flipped": (blur * 2, 1, 1, [1, 2, 2, 1], True, 0.5)}
+             "flipped, separable": (lopsided, 1, 1, [1, 2, 2, 1], True, 0.5)}
     out = []
     for i, (name, args) in enumerate(cases.items()):
         x = _randn(10 + i, (2, 3, 7, 6), device=device, dtype=dtype)
