@@ -183,8 +183,8 @@ def check_upfirdn2d(device: torch.device, dtype: torch.dtype) -> list[Comparison
         up, down, pad = kernels.parse_scaling(up), kernels.parse_scaling(down), kernels.parse_padding(pad)
         return lambda x: native_ops.upfirdn2d(x, native_ops.filter_2d(f, x), up, down, pad, flip, gain)
 
-    def reference(f, up, down, pad, flip, gain):
-        return lambda x: kernels.upfirdn2d_ref(x, f.double(), up, down, pad, flip, gain)
+    def reference(f, up, down, pad, flip, gain):  # the taps are made on the CPU: x's device and dtype
+        return lambda x: kernels.upfirdn2d_ref(x, f.to(x), up, down, pad, flip, gain)
 
     blur = kernels.setup_filter([1, 3, 3, 1], separable=True)
     taps = _randn(7, (3, 4), device="cpu", dtype=torch.float32).abs() + 0.1

@@ -105,6 +105,15 @@ def test_each_native_op_matches_its_reference_on_the_cpu(op):
     assert all(c.dtype == torch.float32 and c.error < 1e-5 for c in report.comparisons)
 
 
+@pytest.mark.parametrize("op", native_build.OPS)
+def test_the_checks_run_in_other_dtypes(op):
+    """What CUDA adds is float16, which the CPU kernels lack; float64 takes the same casts here."""
+    report = op_check.run_check(native_build.build(op, "cpu"), dtypes=[torch.float64])
+    assert report.ok, report.error
+    assert report.comparisons and {c.dtype for c in report.comparisons} == {torch.float64}
+    assert all(c.error < 1e-12 for c in report.comparisons)
+
+
 # --------------------------------------------------------------------------- a wrong kernel is caught
 
 
