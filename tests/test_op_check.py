@@ -114,6 +114,25 @@ def test_the_checks_run_in_other_dtypes(op):
     assert all(c.error < 1e-12 for c in report.comparisons)
 
 
+def _half_upfirdn2d(error: float = 0.0):
+    """A float16 upfirdn2d as a CUDA kernel computes it (float32 arithmetic, float16 results), off by
+    ``error`` relative: the CPU kernels have no float16."""
+    def upfirdn2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
+        y = kernels.upfirdn2d_ref(x.float(), f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip, gain)
+        return (y * (1 + error)).to(x.dtype)
+    return types.SimpleNamespace(upfirdn2d=upfirdn2d)
+
+
+def test_the_float16_tolerance_passes_float16_rounding_and_not_more():
+    for error, ok in [(0.0, True), (2e-2, False)]:
+        result = native_build.BuildResult("upfirdn2d", "cpu", _half_upfirdn2d(error), "", None)
+        report = op_check.run_check(result, dtypes=[torch.float16])
+        assert report.ok is ok and not report.crash
+        assert all(c.dtype == torch.float16 for c in report.comparisons) and len(report.comparisons) == 9
+        if ok:  # rounding to 11 bits, 5e-4, against a tolerance of 1e-2
+            assert max(c.error for c in report.comparisons) < 2e-3
+
+
 # --------------------------------------------------------------------------- a wrong kernel is caught
 
 
