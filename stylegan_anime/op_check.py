@@ -21,6 +21,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -66,17 +67,19 @@ class Comparison:
 
 @dataclass
 class Report:
-    """The self-check of one op on one device; ``crash``: why the check itself failed, if it did."""
+    """The self-check of one op on one device. ``crash``: why the native op raised, if it did (a
+    failure); ``inconclusive``: why a reference raised, if one did (the check's fault, not the kernel's)."""
 
     op: str
     device: str
     comparisons: list[Comparison]
     seconds: float
     crash: str = ""
+    inconclusive: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.crash and all(c.ok for c in self.comparisons)
+        return not self.crash and not self.inconclusive and all(c.ok for c in self.comparisons)
 
     def worst(self, quantity: str | None = None, dtype: torch.dtype | None = None) -> Comparison | None:
         """The comparison furthest beyond (or nearest to) its tolerance, among those selected."""
@@ -86,8 +89,8 @@ class Report:
     @property
     def error(self) -> str:
         """One line: what went wrong ('' if nothing)."""
-        if self.crash:
-            return self.crash
+        if self.crash or self.inconclusive:
+            return self.crash or self.inconclusive
         bad = self.worst()
         return "" if bad is None or bad.ok else bad.describe()
 
@@ -140,6 +143,15 @@ def _run(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], order:
     return out
 
 
+class ReferenceFailed(Exception):
+    """A reference raised: our check code is at fault, and it says nothing about the kernel."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def _sync(t: torch.Tensor) -> None:
     """Wait for the GPU (its kernels run asynchronously), so that times mean something."""
     if t.is_cuda:
@@ -155,7 +167,10 @@ def compare(case: str, native: Callable[..., torch.Tensor], reference: Callable[
     got = _run(native, inputs, order)
     _sync(inputs[0])
     middle = time.perf_counter()
-    want = _run(reference, [t.detach().double() for t in inputs], order)
+    try:
+        want = _run(reference, [t.detach().double() for t in inputs], order)
+    except Exception as e:  # noqa: BLE001
+        raise ReferenceFailed(f"the reference for {case!r} raised {_first_line(e)}") from e
     _sync(inputs[0])
     times = (middle - start, time.perf_counter() - middle)
     return [Comparison(case, ORDERS[i], dtype, max(relative_error(a, e) for a, e in zip(got[i], want[i])),
@@ -326,19 +341,22 @@ def _candidate(result: native_build.BuildResult) -> Iterator[None]:
 
 def run_check(result: native_build.BuildResult, dtypes: Sequence[torch.dtype] | None = None) -> Report:
     """Compare ``result.module`` (an op's native module) with the reference on the current device
-    of its kind; never raises (a crash of the check is a failed check)."""
+    of its kind; never raises (an exception from the native op is a failed check)."""
     device = torch.device(result.device_kind, torch.cuda.current_device()) if result.device_kind == "cuda" \
         else torch.device("cpu")
     start = time.perf_counter()
     comparisons: list[Comparison] = []
-    crash = ""
+    crash = inconclusive = ""
     try:
         with _candidate(result):
             for dtype in dtypes or CHECK_DTYPES[result.device_kind]:
                 comparisons += CHECKS[result.op](device, dtype)
+    except ReferenceFailed as e:
+        inconclusive = str(e)
     except Exception as e:  # noqa: BLE001 - a kernel that raises on valid inputs has failed its check
-        crash = f"the check raised {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-    return Report(result.op, device_name(result.device_kind), comparisons, time.perf_counter() - start, crash)
+        crash = f"the check raised {_first_line(e)}"
+    return Report(result.op, device_name(result.device_kind), comparisons, time.perf_counter() - start, crash,
+                  inconclusive)
 
 
 # --------------------------------------------------------------------------- remembering the verdict
@@ -409,6 +427,10 @@ def vetted(result: native_build.BuildResult) -> native_build.BuildResult:
     record = recall(result, device)
     if record is None:
         report = run_check(result)
+        if report.inconclusive:  # not the kernel's fault: use it unchecked, and try again next time
+            warnings.warn(f"stylegan_anime: could not self-check the native {result.op} on {device}, using it "
+                          f"unchecked ({report.inconclusive})", RuntimeWarning, stacklevel=5)
+            return result
         remember(result, report)
         record = {"ok": report.ok, "error": report.error}
     if record.get("ok"):

@@ -215,6 +215,19 @@ def test_a_check_that_crashes_counts_as_a_failure(served, native_cpu_ops):
         assert native_build.load("bias_act", "cpu") is None
 
 
+def test_a_reference_that_raises_leaves_the_kernel_in_use_unchecked(served, monkeypatch):
+    """The check's own fault (say, on a GPU no test has seen) must not turn a kernel down for good."""
+    build_dir = served("bias_act")
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the check")
+
+    monkeypatch.setattr(kernels, "bias_act_ref", broken)
+    with pytest.warns(RuntimeWarning, match="could not self-check the native bias_act on cpu.*a bug in the check"):
+        assert native_build.load("bias_act", "cpu") is not None
+    assert not (build_dir / op_check.RECORD_FILE).exists()
+
+
 # --------------------------------------------------------------------------- the verdict is remembered
 
 

@@ -49,6 +49,8 @@ def _op_rows(report: op_check.Report) -> list[str]:
                                _ms(sum(c.native_s for c in mine)), _ms(sum(c.ref_s for c in mine)), verdict))
     if report.crash:
         rows.append(ROW.format(report.op, "-", "-", "-", "-", "-", "-", f"FAILED: {report.crash}"))
+    if report.inconclusive:
+        rows.append(ROW.format(report.op, "-", "-", "-", "-", "-", "-", f"NOT CHECKED: {report.inconclusive}"))
     return rows
 
 
@@ -64,10 +66,13 @@ def _check_ops(kind: str) -> list[str]:
             print(ROW.format(op, "-", "-", "-", "-", "-", "-", f"unavailable: {str(e).splitlines()[0]}"))
             continue
         report = op_check.run_check(result)
-        op_check.remember(result, report)
+        if not report.inconclusive:
+            op_check.remember(result, report)
         for row in _op_rows(report):
             print(row)
-        if not report.ok:
+        if report.inconclusive:
+            failures.append(f"{op}: not checked: {report.inconclusive}")
+        elif not report.ok:
             failures.append(f"{op}: {report.error}; the reference runs instead "
                             f"(verdict in {op_check.record_path(result)})")
     return failures
