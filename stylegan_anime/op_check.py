@@ -82,7 +82,7 @@ class Report:
         return not self.crash and not self.inconclusive and all(c.ok for c in self.comparisons)
 
     def worst(self, quantity: str | None = None, dtype: torch.dtype | None = None) -> Comparison | None:
-        """The comparison furthest beyond (or nearest to) its tolerance, among those selected."""
+        """Among those selected: the first beyond its tolerance, else the one nearest to it."""
         chosen = [c for c in self.comparisons if quantity in (None, c.quantity) and dtype in (None, c.dtype)]
         return max(chosen, key=lambda c: (not c.ok, c.error / c.tolerance if c.ok else 0.0), default=None)
 
@@ -121,7 +121,8 @@ def _randn(seed: int, shape: Sequence[int], like: torch.Tensor | None = None, de
     return t.to(device=like.device if like is not None else device, dtype=like.dtype if like is not None else dtype)
 
 
-def _run(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], order: int) -> list[list[torch.Tensor | None]]:
+def _run(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
+         order: int) -> list[list[torch.Tensor | None]]:
     """[[y], first derivatives, second derivatives] of fn at inputs, up to ``order``.
 
     First: the vector-Jacobian product with a fixed random dy. Second: the gradient of
