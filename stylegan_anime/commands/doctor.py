@@ -8,6 +8,7 @@ import torch
 
 from ..ops import native_build
 from ..networks import winograd
+from . import doctor_check
 
 
 def add_parser(sub) -> None:
@@ -15,6 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--build", action="store_true",
                    help="build the native ops now (CPU, and CUDA when a GPU is present) and wait, "
                         "retrying builds that failed")
+    doctor_check.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -23,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
         kinds = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         for kind in kinds:
             native_build.main([kind])
+    if args.check:
+        return doctor_check.run_check(args)
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}), "
           f"ops mode {native_build.ops_mode()} (${native_build.ENV_MODE}), cache {native_build.cache_root()}")
     rows = [(op, kind, *native_build.status(op, kind)) for op in native_build.OPS for kind in native_build.DEVICE_KINDS]

@@ -328,7 +328,8 @@ def _first_load(op: str, device_kind: str, wait: bool) -> BuildResult:
         result = BuildResult(op, device_kind, None, detail)
     else:
         try:
-            result = build(op, device_kind)
+            from .op_check import vetted  # compared with the reference once per build and device
+            result = vetted(build(op, device_kind))
         except BuildError as e:
             result = BuildResult(op, device_kind, None, str(e).splitlines()[0])
         except Exception as e:  # noqa: BLE001 - an unexpected failure must not take the networks down
