@@ -11,7 +11,6 @@ import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from moviepy import VideoFileClip
 
 from stylegan_anime.errors import UserError
 from stylegan_anime.features.video import gif_delays_cs, output_size, write_video
@@ -57,11 +56,6 @@ def test_mp4_has_the_frames_fps_and_size_asked_for(tmp_path, fps):
     # H.264 is lossy; flat colours come back close.
     expected = np.stack(list(solid_frames(23)))[:, 0, 0].astype(int)
     assert np.abs(np.stack(frames)[:, 20, 32].astype(int) - expected).max() <= 8
-    clip = VideoFileClip(str(path))
-    try:
-        assert clip.fps == fps and clip.n_frames == 23 and list(clip.size) == [64, 40]
-    finally:
-        clip.close()
 
 
 def test_sizes(tmp_path):

@@ -3,7 +3,9 @@ does not grow with the number of frames. Files are written to a temp file, then 
 
 GIF: Pillow's GIF encoder, one frame at a time (each frame its own 256-colour octree palette:
 median cut looks a little better but is ~100x slower).
-MP4: H.264 through the ffmpeg binary that imageio-ffmpeg ships (the same one moviepy uses).
+MP4: H.264 through the ffmpeg binary that imageio-ffmpeg ships.
+moviepy is not used: its GIF writer keeps every frame until the end (README, "No moviepy";
+``python -m benchmarks.video --writer current moviepy moviepy-ffmpeg``).
 """
 from __future__ import annotations
 
