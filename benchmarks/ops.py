@@ -97,7 +97,7 @@ def run_conv(batch: int, max_res: int, repeats: int, min_seconds: float, channel
         def fwd_bwd(conv):
             return lambda: torch.autograd.grad(conv(xg, wg), (xg, wg), dy)
 
-        calls = {"direct": lambda: F.conv2d(x, w, padding=1), "nnpack": lambda: winograd.conv3x3(x, w),
+        calls = {"direct": lambda: F.conv2d(x, w, padding=1), "nnpack": lambda: winograd.nnpack_conv3x3(x, w),
                  "f43": lambda: winograd_op.conv3x3(x, w),
                  "direct_fb": fwd_bwd(lambda a, b: F.conv2d(a, b, padding=1)), "f43_fb": fwd_bwd(winograd_op.conv3x3)}
         best = {k: math.inf for k in calls}

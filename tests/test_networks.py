@@ -95,7 +95,7 @@ def test_seed_alone_equals_seed_in_a_batch(small_G):
 
 def test_fused_and_unfused_modulated_conv_agree(small_G):
     z = torch.randn(3, small_G.z_dim)
-    torch.testing.assert_close(small_G(z, fused=True), small_G(z, fused=False), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(small_G(z, grouped=True), small_G(z, grouped=False), rtol=1e-4, atol=1e-4)
 
 
 def test_explicit_noise_overrides_noise_mode(small_G):

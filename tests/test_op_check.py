@@ -47,7 +47,7 @@ def served(monkeypatch, tmp_path, native_cpu_ops):
     module (with ``name`` replaced by ``fn``) from tmp_path/op; the other ops are served unchanged. No
     op is loaded in this process yet, and the ops mode is "auto"."""
     monkeypatch.setattr(native_build._State, "results", {})
-    monkeypatch.setattr(native_build._State, "mode_override", None)
+    monkeypatch.setattr(native_build.OPS_MODE, "_override", [None])
     monkeypatch.delenv(native_build.ENV_MODE, raising=False)
     modules: dict[str, types.ModuleType] = {}
 
@@ -333,10 +333,10 @@ def test_the_generator_check_catches_what_the_op_check_cannot_see(monkeypatch, n
     result = native_build.BuildResult("upfirdn2d", "cpu", impostor, "loaded from cache", None)
     assert op_check.run_check(result).ok
     monkeypatch.setitem(native_build._State.results, ("upfirdn2d", "cpu"), result)
-    assert not network_check.check_generator(torch.device("cpu"), "fused modconv").ok
+    assert not network_check.check_generator(torch.device("cpu"), "grouped modconv").ok
     monkeypatch.setitem(native_build._State.results, ("upfirdn2d", "cpu"),
                         native_build.BuildResult("upfirdn2d", "cpu", real, "loaded from cache", None))
-    assert network_check.check_generator(torch.device("cpu"), "fused modconv").ok
+    assert network_check.check_generator(torch.device("cpu"), "grouped modconv").ok
 
 
 def _table(out: str) -> dict[str, list[str]]:

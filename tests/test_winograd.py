@@ -25,7 +25,7 @@ def test_conv3x3_with_shared_weights_equals_the_direct_convolution(shape):
     torch.manual_seed(0)
     x, w, b = torch.randn(shape), torch.randn(11, shape[1], 3, 3), torch.randn(11)
     ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
-    y = winograd.conv3x3(x, w, b)
+    y = winograd.nnpack_conv3x3(x, w, b)
     assert y.shape == ref.shape and _rel_err(y, ref) < TOL
 
 
@@ -33,14 +33,14 @@ def test_conv3x3_with_shared_weights_equals_the_direct_convolution(shape):
 def test_conv3x3_with_per_sample_weights_convolves_each_sample_with_its_own():
     torch.manual_seed(1)
     x, w = torch.randn(3, 6, 10, 10), torch.randn(3, 5, 6, 3, 3)
-    y = winograd.conv3x3(x, w)
+    y = winograd.nnpack_conv3x3(x, w)
     for i in range(3):
         ref = F.conv2d(x[i: i + 1].double(), w[i].double(), padding=1)
         assert _rel_err(y[i: i + 1], ref) < TOL
     # One image per call: a sample's result does not depend on the rest of the batch.
-    assert torch.equal(winograd.conv3x3(x[1:2], w[1:2]), y[1:2])
+    assert torch.equal(winograd.nnpack_conv3x3(x[1:2], w[1:2]), y[1:2])
     with pytest.raises(ValueError, match="per-sample weights for 2 samples"):
-        winograd.conv3x3(x, w[:2])
+        winograd.nnpack_conv3x3(x, w[:2])
 
 
 @needs_nnpack

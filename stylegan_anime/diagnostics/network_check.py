@@ -90,7 +90,7 @@ def _discriminator(device: torch.device, resolution: int, seed: int) -> Discrimi
 GENERATOR_PATHS = {
     "forward": "the plain inference forward (CPU: one-pass layer epilogues and toRGB)",
     "kept filters": "the generation API's, inside cached_weights() (CPU: fused Winograd convs)",
-    "fused modconv": "per-sample weights, grouped convs (upfirdn2d and bias_act as training runs them)",
+    "grouped modconv": "per-sample weights, grouped convs (upfirdn2d and bias_act as training runs them)",
 }
 
 
@@ -104,7 +104,7 @@ def check_generator(device: torch.device, path: str = "forward") -> NetworkCompa
     def run(native: bool):
         kept = cached_weights() if path == "kept filters" else contextlib.nullcontext()
         with _paths(native), torch.no_grad(), kept:
-            return G(z, psi=0.8, noise_mode="const", fused=path == "fused modconv")
+            return G(z, psi=0.8, noise_mode="const", grouped=path == "grouped modconv")
 
     run(True)  # the first call builds / loads and self-checks the ops; time the second
     native, native_s = _timed(lambda: run(True))

@@ -196,7 +196,7 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
     f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
     if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
-        return winograd.conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb), None, None, None
+        return winograd.nnpack_conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb), None, None, None
     if not f43_first and modulate_in_weights(weight.numel(), h * w_, h * w_, in_c, out_c):
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)

@@ -31,11 +31,11 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
                 noise_mode: str = "const", noise: Sequence[torch.Tensor | None] | None = None,
-                update_w_avg: bool = False, fused: bool = False) -> torch.Tensor:
+                update_w_avg: bool = False, grouped: bool = False) -> torch.Tensor:
         """psi in [0, 1] is the truncation (1 = none); cutoff: truncate only the first N ws;
         noise_mode: const | random | none."""
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg)
-        return self.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused)
+        return self.synthesis(ws, noise_mode=noise_mode, noise=noise, grouped=grouped)
 
     def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: str | Sequence[int]) -> torch.Tensor:
         """Style mixing: ws of a with the chosen ws taken from b. w_a, w_b: [N, num_ws, w_dim]

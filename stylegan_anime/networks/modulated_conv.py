@@ -23,18 +23,18 @@ NOISE_MODES = ("const", "random", "none")
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
                      up: int = 1, padding: int = 0, resample_filter: torch.Tensor | None = None,
-                     flip_weight: bool = True, fused: bool = False) -> torch.Tensor:
+                     flip_weight: bool = True, grouped: bool = False) -> torch.Tensor:
     """x: [N, in, H, W], weight: [out, in, k, k], styles: [N, in] → [N, out, H*up, W*up].
 
-    ``fused=False`` scales activations instead of weights, so that the whole batch
+    ``grouped=False`` scales activations instead of weights, so that the whole batch
     shares one convolution (faster on the CPU, and each sample's result does not
-    depend on the rest of the batch); ``fused=True`` builds per-sample weights and
+    depend on the rest of the batch); ``grouped=True`` builds per-sample weights and
     runs a grouped convolution. Both compute the same function.
     """
     n = x.shape[0]
     out_c, in_c, kh, kw = weight.shape
     dcoefs = fast_modconv.demod_coefficients(weight, styles) if demodulate else None  # [N, out]
-    if not fused:
+    if not grouped:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding,
                             flip_weight=flip_weight)
@@ -68,20 +68,20 @@ class SynthesisLayer(nn.Module):
         self.act_gain = kernels.activation("lrelu").def_gain
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
-                noise: torch.Tensor | None = None, fused: bool = False, gain: float = 1.0) -> torch.Tensor:
+                noise: torch.Tensor | None = None, grouped: bool = False, gain: float = 1.0) -> torch.Tensor:
         """``noise``: explicit [N or 1, 1, res, res] noise, overriding ``noise_mode``.
 
-        Without gradients and with ``fused=False`` this runs ``fast_modconv``'s inference path.
+        Without gradients and with ``grouped=False`` this runs ``fast_modconv``'s inference path.
         """
         styles = self.affine(w)
         noise = self._noise(x, noise_mode, noise)
-        if not fused and not native_ops.needs_graph(x, styles, self.weight, self.bias, self.noise_strength):
+        if not grouped and not native_ops.needs_graph(x, styles, self.weight, self.bias, self.noise_strength):
             clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
             return fast_modconv.synthesis_layer_forward(x, self.weight, styles, self.bias, noise, self.noise_strength,
                                                         self.up, self.padding, self.resample_filter,
                                                         self.act_gain * gain, clamp)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), grouped=grouped)
         if noise is not None:
             x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -122,11 +122,11 @@ class ToRGBLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, grouped: bool = False) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        if not fused and not native_ops.needs_graph(x, styles, self.weight, self.bias):
+        if not grouped and not native_ops.needs_graph(x, styles, self.weight, self.bias):
             return fast_modconv.torgb_forward(x, self.weight, styles, self.bias, self.conv_clamp)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, grouped=grouped)
         return kernels.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
     def prepared(self, w: torch.Tensor, dtype: torch.dtype, skip: torch.Tensor | None = None,

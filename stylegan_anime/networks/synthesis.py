@@ -50,7 +50,7 @@ class SynthesisBlock(nn.Module):
         return [m for m in (getattr(self, "conv0", None), self.conv1) if m is not None]
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
-                noise: Iterator[torch.Tensor | None], fused: bool,
+                noise: Iterator[torch.Tensor | None], grouped: bool,
                 keep_x: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv.
         ``keep_x=False``: x is not wanted (the last block), and may come back as None."""
@@ -67,20 +67,20 @@ class SynthesisBlock(nn.Module):
                 img = fast_modconv.upsample_image(img, self.resample_filter)
         if self.architecture == "resnet" and self.in_channels != 0:
             y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
-            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused, gain=math.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), noise_mode, next(noise), grouped)
+            x = self.conv1(x, next(w_iter), noise_mode, next(noise), grouped, gain=math.sqrt(0.5))
             x = y + x
         else:
             if self.in_channels != 0:
-                x = self.conv0(x, next(w_iter), noise_mode, next(noise), fused)
-            if self.num_torgb and not fused and not native_ops.needs_graph(x, ws, img, *self.parameters()):
+                x = self.conv0(x, next(w_iter), noise_mode, next(noise), grouped)
+            if self.num_torgb and not grouped and not native_ops.needs_graph(x, ws, img, *self.parameters()):
                 # The inference path: toRGB may run inside conv1's convolution.
                 w1, w_rgb = next(w_iter), next(w_iter)
                 rgb = self.torgb.prepared(w_rgb, x.dtype, img, keep_x)
                 return self.conv1.forward_to_rgb(x, w1, rgb, noise_mode, next(noise))
-            x = self.conv1(x, next(w_iter), noise_mode, next(noise), fused)
+            x = self.conv1(x, next(w_iter), noise_mode, next(noise), grouped)
         if self.num_torgb:
-            y = self.torgb(x, next(w_iter), fused).to(torch.float32)
+            y = self.torgb(x, next(w_iter), grouped).to(torch.float32)
             img = img + y if img is not None else y
         return x, img
 
@@ -110,7 +110,7 @@ class SynthesisNetwork(nn.Module):
         return [layer for block in self.blocks() for layer in block.layers()]
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const",
-                noise: Sequence[torch.Tensor | None] | None = None, fused: bool = False) -> torch.Tensor:
+                noise: Sequence[torch.Tensor | None] | None = None, grouped: bool = False) -> torch.Tensor:
         """``noise``: one tensor (or None) per ``noise_layers()`` entry, overriding ``noise_mode`` there."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
@@ -124,6 +124,6 @@ class SynthesisNetwork(nn.Module):
         blocks = self.blocks()
         for block in blocks:
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
-            x, img = block(x, img, block_ws, noise_mode, noise_iter, fused, keep_x=block is not blocks[-1])
+            x, img = block(x, img, block_ws, noise_mode, noise_iter, grouped, keep_x=block is not blocks[-1])
             w_idx += block.num_conv
         return img

@@ -6,7 +6,7 @@ layer's largest output instead of ~1e-7: far below what an 8-bit image shows or 
 notices. Two implementations serve two cases (``python -m benchmarks.ops --conv`` times both
 against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
 
-- Inference-only forwards of large layers (``usable`` / ``conv3x3``): NNPACK's F(6×6, 3×3),
+- Inference-only forwards of large layers (``usable`` / ``nnpack_conv3x3``): NNPACK's F(6×6, 3×3),
   bundled with PyTorch's CPU builds, one image per call (its batched path is the slow one):
   1.3–2.7× faster on the 64²–512² layers of a 512² generator; slower under 64×64 pixels or
   2^28 pixel·channel² of work (e.g. 128 channels at 64²).
@@ -27,13 +27,11 @@ tests); in Python ``with use_winograd("off"):``.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-from typing import Iterator
 
 import torch
 
 from ..ops import winograd_op
+from ..ops.switches import Switch
 
 MODES = ("auto", "off", "always")
 ENV_MODE = "STYLEGAN_ANIME_WINOGRAD"
@@ -69,29 +67,21 @@ FUSED_MIN_PIXELS = 128 * 128
 FUSED_MAX_CHANNELS = 256
 
 
+WINOGRAD_MODE = Switch(ENV_MODE, MODES, "Winograd mode")
+
+
 class _State:
-    mode_override: str | None = None
     nnpack: bool | None = None
 
 
 def winograd_mode() -> str:
     """The current mode: the Python override, else $STYLEGAN_ANIME_WINOGRAD, else "auto"."""
-    mode = _State.mode_override or os.environ.get(ENV_MODE, "").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV_MODE}={mode!r}: expected one of {', '.join(MODES)}")
-    return mode
+    return WINOGRAD_MODE.get()
 
 
-@contextlib.contextmanager
-def use_winograd(mode: str) -> Iterator[None]:
+def use_winograd(mode: str):
     """Use ``mode`` ("auto", "off" or "always") inside the block."""
-    if mode not in MODES:
-        raise ValueError(f"Winograd mode must be one of {', '.join(MODES)}, got {mode!r}")
-    previous, _State.mode_override = _State.mode_override, mode
-    try:
-        yield
-    finally:
-        _State.mode_override = previous
+    return WINOGRAD_MODE.use(mode)
 
 
 def nnpack_available() -> bool:
@@ -109,7 +99,7 @@ def nnpack_available() -> bool:
 
 def usable(x: torch.Tensor, kernel_size: int, padding: int, out_channels: int) -> bool:
     """Whether a 3×3 'same' convolution of x: [N, C, H, W] to ``out_channels`` should take
-    ``conv3x3`` here."""
+    ``nnpack_conv3x3`` here."""
     mode = winograd_mode()
     if mode == "off" or kernel_size != 3 or padding != 1:
         return False
@@ -119,7 +109,7 @@ def usable(x: torch.Tensor, kernel_size: int, padding: int, out_channels: int) -
     return mode == "always" or (pixels >= MIN_PIXELS and pixels * x.shape[1] * out_channels >= MIN_WORK)
 
 
-def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def nnpack_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Correlate x: [N, C_in, H, W] with 3×3 weights, padding 1, stride 1, as ``F.conv2d``.
 
     weight: [C_out, C_in, 3, 3] shared by the batch, or [N, C_out, C_in, 3, 3] one per sample

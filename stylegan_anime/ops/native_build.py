@@ -37,6 +37,13 @@ from typing import Iterator
 
 import torch
 
+try:
+    from .locks import LockTimeout, held, is_held
+    from .switches import Switch
+except ImportError:  # run as a script (CI's CUDA check, the background build): this folder is on sys.path
+    from locks import LockTimeout, held, is_held
+    from switches import Switch
+
 OPS = ("upfirdn2d", "bias_act", "winograd", "layer_epilogue", "to_rgb")
 # Ops with no CUDA kernel: on CUDA the networks use cuDNN's convolutions, which pick their own algorithms,
 # and torch's elementwise kernels, which are not the bottleneck there that they are on a 2-core CPU.
@@ -44,6 +51,7 @@ CPU_ONLY_OPS = ("winograd", "layer_epilogue", "to_rgb")
 DEVICE_KINDS = ("cpu", "cuda")
 MODES = ("auto", "native", "ref")
 ENV_MODE = "STYLEGAN_ANIME_OPS"
+OPS_MODE = Switch(ENV_MODE, MODES, "ops mode")
 
 
 def _source_dir() -> Path:
@@ -86,7 +94,6 @@ class BuildResult:
 class _State:
     """Process-wide choices: the Python override of the mode and the results of builds."""
 
-    mode_override: str | None = None
     results: dict[tuple[str, str], BuildResult] = {}
     started: set[tuple[str, str]] = set()  # background builds this process started
 
@@ -96,28 +103,17 @@ class _State:
 
 def ops_mode() -> str:
     """The current mode: the Python override, else $STYLEGAN_ANIME_OPS, else "auto"."""
-    mode = _State.mode_override or os.environ.get(ENV_MODE, "").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV_MODE}={mode!r}: expected one of {', '.join(MODES)}")
-    return mode
+    return OPS_MODE.get()
 
 
 def set_ops_mode(mode: str | None) -> None:
     """Choose "auto", "native" or "ref" for this process; None goes back to the environment."""
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"ops mode must be one of {MODES}, got {mode!r}")
-    _State.mode_override = mode
+    OPS_MODE.set(mode)
 
 
-@contextlib.contextmanager
-def use_ops(mode: str) -> Iterator[None]:
+def use_ops(mode: str | None):
     """``with use_ops("ref"): ...`` runs the block with the given ops mode."""
-    previous = _State.mode_override
-    set_ops_mode(mode)
-    try:
-        yield
-    finally:
-        _State.mode_override = previous
+    return OPS_MODE.use(mode)
 
 
 # --------------------------------------------------------------------------- sources and cache
@@ -176,31 +172,16 @@ def cache_root() -> Path:
 
 @contextlib.contextmanager
 def _build_lock(build_dir: Path) -> Iterator[None]:
-    """Hold an flock beside ``build_dir`` for the build. The kernel releases an flock when its
-    process dies, so a killed build never leaves it held; torch's own lock file inside the
+    """Hold a kernel lock beside ``build_dir`` for the build (``locks.held``: released when its
+    process dies), so a killed build never leaves it held; torch's own lock file inside the
     build dir, which a killed build does leave behind, is therefore stale whenever we hold
     ours, and is removed instead of being waited on forever."""
-    import fcntl
-
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(build_dir.with_name(build_dir.name + ".flock"), "a+") as fh:
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BuildError(f"another process has been building {build_dir.name} "
-                                     f"for over {LOCK_TIMEOUT_S:.0f} s") from None
-                time.sleep(0.5)
-        try:
-            stale = build_dir / "lock"
-            if stale.exists():
-                stale.unlink()
+    try:
+        with held(build_dir.with_name(build_dir.name + ".flock"), LOCK_TIMEOUT_S, poll=0.5):
+            (build_dir / "lock").unlink(missing_ok=True)
             yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except LockTimeout:
+        raise BuildError(f"another process has been building {build_dir.name} for over {LOCK_TIMEOUT_S:.0f} s") from None
 
 
 # --------------------------------------------------------------------------- build and load
@@ -374,18 +355,7 @@ def _background_lock(device_kind: str) -> Path:
 
 def background_running(device_kind: str) -> bool:
     """Whether a background build of this device kind holds its lock now."""
-    import fcntl
-
-    path = _background_lock(device_kind)
-    if not path.exists():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    return is_held(_background_lock(device_kind))
 
 
 def start_background_build(device_kind: str) -> None:
@@ -419,20 +389,11 @@ def wait_for_background_build(device_kind: str, timeout: float = LOCK_TIMEOUT_S)
 @contextlib.contextmanager
 def _holding_background_lock(device_kind: str) -> Iterator[bool]:
     """Yields False when another background build of this kind holds the lock."""
-    import fcntl
-
-    path = _background_lock(device_kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
+    try:
+        with held(_background_lock(device_kind), timeout=0):
             yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except LockTimeout:
+        yield False
 
 
 # --------------------------------------------------------------------------- command line

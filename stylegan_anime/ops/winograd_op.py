@@ -184,8 +184,8 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
     n, _, h, w = x.shape
     if native is None:
         native = native_available(x)
-    forward, backward = native_pair if native else ref_pair
-    return backward(torch.bmm(u, forward(x) if scale is None else forward(x, scale)), n, h, w)
+    to_tiles, from_tiles = native_pair if native else ref_pair
+    return from_tiles(torch.bmm(u, to_tiles(x) if scale is None else to_tiles(x, scale)), n, h, w)
 
 
 def modulated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
