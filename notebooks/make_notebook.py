@@ -114,10 +114,10 @@ fill the folder so that the cell still shows the steps. Snapshots and sample gri
     Path("my_pictures").mkdir(exist_ok=True)
     for i in range(32):
         sa.draw_portrait(sa.sample_params(100_000 + i), 128).save(f"my_pictures/portrait{i:02d}.png")
-KIMG, SNAP = (0.008, 0.008) if QUICK else (20, 4)  # QUICK: one step of 8 images
+KIMG, SNAP, BATCH = (0.004, 0.004, 4) if QUICK else (20, 4, 8)  # QUICK: one step of 4 images
 # The default model ships only its generator: --cbase/--cmax make the new discriminator as wide as it.
 !stylegan-anime dataset my_pictures/ my_pictures.zip --resolution {G.img_resolution}
-!stylegan-anime train --data my_pictures.zip --out runs/mine --resume default --kimg {KIMG} --snap {SNAP} --batch 8 --cbase {G.cfg.channel_base} --cmax {G.cfg.channel_max}
+!stylegan-anime train --data my_pictures.zip --out runs/mine --resume default --kimg {KIMG} --snap {SNAP} --batch {BATCH} --cbase {G.cfg.channel_base} --cmax {G.cfg.channel_max}
 display(ShowFile(filename=str(sorted(Path("runs/mine").glob("samples-*.png"))[-1])))"""),
     ]
 
