@@ -97,11 +97,12 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
             except _Retry as e:
                 cause = e.args[0]
                 if attempt == policy.retries or _is_permanent(cause):
-                    kept = part.stat().st_size if part.exists() else 0
+                    kept = _drop_if_empty(part)
                     tail = f"; {kept} bytes kept, the next try resumes" if kept else ""
                     raise UserError(f"cannot download {url}: {describe(cause, policy)}{tail}") from None
                 time.sleep(policy.backoff * 2 ** attempt)
             except _Refused as e:
+                _drop_if_empty(part)
                 raise UserError(f"cannot download {url}: {e}") from None
     digest = verify(part, url, sha256, size)
     if check is not None:
@@ -112,6 +113,14 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
             raise
     os.replace(part, dest)
     return digest
+
+
+def _drop_if_empty(part: Path) -> int:
+    """The bytes kept in ``part``; an empty one (nothing to resume from) is removed."""
+    kept = part.stat().st_size if part.exists() else 0
+    if not kept:
+        part.unlink(missing_ok=True)
+    return kept
 
 
 def verify(part: Path, url: str, sha256: str | None, size: int | None) -> str:
@@ -166,7 +175,12 @@ def _open(session: requests.Session, url: str, headers: dict, policy: DownloadPo
     """The response at the end of at most ``max_redirects`` http(s) redirects, followed by hand."""
     seen = {url}
     for _ in range(policy.max_redirects + 1):
-        r = session.get(url, headers=headers, stream=True, timeout=policy.timeout, allow_redirects=False)
+        try:
+            r = session.get(url, headers=headers, stream=True, timeout=policy.timeout, allow_redirects=False)
+        except ValueError as e:  # requests parses a redirect's Location even when it does not follow it
+            if isinstance(e, requests.exceptions.InvalidHeader):
+                raise
+            raise _Refused(f"malformed URL or redirect Location at {_short(url)} ({_first_line(e)})") from None
         if r.status_code not in REDIRECTS:
             return r
         location = r.headers.get("Location")
@@ -293,8 +307,8 @@ def _find(e: BaseException | None, kind: type) -> BaseException | None:
             return e
         seen.add(id(e))
         inner = getattr(e, "reason", None)
-        if not isinstance(inner, BaseException) and e.args and isinstance(e.args[0], BaseException):
-            inner = e.args[0]
+        if not isinstance(inner, BaseException):  # urllib3 puts the cause second: ('Connection aborted.', exc)
+            inner = next((a for a in e.args if isinstance(a, BaseException)), None)
         e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
     return None
 
@@ -310,6 +324,13 @@ def describe(cause: BaseException, policy: DownloadPolicy = DownloadPolicy()) ->
     if isinstance(cause, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                           requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader, ValueError)):
         return f"{type(cause).__name__}: {_first_line(cause)}"
+    if _find(cause, urllib3.exceptions.InvalidChunkLength):
+        return "the server's chunked transfer encoding is broken"
+    bad_http = _find(cause, http.client.HTTPException)
+    if bad_http is not None and not isinstance(bad_http, http.client.IncompleteRead):
+        if isinstance(bad_http, http.client.RemoteDisconnected):
+            return "the server hung up without an answer"
+        return f"the server's answer is not valid HTTP ({type(bad_http).__name__}: {_first_line(bad_http)[:80]})"
     if isinstance(cause, (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)):
         return "the connection broke off"
     return _first_line(cause)  # our own messages (HTTP 503, short read)
