@@ -277,3 +277,17 @@ def test_each_format_passes_whole_loads_and_is_pinned_but_is_refused_cut_anywher
         torch.testing.assert_close(G.mapping(z, None), small_G.mapping(z, None), rtol=1e-5, atol=1e-5)
     assert json.loads(hub._record_path(path).read_text())["sha256"] == hashlib.sha256(data).hexdigest()
     assert "trust on first use" in capsys.readouterr().err and server.hits.count("/m.bin") == 1
+
+
+def test_a_resumed_range_that_comes_back_compressed_restarts_from_zero(server, cache):
+    """Cut once with Content-Length (the part is kept), then the Range request is answered gzip-encoded:
+    decoded bytes appended to the kept half would make a wrong file, so the part restarts."""
+    data = safetensors_bytes()
+    replies = iter([answer("200 OK", [("Content-Length", str(len(data)))], data[:5000]),
+                    sized("206 Partial Content", gzip.compress(data[5000:]), ("Content-Encoding", "gzip"),
+                          ("Content-Range", f"bytes 5000-{len(data) - 1}/{len(data)}")),
+                    sized("200 OK", data)])
+    server.routes["/m.safetensors"] = lambda conn: next(replies)(conn)
+    path = hub.fetch_remote(hub.RemoteFile(server.base + "/m.safetensors", "m.safetensors"), progress=False,
+                            policy=DownloadPolicy(retries=3, backoff=0.0, timeout=2.0))
+    assert path.read_bytes() == data and server.hits == ["/m.safetensors"] * 3

@@ -155,6 +155,9 @@ def _transfer(session: requests.Session, url: str, part: Path, size: int | None,
             if offset is None:
                 return
             encoding = _content_encoding(r)
+            if encoding is not None and offset:  # an encoded range cannot be appended to plain bytes
+                part.unlink()
+                raise _Retry(ConnectionResetError("the server compressed a resumed range; restarting"))
             length = _content_length(r) if encoding is None else None
             if length is not None and offset + length > limit:
                 raise _Refused(f"the server announces {offset + length} bytes, more than {_limit_text(size, limit)}")
@@ -251,7 +254,9 @@ def _content_length(r: requests.Response) -> int | None:
 
 
 def _limit_text(size: int | None, limit: int) -> str:
-    return f"the published size ({size} bytes)" if size is not None else f"the limit for files of unpublished size ({limit} bytes)"
+    if size is not None:
+        return f"the published size ({size} bytes)"
+    return f"the limit for files of unpublished size ({limit} bytes)"
 
 
 def _write_body(r: requests.Response, part: Path, offset: int, total: int | None, limit: int, size: int | None,

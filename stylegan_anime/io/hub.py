@@ -373,7 +373,8 @@ def checked_load(path: Path, read: Callable[[Path], T]) -> T:
         raise UserError(f"{e} (the cached copy of {url}: run `{how}` to fetch it again)") from None
     if record.get("sha256") is None:
         digest = record["unverified_sha256"]
-        _save_record(path, {**record, "sha256": digest, "unverified_sha256": None})
+        with file_lock(_lock_path(RemoteFile(url=record["url"], filename=path.name))):  # the fetch's lock
+            _save_record(path, {**record, "sha256": digest, "unverified_sha256": None})
         say(f"note: {path.name} has no published sha256; it loaded, so its sha256 {digest} is now recorded "
             "(trust on first use: later loads are checked against it)")
     return result
