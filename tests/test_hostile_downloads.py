@@ -23,7 +23,7 @@ import torch
 import format_fixtures as ff
 import stylegan_anime as sa
 from stylegan_anime.cli import main
-from stylegan_anime.io import hub
+from stylegan_anime.io import formats, hub
 from stylegan_anime.io.download import DownloadPolicy
 from stylegan_anime.io.download_check import FORMAT_READERS
 from hostile import refused
@@ -291,3 +291,10 @@ def test_a_resumed_range_that_comes_back_compressed_restarts_from_zero(server, c
     path = hub.fetch_remote(hub.RemoteFile(server.base + "/m.safetensors", "m.safetensors"), progress=False,
                             policy=DownloadPolicy(retries=3, backoff=0.0, timeout=2.0))
     assert path.read_bytes() == data and server.hits == ["/m.safetensors"] * 3
+
+
+def test_every_registry_format_maps_to_readers_that_exist():
+    """A renamed reader would make every download of that format refused: the map must follow."""
+    names = {r.name for r in formats.READERS}
+    assert set(FORMAT_READERS) == set(hub.FORMATS)
+    assert all(set(readers) <= names for readers in FORMAT_READERS.values())
