@@ -88,7 +88,8 @@ def files_in(root: Path) -> list[Path]:
 
 
 def payload(n: int = 200_000, seed: int = 0) -> bytes:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    """n bytes that pass the download's sniff (a pickle's PROTO opcode first, STOP last), random between."""
+    return b"\x80\x04" + np.random.default_rng(seed).integers(0, 256, n - 3, dtype=np.uint8).tobytes() + b"."
 
 
 def sha(data: bytes) -> str:
@@ -170,19 +171,35 @@ def test_a_url_is_fetched_once_and_loads(server, small_G, tmp_path):
     assert hub.fetch(url) == hub.cached_file(hub.RemoteFile(url, "net.safetensors"))
 
 
-def test_unpublished_sha_is_recorded_and_a_corrupted_copy_refetched(server, capsys):
-    data = payload(seed=3)
-    server.files["/m.pkl"] = data
-    path = hub.fetch(server.url + "/m.pkl", policy=FAST, progress=False)
+def test_unpublished_sha_is_pinned_once_it_loads_and_a_corrupted_copy_refetched(server, small_G, tmp_path, capsys):
+    data = sa.save(small_G, tmp_path / "net.safetensors").read_bytes()
+    server.files["/net.safetensors"] = data
+    url = server.url + "/net.safetensors"
+    path = hub.fetch(url, policy=FAST, progress=False)
+    record = json.loads(path.with_name("net.safetensors.sha256.json").read_text())
+    assert record["sha256"] is None and record["unverified_sha256"] == sha(data)  # not trusted before it loads
+    assert capsys.readouterr().err == ""
+    sa.load(url)
     err = capsys.readouterr().err
-    assert f"recorded sha256 {sha(data)}" in err and "trust on first use" in err
+    assert f"sha256 {sha(data)} is now recorded" in err and "trust on first use" in err
     assert len(err.strip().splitlines()) == 1
+    assert json.loads(path.with_name("net.safetensors.sha256.json").read_text())["sha256"] == sha(data)
     raw = bytearray(path.read_bytes())
-    raw[1000] ^= 0xFF
+    raw[-1000] ^= 0xFF
     path.write_bytes(bytes(raw))
-    assert hub.fetch(server.url + "/m.pkl", policy=FAST, progress=False).read_bytes() == data
+    assert hub.fetch(url, policy=FAST, progress=False).read_bytes() == data
     assert "does not match its recorded sha256" in capsys.readouterr().err
     assert len(server.log) == 2
+
+
+def test_a_cached_file_that_does_not_load_says_to_use_force_and_is_not_pinned(server, tmp_path):
+    server.files["/m.pkl"] = payload(seed=7)  # a pickle by its first and last byte, garbage inside
+    url = server.url + "/m.pkl"
+    with pytest.raises(UserError) as e:
+        sa.load(url)
+    assert "\n" not in str(e.value) and f"stylegan-anime download {url} --force" in str(e.value)
+    record = json.loads(hub.fetch(url).with_name("m.pkl.sha256.json").read_text())
+    assert record["sha256"] is None and len(server.log) == 1
 
 
 def test_concurrent_fetches_of_one_url_download_it_once(server):
@@ -205,11 +222,11 @@ def test_download_and_models_commands_with_a_local_registry(server, cache, tmp_p
     data = payload(seed=5)
     server.files["/tiny.pt"] = data
     reg = write_registry(tmp_path / "reg.json", dict(name="tiny", url=server.url + "/tiny.pt", sha256=sha(data),
-                                                     size=len(data), format="rosinality"))
+                                                     size=len(data), format="tf-pickle"))
     monkeypatch.setenv(hub.REGISTRY_ENV, str(reg))
     assert main(["models"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tiny "))
-    assert row.split() == ["tiny", "32", "rosinality", "195.3", "KiB", "test", "no"]
+    assert row.split() == ["tiny", "32", "tf-pickle", "195.3", "KiB", "test", "no"]
     assert main(["download", "tiny"]) == 0
     out = capsys.readouterr().out.strip()
     assert Path(out).read_bytes() == data and Path(out).is_relative_to(cache)

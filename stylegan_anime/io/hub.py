@@ -7,9 +7,11 @@ by hand (``manual_url``: a page such as a mega.nz link; ``download NAME --from F
 
 Downloads land in ``$STYLEGAN_ANIME_CACHE`` (default ``~/.cache/stylegan_anime``) under
 ``models/<key>/`` where ``key`` is derived from the URL, so one URL is fetched once. Beside each
-file, ``<file>.sha256.json`` records its sha256; every later fetch checks the file against it. When
-the registry publishes no sha256, the first download's hash is recorded (trust on first use) and
-the user is told so in one line.
+file, ``<file>.sha256.json`` records its sha256; every later fetch checks the file against it. A
+download is sniffed for a (complete) weights file before it enters the cache (``download_check``).
+When the registry publishes no sha256, the record stays unpinned until the file first loads
+(``checked_load``); then its hash is pinned (trust on first use) and the user is told so in one line.
+A cached file that fails to load says how to fetch it again (``--force``).
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Callable, TypeVar
 from urllib.parse import unquote, urlparse
 
 from .atomic import atomic_path
 from .bundled import bundled_dir
 from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
+from .download_check import check_weights
 from ..errors import UserError
 from .file_lock import file_lock
 
@@ -36,6 +40,7 @@ CACHE_ENV = "STYLEGAN_ANIME_CACHE"
 REGISTRY_ENV = "STYLEGAN_ANIME_REGISTRY"
 COMPRESSIONS = (None, "xz")
 FORMATS = ("safetensors", "tf-pickle", "ada-pickle", "rosinality")   # the readers in formats/
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class RemoteFile:
     size: int | None = None
     compression: str | None = None   # "xz": the cache keeps the decompressed file
     manual_url: str | None = None    # no direct download: where to get it by hand (url is then "manual:NAME")
+    format: str | None = None        # one of FORMATS when the registry says; a download must sniff as it
 
     @property
     def cached_name(self) -> str:
@@ -95,7 +101,7 @@ class ModelEntry:
         """What to fetch; for manual entries the key is the name (there is no direct URL)."""
         return RemoteFile(url=self.url or f"manual:{self.name}", filename=self.filename or url_filename(self.url),
                           sha256=self.sha256, size=self.size, compression=self.compression,
-                          manual_url=self.manual_url)
+                          manual_url=self.manual_url, format=self.format)
 
 
 def cache_dir() -> Path:
@@ -212,7 +218,10 @@ def fetch(source: str, *, force: bool = False, progress: bool = True, policy: Do
 
 def fetch_remote(remote: RemoteFile, *, force: bool = False, progress: bool = True,
                  policy: DownloadPolicy = DownloadPolicy()) -> Path:
-    """Download ``remote`` into the cache unless a verified copy is there; returns its path."""
+    """Download ``remote`` into the cache unless a verified copy is there; returns its path.
+
+    The bytes are sniffed for a complete weights file (of ``remote.format``) before they are renamed
+    into the cache; anything refused leaves nothing behind."""
     dest = cached_file(remote)
     with file_lock(_lock_path(remote), on_wait=lambda: say(f"waiting for another process fetching {remote.url}")):
         if dest.exists() and not force and _still_valid(remote, dest):
@@ -222,9 +231,13 @@ def fetch_remote(remote: RemoteFile, *, force: bool = False, progress: bool = Tr
                             f"stylegan-anime download {remote.url.removeprefix('manual:')} --from FILE")
         _discard(remote, dest, keep_part=not force)
         landing = dest.with_name(remote.filename)
+
+        def check(path: Path) -> None:  # the bytes as cached: an .xz is checked again once unpacked
+            check_weights(path, remote.url, remote.format)
+
         digest = download(remote.url, landing, sha256=remote.sha256, size=remote.size, policy=policy,
-                          progress=progress)
-        _finish(remote, landing, dest, digest)
+                          progress=progress, check=_check_xz(remote.url) if remote.compression == "xz" else check)
+        _finish(remote, landing, dest, digest, check=check, limit=policy.max_bytes)
     return dest
 
 
@@ -303,14 +316,24 @@ def _may_replace(remote: RemoteFile, dest: Path, digest: str, given: Path, force
     return True
 
 
-def _finish(remote: RemoteFile, landing: Path, dest: Path, digest: str) -> None:
-    """Decompress if needed, and record the cached file's sha256 beside it."""
+def _finish(remote: RemoteFile, landing: Path, dest: Path, digest: str,
+            check: Callable[[Path], None] | None = None, limit: int = DownloadPolicy.max_bytes) -> None:
+    """Decompress if needed (``check`` runs on the result before its rename), and record the sha256.
+
+    The record is pinned when the registry published the hash; otherwise it stays unpinned until
+    the file loads (``checked_load``), so that a broken or foreign file is never trusted."""
     final_digest = digest
     if remote.compression == "xz":
-        final_digest = _decompress_xz(landing, dest)
+        final_digest = _decompress_xz(landing, dest, check, limit)
         landing.unlink()
-    _write_record(remote, dest, final_digest, digest)
-    _note_trust(remote, digest)
+    _write_record(remote, dest, final_digest, digest, pinned=remote.sha256 is not None)
+
+
+def _check_xz(url: str) -> Callable[[Path], None]:
+    def check(part: Path) -> None:
+        if not _is_xz(part):
+            raise UserError(f"{url} did not send an .xz file; nothing was cached")
+    return check
 
 
 def _note_trust(remote: RemoteFile, digest: str) -> None:
@@ -324,48 +347,107 @@ def _is_xz(path: Path) -> bool:
         return f.read(6) == b"\xfd7zXZ\x00"
 
 
-def _decompress_xz(src: Path, dest: Path) -> str:
+def _decompress_xz(src: Path, dest: Path, check: Callable[[Path], None] | None = None,
+                    limit: int = DownloadPolicy.max_bytes) -> str:
+    """Unpack ``src`` onto ``dest`` (atomically), at most ``limit`` bytes (an xz bomb is cut off)."""
     h = hashlib.sha256()
+    written = 0
     try:
-        with lzma.open(src, "rb") as fin, atomic_path(dest) as tmp, open(tmp, "wb") as fout:
-            while chunk := fin.read(1 << 20):
-                h.update(chunk)
-                fout.write(chunk)
+        with atomic_path(dest) as tmp:
+            with lzma.open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(1 << 20):
+                    written += len(chunk)
+                    if written > limit:
+                        raise UserError(f"{src.name} unpacks to more than {limit} bytes; it was deleted")
+                    h.update(chunk)
+                    fout.write(chunk)
+            if check is not None:
+                check(tmp)
     except lzma.LZMAError as e:
         src.unlink()
         raise UserError(f"{src.name} is not a valid .xz file ({e}); it was deleted") from None
+    except UserError:
+        src.unlink()
+        raise
     return h.hexdigest()
 
 
-def _write_record(remote: RemoteFile, dest: Path, digest: str, download_digest: str | None) -> None:
-    record = {"url": remote.url, "sha256": digest, "download_sha256": download_digest,
+def _write_record(remote: RemoteFile, dest: Path, digest: str, download_digest: str | None,
+                  pinned: bool = True) -> None:
+    """``sha256`` is the pinned hash (None until an unpublished file has loaded: ``unverified_sha256``)."""
+    record = {"url": remote.url, "sha256": digest if pinned else None, "download_sha256": download_digest,
               "published": remote.sha256 is not None, "size": dest.stat().st_size}
+    if not pinned:
+        record["unverified_sha256"] = digest
+    _save_record(dest, record)
+
+
+def _save_record(dest: Path, record: dict) -> None:
     with atomic_path(_record_path(dest)) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _read_record(dest: Path) -> dict | None:
+    """The record beside a cached file: pinned (``sha256``) or unpinned (``unverified_sha256``)."""
     try:
         record = json.loads(_record_path(dest).read_text())
-        return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    if not isinstance(record, dict) or not isinstance(record.get("url"), str):
+        return None
+    if isinstance(record.get("sha256"), str) or isinstance(record.get("unverified_sha256"), str):
+        return record
+    return None
 
 
 def _still_valid(remote: RemoteFile, dest: Path) -> bool:
     """Check a cached file against its recorded sha256; a corrupted one is reported and refetched.
 
     A file without a record (placed by hand) is checked against the published sha256 if there
-    is one, else trusted now and recorded, so that it is checked from then on."""
+    is one, else recorded unpinned: it is pinned when it first loads."""
     record = _read_record(dest)
     actual = sha256_file(dest)
-    expected = record["sha256"] if record else (remote.sha256 if remote.compression is None else None)
+    if record:
+        expected = record.get("sha256") or record["unverified_sha256"]
+    else:
+        expected = remote.sha256 if remote.compression is None else None
     if expected is None or actual == expected.lower():
         if record is None:
-            _write_record(remote, dest, actual, None)
+            _write_record(remote, dest, actual, None, pinned=expected is not None)
         return True
     say(f"warning: the cached {dest} does not match its recorded sha256 (corrupted?); discarding it")
     return False
+
+
+def checked_load(path: Path, read: Callable[[Path], T]) -> T:
+    """``read(path)``; for a cached download, a failure names the URL and ``--force``, and the first
+    success pins the hash of a file whose sha256 was not published (trust on first use)."""
+    record = _cached_record(path)
+    if record is None:
+        return read(path)
+    try:
+        result = read(path)
+    except UserError as e:
+        url = record["url"]
+        how = (f"stylegan-anime download {url} --force" if is_url(url)
+               else f"stylegan-anime download {url.removeprefix('manual:')} --from FILE")
+        raise UserError(f"{e} (the cached copy of {url}: run `{how}` to fetch it again)") from None
+    if record.get("sha256") is None:
+        digest = record["unverified_sha256"]
+        with file_lock(_lock_path(RemoteFile(url=record["url"], filename=path.name))):  # the fetch's lock
+            _save_record(path, {**record, "sha256": digest, "unverified_sha256": None})
+        say(f"note: {path.name} has no published sha256; it loaded, so its sha256 {digest} is now recorded "
+            "(trust on first use: later loads are checked against it)")
+    return result
+
+
+def _cached_record(path: Path) -> dict | None:
+    """The record of ``path`` if it is a file in the download cache."""
+    try:
+        inside = Path(path).resolve().is_relative_to((cache_dir() / "models").resolve())
+    except OSError:
+        return None
+    return _read_record(Path(path)) if inside else None
 
 
 def _discard(remote: RemoteFile, dest: Path, keep_part: bool) -> None:

@@ -40,8 +40,11 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def load_networks(source: str | Path, device: str | torch.device | None = "cpu") -> Networks:
-    """Every network a weights source holds (generator, and raw G / D where present), in eval mode."""
-    return formats.read(resolve_source(source), resolve_device(device))
+    """Every network a weights source holds (generator, and raw G / D where present), in eval mode.
+
+    A cached download goes through ``hub.checked_load``: it is pinned once it has loaded."""
+    dev = resolve_device(device)
+    return hub.checked_load(resolve_source(source), lambda path: formats.read(path, dev))
 
 
 def load(source: str | Path, device: str | torch.device | None = "cpu") -> Generator:
