@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,10 @@ def open_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
     """Read the header, check the size against ``max_pixels`` (before any pixel is decoded), then
     decode fully (so truncation shows now, not later); or raise Skip."""
     try:
-        image = Image.open(io.BytesIO(data))   # lazy: only the header is parsed
+        with warnings.catch_warnings():
+            # Our pixel budget (well below Pillow's bomb warning) decides; no warning for what it refuses.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))   # lazy: only the header is parsed
         w, h = image.size
         if max_pixels is not None and w * h > max_pixels:
             raise Skip("too_many_pixels")

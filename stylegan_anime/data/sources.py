@@ -62,11 +62,14 @@ class Source:
             try:
                 self._zip = zipfile.ZipFile(self.path)
                 all_names = self._zip_names()
-            except (zipfile.BadZipFile, OSError) as e:
-                raise UserError(f"cannot read zip {self.path}: {e}") from None
-        else:
+            except Exception as e:   # garbage directories raise BadZipFile, NotImplementedError, ValueError, ...
+                raise UserError(f"cannot read zip {self.path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
+                    from None
+        elif self.path.is_dir():
             skip = os.path.realpath(exclude) if exclude is not None else None
             all_names = self._walk(os.path.realpath(self.path), skip)
+        else:   # a FIFO or device: never opened (a FIFO would wait for a writer)
+            raise UserError(f"source {self.path} is neither a folder nor a zip file")
         self.all_names = sorted(all_names)
         # Hidden files (.DS_Store, ._resource forks, __MACOSX) are not part of the data: counted, not read.
         hidden = [n for n in self.all_names if _hidden(n)]
