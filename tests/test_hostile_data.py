@@ -389,3 +389,202 @@ def test_only_hostile_entries_is_one_line_from_the_cli(tmp_path, capsys):
 
 def test_an_absurd_max_pixels_is_refused():
     refused("dataset", lambda: BuildOptions(64, max_pixels=100), match="max_pixels")
+
+
+# =========================================================================== training
+
+from safetensors import SafetensorError   # noqa: E402
+from safetensors.torch import save_file   # noqa: E402
+
+from stylegan_anime.features import render   # noqa: E402
+from stylegan_anime.training import checkpoint, disk_space, loop   # noqa: E402
+from stylegan_anime.training.loop import train   # noqa: E402
+from training_utils import BlobDataset, tiny_config   # noqa: E402
+
+SNAPS = ["snapshot-000000008.safetensors", "snapshot-000000016.safetensors"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A tiny finished run: snapshots and sample grids at 8 and 16 images, a log per 4 images."""
+    d = tmp_path_factory.mktemp("run") / "run"
+    train(tiny_config(kimg=0.016, snap_kimg=0.008), d, dataset=BlobDataset(), progress_bar=False)
+    assert sorted(p.name for p in d.glob("snapshot-*")) == SNAPS
+    return d
+
+
+@pytest.fixture
+def run(finished_run, tmp_path) -> Path:
+    import shutil
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def resumed(run: Path, **kwargs) -> loop.Trainer:
+    """The run continued from its newest snapshot (no steps: the run is finished), ready to save."""
+    trainer = train(None, run, dataset=BlobDataset(), resume_run=True, progress_bar=False, max_steps=0, **kwargs)
+    trainer.progress.nimg = 24
+    return trainer
+
+
+def files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir())}
+
+
+def no_space_partway(exc: Exception):
+    """A safetensors writer that fills half the file, then finds the disk full."""
+    def write(tensors, filename, metadata=None):
+        save_file(tensors, filename, metadata=metadata)
+        os.truncate(filename, os.path.getsize(filename) // 2)
+        raise exc
+    return write
+
+
+@pytest.mark.parametrize("exc", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+    SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"),
+], ids=["ENOSPC", "EDQUOT", "safetensors"])
+def test_disk_full_part_way_through_a_snapshot_is_one_line_and_loses_nothing(run, monkeypatch, exc):
+    trainer = resumed(run)
+    before = files(run)
+    monkeypatch.setattr(checkpoint, "save_file", no_space_partway(exc))
+    message = refused("training", trainer.save_snapshot, match=str(run))
+    assert "snapshot-000000024.safetensors" in message and "needs about" in message and "--resume-run" in message
+    assert files(run) == before   # earlier snapshots, latest.json, logs: byte for byte; no temp left
+    assert checkpoint.load_snapshot(checkpoint.latest_snapshot(run)).progress.nimg == 16
+
+
+def test_a_snapshot_that_cannot_fit_is_refused_before_writing(run, monkeypatch):
+    trainer = resumed(run)
+    before = files(run)
+    monkeypatch.setattr(disk_space, "free_bytes", lambda folder: 1000)
+    monkeypatch.setattr(checkpoint, "save_file", lambda *a, **k: pytest.fail("wrote despite no space"))
+    message = refused("training", trainer.save_snapshot, match=str(run))
+    tensor_bytes = sum(p.numel() * 4 for net in (trainer.G, trainer.D) for p in net.parameters())
+    needed_mib = float(message.split("needs about ")[1].split(" MiB")[0])
+    assert needed_mib * 2 ** 20 >= 2 * tensor_bytes   # G_ema + G + D and Adam's two moments at least
+    assert "0.0 MiB free" in message
+    assert files(run) == before
+
+
+def test_disk_full_while_writing_the_sample_grid(run, monkeypatch):
+    trainer = resumed(run)
+
+    def grid(images, path, cols=None):
+        Path(path).write_bytes(b"\x89PNG half")   # what a full disk leaves: atomic_path removes it
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(render, "save_grid", grid)
+    message = refused("training", trainer.save_snapshot, match="samples-000000024.png")
+    assert str(run) in message
+    assert checkpoint.load_snapshot(run / "snapshot-000000024.safetensors").progress.nimg == 24
+
+
+def test_disk_full_while_appending_a_log_line(run, monkeypatch):
+    trainer = resumed(run)
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(loop, "open", lambda *a, **k: Full(), raising=False)
+    refused("training", lambda: trainer._append_jsonl(loop.LOG, {"kimg": 0.024}), match="log.jsonl")
+
+
+def test_other_write_errors_are_not_called_a_full_disk(run, monkeypatch):
+    trainer = resumed(run)
+    monkeypatch.setattr(checkpoint, "save_file", no_space_partway(OSError(errno.EIO, "Input/output error")))
+    with pytest.raises(OSError, match="Input/output"):
+        trainer.save_snapshot()
+
+
+def test_stale_temp_files_of_killed_writes_are_removed_on_resume(run):
+    partial = (run / SNAPS[-1]).read_bytes()[:5000]
+    stale = {".snapshot-000000024.safetensors.k3j4x_0q.safetensors": b"",   # our atomic_path, killed at once
+             ".tmpAb12Cd": partial,                                          # safetensors' own, killed mid-write
+             ".samples-000000024.png.abcd1234.png": b"",
+             ".log.jsonl.zz9y8x7w.jsonl": b'{"kimg": 0.0',
+             ".latest.json.q1w2e3r4.json": b""}
+    kept = {".notes": b"mine", ".tmpfoo": b"mine too", ".tmpABCDEFG": b"7 characters", "notes.txt": b"x"}
+    for name, data in {**stale, **kept}.items():
+        (run / name).write_bytes(data)
+    before = files(run)
+    resumed(run)
+    after = files(run)
+    assert set(before) - set(after) == set(stale)
+    assert all(after[name] == before[name] for name in kept) and set(SNAPS) <= set(after)
+
+
+def _log_kimgs(run: Path) -> list[float]:
+    return [json.loads(line)["kimg"] for line in (run / loop.LOG).read_text().splitlines()]
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(run):
+    assert _log_kimgs(run) == [0.004, 0.008, 0.012, 0.016]
+    with open(run / loop.LOG, "a") as f:
+        f.write('{"kimg": 0.02, "loss/G": 0.6')   # killed, or the disk filled, mid-line
+    resumed(run)
+    assert _log_kimgs(run) == [0.004, 0.008, 0.012, 0.016]
+
+
+def test_garbage_log_lines_are_dropped_on_resume(run):
+    lines = (run / loop.LOG).read_bytes().splitlines(keepends=True)
+    junk = [b"[1, 2]\n", b'"text"\n', b'{"kimg": "0.004"}\n', b'{"kimg": true}\n', b"\xff\xfe\x00\n", b"\n"]
+    (run / loop.LOG).write_bytes(b"".join(lines[:2] + junk + lines[2:]))
+    resumed(run)
+    assert _log_kimgs(run) == [0.004, 0.008, 0.012, 0.016]
+
+
+@pytest.mark.parametrize("pointer", [
+    b"\xff\x00garbage", b"[]", b'{"snapshot": "../../../etc/passwd"}', b'{"snapshot": "/etc/passwd"}',
+    b'{"snapshot": 5}', b'{"snapshot": "snapshot-000000099.safetensors"}', b'{"snapshot": "training.json"}', b"",
+])
+def test_a_broken_latest_pointer_falls_back_to_the_newest_snapshot(run, pointer):
+    COUNTS["training"]["tried"] += 1
+    (run / checkpoint.LATEST).write_bytes(pointer)
+    assert checkpoint.latest_snapshot(run) == run / SNAPS[-1]
+    COUNTS["training"]["survived"] += 1
+
+
+def test_a_truncated_snapshot_is_one_line(run):
+    data = (run / SNAPS[-1]).read_bytes()
+    (run / SNAPS[-1]).write_bytes(data[: len(data) // 3])
+    refused("training", lambda: resumed(run), match=SNAPS[-1])
+
+
+@pytest.mark.parametrize("change", [{"progress": "{"}, {"progress": "[]"}, {"rng": "null"}, {"optimizers": "1e999999"}])
+def test_snapshot_metadata_that_is_not_json_objects_is_one_line(run, change):
+    from safetensors import safe_open
+    path = run / SNAPS[-1]
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(path), metadata={**metadata, **change})
+    refused("training", lambda: checkpoint.load_snapshot(path), match="not a readable snapshot")
+
+
+@pytest.mark.parametrize("keep, expected", [(1, ["000000024"]), (0, ["000000008", "000000016", "000000024"])])
+def test_keep_prunes_sample_grids_like_snapshots_and_applies_on_resume(run, keep, expected):
+    resumed(run, keep=keep).save_snapshot()
+    assert sorted(p.name[9:18] for p in run.glob("snapshot-*.safetensors")) == expected
+    assert sorted(p.name[8:17] for p in run.glob("samples-*.png")) == expected
+
+
+def test_disk_full_from_the_cli_is_one_line_and_exit_2(run, monkeypatch, capsys):
+    monkeypatch.setattr(disk_space, "free_bytes", lambda folder: 0)
+    monkeypatch.setattr(loop, "open_dataset", lambda cfg: BlobDataset())
+    COUNTS["training"]["tried"] += 1
+    with time_limit(60):
+        code = main(["train", "--resume-run", str(run), "--kimg", "0.02", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"stylegan-anime train: error: no space left in {run} to write "
+                                                   f"snapshot-000000020.safetensors: it needs about ")
+    assert sorted(p.name for p in run.glob("snapshot-*")) == SNAPS
+    COUNTS["training"]["refused"] += 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_counts():
+    """``pytest -s`` prints tried / refused (or survived) per area for the README's safety section."""
+    yield
+    from hostile import corpus_counts
+    print("\nhostile data and training corpus:", corpus_counts())
