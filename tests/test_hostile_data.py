@@ -387,6 +387,20 @@ def test_only_hostile_entries_is_one_line_from_the_cli(tmp_path, capsys):
     COUNTS["dataset"]["refused"] += 1
 
 
+def test_a_sources_own_dataset_json_too_large_for_labels_is_one_line(src, tmp_path):
+    meta = src / "dataset.json"
+    meta.write_bytes(b'{"labels": [')
+    os.truncate(meta, 2 ** 32)   # 4 GB of holes: never read
+    message = refused("dataset", lambda: build_dataset(src, tmp_path / "out", BuildOptions(RES), progress=False),
+                      rss_budget_mib=48, timeout_s=5, match="dataset.json")
+    assert "file_too_large" in message
+
+
+def test_a_sources_own_dataset_json_that_is_a_fifo_is_counted_not_opened(src, tmp_path):
+    os.mkfifo(src / "dataset.json")
+    expect(survives("dataset", src, tmp_path / "out", timeout_s=5), 1, {"not_regular_file": 1})
+
+
 def test_an_absurd_max_pixels_is_refused():
     refused("dataset", lambda: BuildOptions(64, max_pixels=100), match="max_pixels")
 

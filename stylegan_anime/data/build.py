@@ -34,6 +34,7 @@ SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x0
 GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 MIN_PIXEL_BUDGET = 4096 * 4096
+MAX_LABELS_BYTES = 256 * 2 ** 20   # a source's dataset.json: ~100 bytes an image, so millions of images
 METADATA_ROOM = 16 * 2 ** 20   # EXIF, ICC profiles, thumbnails: a few MB in the worst real files
 
 
@@ -195,7 +196,12 @@ def source_labels(src: Source, labels: str | Path | None) -> LabelTable | None:
         return load_label_file(labels)
     if src.has("dataset.json"):
         try:
-            return parse_dataset_json(src.read("dataset.json"), f"{src.path}/dataset.json")
+            data = src.read("dataset.json", MAX_LABELS_BYTES)
+        except Skip as s:
+            raise UserError(f"{src.path}/dataset.json cannot be read for labels ({s.reason}, at most "
+                            f"{MAX_LABELS_BYTES // 2 ** 20} MiB): remove it or give --labels") from None
+        try:
+            return parse_dataset_json(data, f"{src.path}/dataset.json")
         except UserError:
             return None   # a dataset.json without usable labels: build an unlabelled set
     return None
