@@ -18,7 +18,7 @@ from stylegan_anime.data.synthetic import write_synthetic_dataset
 from stylegan_anime.errors import UserError
 from stylegan_anime.training.dataset import ImageDataset
 
-EXPECTED_SKIPPED = {"not_image": 2, "corrupt": 2, "truncated": 1, "too_small": 1, "duplicate": 1}
+EXPECTED_SKIPPED = {"not_image": 2, "corrupt": 2, "truncated": 1, "too_small": 1, "duplicate": 1, "hidden": 1}
 EXPECTED_CONVERTED = {"grayscale": 2, "alpha": 1, "cmyk": 1, "palette": 1}
 
 

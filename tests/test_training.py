@@ -119,7 +119,8 @@ def test_snapshots_keep_two_files_a_latest_pointer_a_grid_and_load_as_weights(tm
     snaps = sorted(p.name for p in tmp_path.glob("snapshot-*.safetensors"))
     assert snaps == ["snapshot-000000016.safetensors", "snapshot-000000024.safetensors"]
     assert json.loads((tmp_path / "latest.json").read_text())["snapshot"] == snaps[-1]
-    assert len(list(tmp_path.glob("samples-*.png"))) == 3
+    # Sample grids are pruned like snapshots: the newest two.
+    assert sorted(p.name for p in tmp_path.glob("samples-*.png")) == ["samples-000000016.png", "samples-000000024.png"]
     nets = native.load(tmp_path / snaps[-1])
     assert nets.G is not None and nets.D is not None
     assert TrainingConfig.from_json((tmp_path / "training.json").read_text()).g == nets.G_ema.cfg

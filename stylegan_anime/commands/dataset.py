@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
                    help="dataset.json (labels) or .csv (file,tags); default: SRC's own dataset.json if any")
     p.add_argument("--min-size", type=int_arg("--min-size", 1), default=None,
                    help="skip images whose shorter side is below this (default: resolution / 2)")
+    p.add_argument("--max-pixels", type=int_arg("--max-pixels", 16), default=None,
+                   help="skip images with more pixels than this, checked from the header before decoding "
+                        "(default: 8 × resolution², at least 4096² = 16.8 MP)")
     add_force_option(p)
     p.set_defaults(run=run)
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.synthetic} portraits at {args.resolution}² to {out}")
         return 0
     from ..data.build import BuildOptions, build_dataset
-    options = BuildOptions(args.resolution, crop=args.crop, min_size=args.min_size)
+    options = BuildOptions(args.resolution, crop=args.crop, min_size=args.min_size, max_pixels=args.max_pixels)
     report = build_dataset(args.paths[0], out, options, labels=args.labels)
     print(f"wrote {out}: {report.summary()}")
     return 0

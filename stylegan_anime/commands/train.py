@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image size (default: the data set's); must match the data set")
     p.add_argument("--kimg", type=float_arg("--kimg"), default=None, help="train until this many thousand real images")
     p.add_argument("--snap", type=float_arg("--snap"), default=4.0, help="snapshot every N kimg (default 4)")
+    p.add_argument("--keep", type=int_arg("--keep", 0), default=None,
+                   help="snapshots and sample grids kept, the newest (default 2; 0 keeps all)")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=32, help="global batch size (default 32)")
     p.add_argument("--augment", choices=["ada", "fixed", "off"], default="ada")
     p.add_argument("--p", dest="augment_p", type=float_arg("--p"), default=0.0, help="augment probability (start/fixed)")
@@ -74,7 +76,8 @@ def build_config(args: argparse.Namespace, resolution: int, c_dim: int):
                           batch=args.batch, kimg=args.kimg if args.kimg is not None else 1000.0,
                           snap_kimg=args.snap, g_lr=args.lr, d_lr=args.lr, r1_gamma=args.gamma,
                           augment=args.augment, augment_p=args.augment_p, ada_target=args.target,
-                          freezed=args.freezed, resume=args.resume, seed=args.seed, device=args.device)
+                          freezed=args.freezed, resume=args.resume, seed=args.seed, device=args.device,
+                          keep_snapshots=args.keep if args.keep is not None else 2)
 
 
 def snapshot_metric(args: argparse.Namespace, dist, run_dir: str | None = None):
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     dist = distributed.init_from_env(device)
     try:
         if args.resume_run:
-            loop.train(None, args.resume_run, resume_run=True, kimg=args.kimg, dist=dist,
+            loop.train(None, args.resume_run, resume_run=True, kimg=args.kimg, keep=args.keep, dist=dist,
                        progress_bar=not args.quiet, metric_fn=snapshot_metric(args, dist, args.resume_run))
             out = args.resume_run
         else:

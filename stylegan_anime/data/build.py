@@ -1,14 +1,20 @@
 """Build a training data set from a folder or zip of images: square, one resolution, RGB, labelled.
 
-Every source file either becomes one image of the set (converted where needed: grayscale, alpha
+Every source entry either becomes one image of the set (converted where needed: grayscale, alpha
 composited on white, CMYK, palette, EXIF rotation) or is skipped for one reason (not an image,
-corrupt, truncated, too small, duplicate, no label, ...). Counts by reason are printed and
-stored in dataset.json; the set is published only when complete.
+corrupt, truncated, too small, duplicate, no label, too many pixels, a file too large to be an image,
+a symlink loop, a FIFO, ...). Counts by reason are printed and stored in dataset.json; the set is
+published only when complete.
+
+Memory stays bounded by the pixel budget (``BuildOptions.pixel_budget``): an image's size is read
+from its header and checked before it is decoded, and a file larger than any image of the budget
+could be (``max_file_bytes``) is skipped from its declared size, without being read.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +24,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .labels import LabelTable, load_label_file, parse_dataset_json
-from .sources import Source
+from .sources import Skip, Source, is_utf8, printable_name
 from .writer import DatasetWriter
 
 CROPS = ("center", "pad")
@@ -27,6 +33,9 @@ SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x0
               b"\x00\x00\x00\x0cjP", b"qoif")
 GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+MIN_PIXEL_BUDGET = 4096 * 4096
+MAX_LABELS_BYTES = 256 * 2 ** 20   # a source's dataset.json: ~100 bytes an image, so millions of images
+METADATA_ROOM = 16 * 2 ** 20   # EXIF, ICC profiles, thumbnails: a few MB in the worst real files
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,30 @@ class BuildOptions:
     crop: str = "center"
     min_size: int | None = None
     background: tuple[int, int, int] = (255, 255, 255)
+    max_pixels: int | None = None
 
     def __post_init__(self):
         if self.resolution < 4:
             raise UserError(f"resolution must be at least 4, got {self.resolution}")
         if self.crop not in CROPS:
             raise UserError(f"crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        if self.max_pixels is not None and self.max_pixels < self.resolution ** 2:
+            raise UserError(f"max_pixels {self.max_pixels} is below one output image "
+                            f"({self.resolution}² = {self.resolution ** 2} pixels)")
+
+    @property
+    def pixel_budget(self) -> int:
+        """Most source pixels decoded for one image: ``max_pixels``, else 8× the output area but at
+        least 4096² (16.8 MP: ordinary photos and drawings fit; decoded RGBA that is 64 MiB)."""
+        if self.max_pixels is not None:
+            return self.max_pixels
+        return max(8 * self.resolution ** 2, MIN_PIXEL_BUDGET)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """Largest source file read: an uncompressed 16-bit RGBA image of the pixel budget (8 bytes a
+        pixel) plus room for metadata. Anything larger cannot be an image we would decode."""
+        return self.pixel_budget * 8 + METADATA_ROOM
 
     @property
     def smallest(self) -> int:
@@ -62,24 +89,25 @@ class BuildReport:
         return f"{self.written} images; skipped: {fmt(self.skipped)}; converted: {fmt(self.converted)}"
 
 
-class Skip(Exception):
-    """A source file that cannot go into the set; ``reason`` names why (a report key)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
 # --------------------------------------------------------------------------- one image
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Decode fully (so truncation shows now, not later) or raise Skip."""
+def open_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
+    """Read the header, check the size against ``max_pixels`` (before any pixel is decoded), then
+    decode fully (so truncation shows now, not later); or raise Skip."""
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Our pixel budget (well below Pillow's bomb warning) decides; no warning for what it refuses.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))   # lazy: only the header is parsed
+        w, h = image.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise Skip("too_many_pixels")
         image.load()
+    except Skip:
+        raise
     except Image.DecompressionBombError:
-        raise Skip("too_large") from None
+        raise Skip("too_many_pixels") from None
     except UnidentifiedImageError:
         raise Skip("corrupt" if data.startswith(SIGNATURES) else "not_image") from None
     except Exception as e:   # Pillow raises OSError, SyntaxError, ValueError, zlib/struct errors on bad data
@@ -151,7 +179,7 @@ def square(image: Image.Image, options: BuildOptions) -> Image.Image:
 
 def prepare(data: bytes, options: BuildOptions) -> tuple[Image.Image, list[str], str]:
     """Source bytes → (square RGB image, conversions, pixel hash of the decoded source) or Skip."""
-    image = open_image(data)
+    image = open_image(data, options.pixel_budget)
     rgb, done = to_rgb(image, options.background)
     if min(rgb.size) < options.smallest:
         raise Skip("too_small")
@@ -168,7 +196,12 @@ def source_labels(src: Source, labels: str | Path | None) -> LabelTable | None:
         return load_label_file(labels)
     if src.has("dataset.json"):
         try:
-            return parse_dataset_json(src.read("dataset.json"), f"{src.path}/dataset.json")
+            data = src.read("dataset.json", MAX_LABELS_BYTES)
+        except Skip as s:
+            raise UserError(f"{src.path}/dataset.json cannot be read for labels ({s.reason}, at most "
+                            f"{MAX_LABELS_BYTES // 2 ** 20} MiB): remove it or give --labels") from None
+        try:
+            return parse_dataset_json(data, f"{src.path}/dataset.json")
         except UserError:
             return None   # a dataset.json without usable labels: build an unlabelled set
     return None
@@ -191,14 +224,17 @@ def build_dataset(src: str | Path, out: str | Path, options: BuildOptions, label
 
 def _convert_all(source: Source, out: Path, options: BuildOptions, table: LabelTable | None,
                  progress: bool) -> BuildReport:
-    report = BuildReport()
+    report = BuildReport(skipped=Counter(source.skipped))
     with DatasetWriter(out, options.resolution, label_names=table.label_names if table else None) as writer:
         seen: set[str] = set()
         sources: list[list[str]] = []
         for name in tqdm(source.names, desc="images", unit="file", disable=not progress):
             try:
                 written = _convert_one(source, name, options, table, seen, writer, report)
-                sources.append([written, name])
+                # A name that is not UTF-8 is stored escaped (JSON cannot hold the raw bytes) and reported.
+                sources.append([written, printable_name(name)])
+                if not is_utf8(name):
+                    report.converted["name_not_utf8"] += 1
             except Skip as s:
                 report.skipped[s.reason] += 1
         if report.written == 0:
@@ -213,7 +249,9 @@ def _convert_all(source: Source, out: Path, options: BuildOptions, table: LabelT
 def _convert_one(source: Source, name: str, options: BuildOptions, table: LabelTable | None, seen: set[str],
                  writer: DatasetWriter, report: BuildReport) -> str:
     try:
-        data = source.read(name)
+        data = source.read(name, options.max_file_bytes)
+    except Skip:
+        raise
     except Exception:   # OSError from a folder; BadZipFile (bad CRC), zlib errors from a zip member
         raise Skip("unreadable") from None
     try:

@@ -7,11 +7,16 @@ exact continuation needs: optimiser states (``opt.<name>.<param>.<key>``), extra
 tensors (``extra.<name>``: path-length mean, ADA p), every rank's RNG states
 (``rng.<rank>.<kind>``) and the progress (metadata key ``progress``). ``latest.json``
 names the newest snapshot; older ones beyond ``keep`` are deleted after it is written.
+
+A full disk is one line (``disk_space``) and leaves every earlier snapshot as it was. A write that
+was killed leaves only temp files (ours ``.snapshot-….safetensors.XXXX.safetensors``, safetensors'
+own ``.tmpXXXXXX``), which ``remove_stale_temps`` deletes when the run continues.
 """
 from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,9 +29,15 @@ from safetensors.torch import save_file
 from ..io.atomic import atomic_path
 from ..errors import UserError
 from ..io.formats import native
+from . import disk_space
 
 LATEST = "latest.json"
 PREFIX = "snapshot-"
+SNAPSHOT_NAME = re.compile(r"snapshot-\d{9,}\.safetensors")
+# Temp files of the run folder's writers: atomic_path's ".<target>.<random><suffix>" for the files a run
+# writes, and the ".tmp" + 6 characters that safetensors writes beside its target before renaming.
+RUN_FILE_PREFIXES = (PREFIX, "samples-", LATEST, "log.jsonl", "metrics.jsonl", "training.json")
+SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 
 
 @dataclass
@@ -169,14 +180,42 @@ def save_snapshot(run_dir: Path, nets: native.Networks, optimizers: dict[str, to
                 "progress": json.dumps(asdict(progress)), "optimizers": json.dumps(opt_meta),
                 "rng": json.dumps(rng_meta), "training": training_json}
     path = Path(run_dir) / snapshot_name(progress.nimg)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    with atomic_path(Path(run_dir) / LATEST) as tmp:
-        tmp.write_text(json.dumps({"snapshot": path.name, "nimg": progress.nimg}) + "\n")
-    for old in sorted(Path(run_dir).glob(f"{PREFIX}*.safetensors"))[:-keep] if keep > 0 else []:
-        if old != path:
-            old.unlink(missing_ok=True)
+    # What the file will take: the tensors, their header and the metadata (JSON, a few KB).
+    needed = sum(t.numel() * t.element_size() for t in tensors.values()) + 64 * len(tensors) + \
+        sum(len(k) + len(v) for k, v in metadata.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    disk_space.ensure_space(run_dir, path.name, needed)
+    with disk_space.disk_full_is_a_user_error(run_dir, path.name, needed):
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        with atomic_path(Path(run_dir) / LATEST) as tmp:
+            tmp.write_text(json.dumps({"snapshot": path.name, "nimg": progress.nimg}) + "\n")
+    prune(run_dir, f"{PREFIX}*.safetensors", keep, newest=path)
     return path
+
+
+def prune(run_dir: str | Path, pattern: str, keep: int, newest: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` files matching ``pattern`` (names sort by nimg; 0 keeps
+    all); ``newest`` is never deleted. Returns the deleted paths."""
+    if keep <= 0:
+        return []
+    gone = [old for old in sorted(Path(run_dir).glob(pattern))[:-keep] if old != newest]
+    for old in gone:
+        old.unlink(missing_ok=True)
+    return gone
+
+
+def remove_stale_temps(run_dir: str | Path) -> list[Path]:
+    """Delete the temp files that killed writes left in a run folder; returns them.
+
+    Call only when no other process writes into the folder (on resume, before training)."""
+    stale = []
+    for p in Path(run_dir).glob(".*"):
+        ours = p.name[1:].startswith(RUN_FILE_PREFIXES) and p.name.count(".") >= 3
+        if (ours or SAFETENSORS_TEMP.fullmatch(p.name)) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            stale.append(p)
+    return sorted(stale)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
@@ -192,20 +231,33 @@ def load_snapshot(path: str | Path) -> Snapshot:
         raise UserError(f"{path} is not a readable snapshot ({str(e).splitlines()[0]})") from None
     if "progress" not in metadata:
         raise UserError(f"{path.name} is a weights file, not a training snapshot (use --resume to fine-tune from it)")
-    meta = {"configs": json.loads(metadata["configs"]), "progress": json.loads(metadata["progress"]),
-            "optimizers": json.loads(metadata["optimizers"]), "rng": json.loads(metadata["rng"]),
-            "training": metadata["training"],
-            "meta": {k[5:]: v for k, v in metadata.items() if k.startswith("meta.")}}
+    try:
+        meta = {"configs": json.loads(metadata["configs"]), "progress": json.loads(metadata["progress"]),
+                "optimizers": json.loads(metadata["optimizers"]), "rng": json.loads(metadata["rng"]),
+                "training": metadata["training"],
+                "meta": {k[5:]: v for k, v in metadata.items() if k.startswith("meta.")}}
+        if not all(isinstance(meta[k], dict) for k in ("configs", "progress", "optimizers", "rng")):
+            raise ValueError("a metadata entry is not a JSON object")
+    except (ValueError, KeyError) as e:
+        raise UserError(f"{path} is not a readable snapshot (metadata: {str(e).splitlines()[0]})") from None
     return Snapshot(path, tensors, meta)
 
 
 def latest_snapshot(run_dir: str | Path) -> Path | None:
     """The newest complete snapshot of a run folder (None if it has none)."""
     run_dir = Path(run_dir)
-    pointer = run_dir / LATEST
-    if pointer.exists():
-        path = run_dir / json.loads(pointer.read_text())["snapshot"]
-        if path.exists():
-            return path
-    found = sorted(run_dir.glob(f"{PREFIX}*.safetensors"))
+    name = _pointer(run_dir / LATEST)
+    if name is not None and (run_dir / name).is_file():
+        return run_dir / name
+    found = sorted(p for p in run_dir.glob(f"{PREFIX}*.safetensors") if SNAPSHOT_NAME.fullmatch(p.name))
     return found[-1] if found else None
+
+
+def _pointer(path: Path) -> str | None:
+    """The snapshot name ``latest.json`` holds; None when it is missing, unreadable or names
+    anything but a snapshot of this folder (the newest by name is used then)."""
+    try:
+        name = json.loads(path.read_text())["snapshot"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) and SNAPSHOT_NAME.fullmatch(name) else None

@@ -26,7 +26,7 @@ from ..io.atomic import atomic_path
 from ..errors import UserError
 from ..io.formats.native import Networks
 from ..networks import Discriminator, Generator
-from . import checkpoint, distributed
+from . import checkpoint, disk_space, distributed
 from .augment import AdaConfig, AdaptiveP, AugmentPipe
 from .checkpoint import Progress
 from .config import TrainingConfig
@@ -37,6 +37,7 @@ MetricFn = Callable[[Generator, int], dict[str, float]]
 TRAINING_JSON = "training.json"
 LOG = "log.jsonl"
 METRICS = "metrics.jsonl"
+SAMPLES_GLOB = "samples-*.png"
 
 
 def make_optimizer(module: nn.Module, lr: float, betas: tuple[float, float], reg_interval: int | None):
@@ -110,6 +111,16 @@ def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discri
         torch.manual_seed(cfg.seed)
         D = Discriminator(cfg.d)
     return G, D, {"resumed_from": str(cfg.resume)}
+
+
+def record_kimg(line: str) -> float | None:
+    """The ``kimg`` of one log line; None for a line that is not a whole record (torn, garbage)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    kimg = record.get("kimg") if isinstance(record, dict) else None
+    return float(kimg) if isinstance(kimg, (int, float)) and not isinstance(kimg, bool) else None
 
 
 class Trainer:
@@ -254,6 +265,7 @@ class Trainer:
                                             self.extras(), states, prog, self.cfg.to_json(),
                                             keep=self.cfg.keep_snapshots)
             self._write_samples()
+            checkpoint.prune(self.run_dir, SAMPLES_GLOB, self.cfg.keep_snapshots)
             if self.metric_fn is not None:
                 metrics = {"kimg": prog.nimg / 1000, **self.metric_fn(self.G_ema, prog.nimg)}
                 self._append_jsonl(METRICS, metrics)
@@ -275,11 +287,17 @@ class Trainer:
         images = torch.cat([self.G_ema(z[i: i + 8], c[i: i + 8] if c is not None else None, noise_mode="const").cpu()
                             for i in range(0, len(z), 8)])
         cols = max(int(math.sqrt(len(z))), 1)
-        return render.save_grid(images, self.run_dir / f"samples-{self.progress.nimg:09d}.png", cols=cols)
+        path = self.run_dir / f"samples-{self.progress.nimg:09d}.png"
+        needed = images[0].numel() * len(images)   # the raw 8-bit grid: a bound on its PNG
+        with disk_space.disk_full_is_a_user_error(self.run_dir, path.name, needed):
+            return render.save_grid(images, path, cols=cols)
 
     def _append_jsonl(self, name: str, record: dict) -> None:
-        with open(self.run_dir / name, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        # A full disk may cut the line: a torn last line is dropped on resume (_truncate_logs).
+        with disk_space.disk_full_is_a_user_error(self.run_dir, name, len(line)):
+            with open(self.run_dir / name, "a") as f:
+                f.write(line)
 
     def _accumulate(self, stats: dict[str, float]) -> None:
         for k, v in stats.items():
@@ -318,15 +336,17 @@ class Trainer:
         checkpoint.restore_rng(*snap.rng(self.dist.rank))
 
     def _truncate_logs(self, nimg: int) -> None:
-        """Drop log lines written after the snapshot by the run that died."""
+        """Drop log lines written after the snapshot by the run that died, and lines it tore
+        (killed, or the disk filled, half way through a write)."""
         for name in (LOG, METRICS):
             path = self.run_dir / name
             if not path.exists():
                 continue
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["kimg"] <= nimg / 1000 + 1e-9]
-            with atomic_path(path) as tmp:
-                tmp.write_text("".join(line + "\n" for line in keep))
+            keep = [line for line in path.read_text(errors="replace").splitlines()
+                    if (kimg := record_kimg(line)) is not None and kimg <= nimg / 1000 + 1e-9]
+            text = "".join(line + "\n" for line in keep)
+            with disk_space.disk_full_is_a_user_error(self.run_dir, name, len(text)), atomic_path(path) as tmp:
+                tmp.write_text(text)
 
     def run(self, max_steps: int | None = None) -> None:
         """Train until ``cfg.kimg`` (or for ``max_steps`` iterations), with a tick line every
@@ -369,10 +389,11 @@ def open_dataset(cfg: TrainingConfig):
 def train(cfg: TrainingConfig | None, run_dir: str | Path, dataset=None, resume_run: bool = False,
           augment_pipe: nn.Module | None = None, metric_fn: MetricFn | None = None,
           dist: distributed.Dist | None = None, max_steps: int | None = None, kimg: float | None = None,
-          progress_bar: bool = True) -> Trainer:
+          progress_bar: bool = True, keep: int | None = None) -> Trainer:
     """Start a run in ``run_dir`` (which must not hold snapshots yet) or, with ``resume_run``,
     continue it from its latest snapshot using its saved ``training.json`` (``kimg``
-    extends the run)."""
+    extends the run, ``keep`` changes how many snapshots and sample grids are kept). Temp files
+    of writes that were killed are removed first."""
     run_dir = Path(run_dir)
     snap = None
     if resume_run:
@@ -387,15 +408,21 @@ def train(cfg: TrainingConfig | None, run_dir: str | Path, dataset=None, resume_
                         f"or choose another --out")
     if kimg is not None:
         cfg.kimg = kimg
+    if keep is not None:
+        cfg.keep_snapshots = keep
     dataset = dataset if dataset is not None else open_dataset(cfg)
     _check_dataset(cfg, dataset)
     trainer = Trainer(cfg, run_dir, dataset, augment_pipe=augment_pipe, metric_fn=metric_fn, dist=dist,
                       progress_bar=progress_bar)
+    if trainer.dist.is_writer and run_dir.is_dir():
+        checkpoint.remove_stale_temps(run_dir)
     if snap is not None:
         trainer.restore(snap)
     elif trainer.dist.is_writer:
-        with atomic_path(run_dir / TRAINING_JSON) as tmp:
-            tmp.write_text(cfg.to_json())
+        text = cfg.to_json()
+        with disk_space.disk_full_is_a_user_error(run_dir, TRAINING_JSON, len(text)), \
+                atomic_path(run_dir / TRAINING_JSON) as tmp:
+            tmp.write_text(text)
     trainer.run(max_steps=max_steps)
     return trainer
 
