@@ -59,26 +59,48 @@ def test_onnx_matches_pytorch_for_seeds_psi_and_batch_sizes(exported, default_G)
         assert rel_err(out, ref) <= 1e-4, (seeds, psi)
 
 
-def test_conditional_network_with_fixed_batch_through_the_cli(tmp_path, capsys):
+LABELS = ["red hair", "smile", "glasses"]
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    """(G, model.onnx, web folder) of a small conditional network with named labels, via the CLI."""
+    root = tmp_path_factory.mktemp("cond")
     torch.manual_seed(3)
     G = randomize_buffers(Generator(small_g_config(img_resolution=16, c_dim=3))).eval()
-    net = sa.save(G, tmp_path / "cond.safetensors")
-    out = tmp_path / "cond.onnx"
-    assert main(["export", "--network", str(net), "--onnx", str(out), "--batch", "3"]) == 0
-    session = ort.InferenceSession(str(out))
-    shapes = {i.name: i.shape for i in session.get_inputs()}
-    assert shapes == {"z": [3, 32], "c": [3, 3], "psi": []}
-    z = sa.seeds_to_z([5, 6, 7], G.z_dim)
+    G.cfg.extra["label_names"] = json.dumps(LABELS)
+    net = sa.save(G, root / "cond.safetensors")
+    assert main(["export", "--network", str(net), "--onnx", str(root / "c.onnx"), "--web", str(root / "web")]) == 0
+    return G, root / "c.onnx", root / "web"
+
+
+def test_conditional_network_matches_pytorch(conditional):
+    G, path, web = conditional
+    session = ort.InferenceSession(str(path))
+    assert [(i.name, len(i.shape)) for i in session.get_inputs()] == [("z", 2), ("c", 2), ("psi", 0)]
     images = []
-    for c, psi in [(torch.eye(3), 0.6), (torch.tensor([[1.0, 1, 0]] * 3), 1.0), (torch.eye(3)[[2, 0, 1]], 0.3)]:
+    for seeds, c, psi in [([5, 6, 7], torch.eye(3), 0.6), ([5, 6, 7], torch.tensor([[1.0, 1, 0]] * 3), 1.0),
+                          ([8, 9], torch.eye(3)[[2, 0]], 0.3)]:
+        z = sa.seeds_to_z(seeds, G.z_dim)
         got = session.run(None, {"z": z.numpy(), "c": c.numpy(), "psi": np.array(psi, dtype=np.float32)})[0]
         with torch.no_grad():
             ref = G(z, c, psi=psi).numpy()
         assert rel_err(got, ref) <= 1e-4
         images.append(got)
     assert np.abs(images[0] - images[1]).max() > 0.05  # the labels reach the graph
+    assert json.loads((web / "model.json").read_text())["label_names"] == LABELS
+
+
+def test_fixed_batch(tmp_path, small_G):
+    data = onnx_export.to_onnx_bytes(small_G, onnx_export.OnnxExportConfig(dynamic_batch=False, batch=2))
+    session = ort.InferenceSession(data)
+    assert [i.shape for i in session.get_inputs()] == [[2, 32], []]
+    z = sa.seeds_to_z([1, 2], small_G.z_dim)
+    got = session.run(None, {"z": z.numpy(), "psi": np.array(0.8, dtype=np.float32)})[0]
+    with torch.no_grad():
+        assert rel_err(got, small_G(z, psi=0.8).numpy()) <= 1e-4
     with pytest.raises(Exception):  # a fixed batch is fixed
-        session.run(None, {"z": z[:2].numpy(), "c": torch.eye(3)[:2].numpy(), "psi": np.array(1, dtype=np.float32)})
+        session.run(None, {"z": z[:1].numpy(), "psi": np.array(1, dtype=np.float32)})
 
 
 def test_web_folder_holds_the_page_model_and_runtime(exported, default_G):
@@ -136,13 +158,14 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def served(exported, tmp_path_factory):
-    """URLs of the exported page, and of a copy whose model.onnx is missing, on 127.0.0.1."""
+def served(exported, conditional, tmp_path_factory):
+    """URLs of the exported page, of a copy whose model.onnx is missing, and of the conditional
+    network's page, on 127.0.0.1."""
     from stylegan_anime.export.web_server import start_server
     broken = tmp_path_factory.mktemp("broken") / "web"
     shutil.copytree(exported[1], broken)
     (broken / "model.onnx").unlink()
-    servers = [start_server(exported[1]), start_server(broken)]
+    servers = [start_server(exported[1]), start_server(broken), start_server(conditional[2])]
     yield [f"http://127.0.0.1:{s.server_port}/" for s in servers]
     for s in servers:
         s.shutdown()
@@ -152,6 +175,7 @@ def open_page(browser, url):
     page = browser.new_page()
     page.goto(url)
     page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=120_000)
+    page.evaluate("window.saPage.ready")  # the first grid and the interpolation strip are drawn
     return page
 
 
@@ -206,4 +230,21 @@ def test_browser_says_when_the_model_is_missing(browser, served):
     painted = page.evaluate("""() => { const c = document.getElementById('grid');
         return Array.from(c.getContext('2d').getImageData(0, 0, 4, 4).data).some((v) => v > 0); }""")
     assert painted  # a message, not a blank canvas
+    page.close()
+
+
+def test_browser_attribute_controls_steer_like_labels(browser, served, conditional):
+    G = conditional[0]
+    page = open_page(browser, served[2])
+    assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
+    assert page.inner_text("#attributes").split() == " ".join(LABELS).split()
+    page.fill("#seed", "10")
+    page.check("#attributes input[data-index='2']")  # labels now [1, 0, 1]: the first is on by default
+    page.wait_for_function("document.body.dataset.state === 'done'")
+    page.evaluate("window.saPage.drawGrid()")
+    c = torch.tensor([[1.0, 0, 1]]).expand(9, -1)
+    with torch.no_grad():
+        expected = sa.to_uint8(G(sa.seeds_to_z(list(range(10, 19)), G.z_dim), c, psi=0.7)).numpy()
+    got = canvas_tiles(page, "grid", 9, 3, 16)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
     page.close()

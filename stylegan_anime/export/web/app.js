@@ -118,16 +118,21 @@
     for (let i = 0; i < INTERP_FRAMES; i++) drawImage(ctx, data, i, i * r, 0);
   }
 
-  /** Run a drawing step; a failure becomes a message and the page stays usable. */
-  async function guarded(step) {
-    document.body.dataset.state = "busy";
-    try {
-      await step();
-      setStatus(`Ready: ${page.meta.name}, ${page.meta.resolution}×${page.meta.resolution}.`);
-      document.body.dataset.state = "done";
-    } catch (e) {
-      showError(e.message || String(e));
-    }
+  /** Run a drawing step after the ones before it (one session runs one batch at a time); a failure
+   *  becomes a message and the page stays usable. */
+  let queue = Promise.resolve();
+  function guarded(step) {
+    queue = queue.then(async () => {
+      document.body.dataset.state = "busy";
+      try {
+        await step();
+        setStatus(`Ready: ${page.meta.name}, ${page.meta.resolution}×${page.meta.resolution}.`);
+        document.body.dataset.state = "done";
+      } catch (e) {
+        showError(e.message || String(e));
+      }
+    });
+    return queue;
   }
 
   function buildControls() {
