@@ -25,7 +25,7 @@ from ..networks import layers, mapping, modulated_conv, synthesis
 from ..networks.winograd import use_winograd
 from ..ops.native_build import use_ops
 
-OPSET = 18  # recent enough for every op we emit; onnxruntime-web 1.2x runs it
+OPSET = 18  # recent (2023), covers every op we emit, and onnxruntime-web 1.31 runs it
 # The module types the reference path is made of; anything else (a subclass, a fused or native
 # layer patched in) may compute something the tracer cannot see, so it is refused by name.
 KNOWN_MODULES = (Generator, mapping.MappingNetwork, synthesis.SynthesisNetwork, synthesis.SynthesisBlock,
@@ -81,6 +81,7 @@ def example_inputs(G: Generator, n: int) -> tuple[torch.Tensor, torch.Tensor | N
 
 def to_onnx_bytes(G: Generator, cfg: OnnxExportConfig = OnnxExportConfig()) -> bytes:
     """The ONNX model of ``TruncatedGenerator(G)`` as bytes (inputs z[, c], psi; output images)."""
+    require_onnx()
     check_exportable(G)
     G = copy.deepcopy(G).cpu().float().requires_grad_(True)  # requires_grad: the layers' reference path
     model: nn.Module = TruncatedGenerator(G)

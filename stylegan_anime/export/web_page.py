@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..io.atomic import atomic_dir
 from ..networks import Generator
-from .onnx_export import OnnxExportConfig, to_onnx_bytes
+from .onnx_export import OnnxExportConfig, require_onnx, to_onnx_bytes
 
 ORT_WEB_VERSION = "1.31.1"  # the version the browser test ran; the CDN copy is pinned to it
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
@@ -93,6 +93,8 @@ def export_web(G: Generator, directory: str | Path, name: str = "model", force: 
     check_target(directory, force)
     if G.img_channels != 3:
         raise UserError(f"the page draws RGB images; this network makes {G.img_channels} channel(s)")
+    if onnx_bytes is None:
+        require_onnx()
     data = onnx_bytes if onnx_bytes is not None else to_onnx_bytes(G, OnnxExportConfig(dynamic_batch=True))
     package = find_ort_web() if ort_web == "auto" else (Path(ort_web) if ort_web is not None else None)
     info = ModelInfo(name=name, model="model.onnx", z_dim=G.z_dim, c_dim=G.c_dim,
