@@ -159,13 +159,16 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(exported, conditional, tmp_path_factory):
-    """URLs of the exported page, of a copy whose model.onnx is missing, and of the conditional
-    network's page, on 127.0.0.1."""
+    """URLs on 127.0.0.1 of the exported page, of a copy whose model.onnx is missing, of the
+    conditional network's page, and of a copy whose model.onnx is garbage."""
     from stylegan_anime.export.web_server import start_server
     broken = tmp_path_factory.mktemp("broken") / "web"
     shutil.copytree(exported[1], broken)
     (broken / "model.onnx").unlink()
-    servers = [start_server(exported[1]), start_server(broken), start_server(conditional[2])]
+    corrupt = broken.parent / "corrupt"
+    shutil.copytree(exported[1], corrupt)
+    (corrupt / "model.onnx").write_bytes(b"not an onnx model")
+    servers = [start_server(d) for d in (exported[1], broken, conditional[2], corrupt)]
     yield [f"http://127.0.0.1:{s.server_port}/" for s in servers]
     for s in servers:
         s.shutdown()
@@ -223,10 +226,13 @@ def test_browser_draws_the_python_images(browser, served, default_G):
     page.close()
 
 
-def test_browser_says_when_the_model_is_missing(browser, served):
-    page = open_page(browser, served[1])
+@pytest.mark.parametrize("which, words", [(1, ["model.onnx", "404"]), (3, ["Could not load the model"])])
+def test_browser_says_when_the_model_is_missing_or_broken(browser, served, which, words):
+    page = open_page(browser, served[which])
     assert page.evaluate("document.body.dataset.state") == "error"
-    assert "model.onnx" in page.inner_text("#status") and "404" in page.inner_text("#status")
+    status = page.inner_text("#status")
+    assert all(w in status for w in words), status
+    assert page.evaluate("getComputedStyle(document.getElementById('status')).color") == "rgb(176, 0, 32)"
     painted = page.evaluate("""() => { const c = document.getElementById('grid');
         return Array.from(c.getContext('2d').getImageData(0, 0, 4, 4).data).some((v) => v > 0); }""")
     assert painted  # a message, not a blank canvas
