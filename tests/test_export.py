@@ -143,6 +143,15 @@ def test_what_cannot_be_exported_is_named(small_G, capsys):
     assert "--onnx" in capsys.readouterr().err
 
 
+def test_an_exporter_failure_is_one_line(small_G, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("Unsupported: aten::weird_op\n" + "   at a very long trace\n" * 50)
+    monkeypatch.setattr(torch.onnx, "export", fail)
+    with pytest.raises(UserError) as info:
+        onnx_export.to_onnx_bytes(small_G)
+    assert str(info.value) == "torch's ONNX exporter could not express this network: Unsupported: aten::weird_op"
+
+
 # --------------------------------------------------------------------------- the page in chromium
 
 

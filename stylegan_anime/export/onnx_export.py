@@ -85,6 +85,7 @@ def to_onnx_bytes(G: Generator, cfg: OnnxExportConfig = OnnxExportConfig()) -> b
     check_exportable(G)
     G = copy.deepcopy(G).cpu().float().requires_grad_(True)  # requires_grad: the layers' reference path
     model: nn.Module = TruncatedGenerator(G)
+    # A free batch axis is traced at N = 2: torch.export takes an axis of size 1 for a fixed one.
     z, c, psi = example_inputs(G, max(cfg.batch, 2) if cfg.dynamic_batch else cfg.batch)
     if c is None:
         model, args, names = _Unconditional(model), (z, psi), ["z", "psi"]
@@ -94,9 +95,13 @@ def to_onnx_bytes(G: Generator, cfg: OnnxExportConfig = OnnxExportConfig()) -> b
     shapes = tuple({0: batch} if name != "psi" else None for name in names) if cfg.dynamic_batch else None
     with use_ops("ref"), use_winograd("off"), _quiet():
         # torch.export (dynamo): the legacy tracer cannot give the FIR filter convs a free batch axis.
-        program = torch.onnx.export(model.eval(), args, input_names=names, output_names=["images"],
-                                    dynamic_shapes=shapes, opset_version=cfg.opset, dynamo=True,
-                                    verbose=False)
+        try:
+            program = torch.onnx.export(model.eval(), args, input_names=names, output_names=["images"],
+                                        dynamic_shapes=shapes, opset_version=cfg.opset, dynamo=True,
+                                        verbose=False)
+        except Exception as e:  # the exporter's errors are pages long; the first line names the problem
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"torch's ONNX exporter could not express this network: {first}") from None
     data = program.model_proto.SerializeToString()
     _check_standard_ops(data)
     return data
