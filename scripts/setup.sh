@@ -8,4 +8,5 @@ python -m pip install -q --upgrade pip >/dev/null
 if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q "torch==2.13.0"
 fi
-python -m pip install -q -e ".[test,notebook]"
+python -m pip install -q -e ".[test,notebook,export]"
+bash scripts/setup_browser.sh

@@ -16,6 +16,8 @@ from .metrics import load_classifier
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
 from .errors import UserError
+from .export.onnx_export import OnnxExportConfig, export_onnx
+from .export.web_page import export_web
 from .features.generation import generate_images, synthesize
 from .features.interpolation import KeyframePath, interpolation_frames, interpolation_video, lerp, make_schedule, slerp
 from .latents import parse_seeds, seeds_to_z
@@ -38,3 +40,4 @@ __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", 
             "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
 __all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
             "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]
+__all__ += ["OnnxExportConfig", "export_onnx", "export_web"]
