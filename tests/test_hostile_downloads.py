@@ -27,6 +27,7 @@ from stylegan_anime.io import formats, hub
 from stylegan_anime.io.download import DownloadPolicy
 from stylegan_anime.io.download_check import FORMAT_READERS
 from hostile import refused
+from test_hub import cache, files_in  # noqa: F401 - cache is an autouse fixture here too
 
 MIB = 1 << 20
 # small limits so that the bounded cases finish fast: a body of unpublished size may not pass 4 MiB
@@ -124,17 +125,7 @@ def server():
     srv.close()
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv(hub.CACHE_ENV, str(root))
-    monkeypatch.delenv(hub.REGISTRY_ENV, raising=False)
-    return root
-
-
-def cache_files(root: Path) -> list[Path]:
-    models = root / "models"
-    return sorted(p for p in models.rglob("*") if p.is_file()) if models.exists() else []
+cache_files = files_in  # test_hub's: the files in the cache's models/ folder
 
 
 def loop_chain(base: str, n: int) -> dict[str, Route]:
