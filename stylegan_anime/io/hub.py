@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlparse
 from .atomic import atomic_path
 from .bundled import bundled_dir
 from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
-from .download_check import check_weights
+from .download_check import FORMAT_READERS, check_weights
 from ..errors import UserError
 from .file_lock import file_lock
 
@@ -280,11 +280,6 @@ def _stage(remote: RemoteFile, path: Path, tmp: Path) -> tuple[Path, str, str]:
     return staged, digest, _decompress_xz(landing, staged)
 
 
-# the registry's ``format`` → the reader (stylegan_anime.io.formats) that takes such files
-FORMAT_READERS = {"safetensors": "stylegan-anime safetensors", "tf-pickle": "NVlabs TensorFlow pickle",
-                  "ada-pickle": "stylegan2-ada-pytorch pickle", "rosinality": "rosinality torch checkpoint"}
-
-
 def _check_weights(staged: Path, given: Path, entry: ModelEntry | None) -> None:
     """``staged`` (the bytes of the user's file ``given``) holds weights of ``entry``'s format and
     resolution; a one-line UserError naming ``given`` otherwise."""
@@ -292,8 +287,8 @@ def _check_weights(staged: Path, given: Path, entry: ModelEntry | None) -> None:
     try:
         reader = formats.detect(staged)
         expected = FORMAT_READERS.get(entry.format) if entry else None
-        if expected and reader.name != expected:
-            raise UserError(f"it is a {reader.name}, but {entry.name} is a {expected} file")
+        if expected and reader.name not in expected:
+            raise UserError(f"it is a {reader.name}, but {entry.name} is a {expected[0]} file")
         G = reader.load(staged, "cpu").G_ema
     except UserError as e:
         raise UserError(f"{given} was not filed: {str(e).replace(staged.name, given.name)}") from None
