@@ -177,6 +177,11 @@ def _load_storage_from_bytes(data: bytes):
             raise UnsafePickleError(f"refused to load: a tensor storage asks for the global {m.group(1)}, which "
                                     f"weights files never need (nothing from the file was run)") from None
         raise
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        # e.g. a record declaring more elements than its bytes hold: torch compares before copying.
+        detail = "declares more bytes than it holds" if "wrong byte size" in str(e) else \
+            f"is truncated or corrupt ({str(e).splitlines()[0][:60]})"
+        raise UserError(f"a torch storage in this pickle {detail}") from None
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UserError(f"a torch storage in this pickle holds a {type(storage).__name__}, not a storage")
     return storage
@@ -209,6 +214,13 @@ def _codecs_encode(text: str, encoding: str = "utf-8"):
     return text.encode(encoding)
 
 
+def _empty_bytes(*args) -> bytes:
+    # Protocol 2 spells b"" (an empty array's data) as a call of bytes() with no arguments.
+    if args:
+        raise UserError("this pickle calls bytes() with arguments")
+    return b""
+
+
 def _allowed() -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
@@ -229,7 +241,8 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("torch", "float32"): torch.float32,
         ("torch", "float16"): torch.float16,
     }
-    for name in ("set", "frozenset", "slice", "complex"):  # protocol 2 spells builtins as __builtin__
+    allowed[("builtins", "bytes")] = _empty_bytes
+    for name in ("set", "frozenset", "slice", "complex", "bytes"):  # protocol 2 spells builtins as __builtin__
         allowed[("__builtin__", name)] = allowed[("builtins", name)]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = _reconstruct
