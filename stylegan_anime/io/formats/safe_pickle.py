@@ -24,6 +24,7 @@ import math
 import os
 import pickle
 import re
+import struct
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
@@ -38,6 +39,7 @@ from .tensor_layout import dense_layout_problem
 # file of tiny objects (10⁶ empty lists ≈ 60 MB) can take before the tree checks run.
 MAX_OPS = 2_000_000
 MAX_ARRAY_DIMS = 16
+LARGE_BYTES = 1 << 16  # byte strings from this length on are read into bytearrays (see _bytes)
 
 
 class UnsafePickleError(UserError):
@@ -135,7 +137,7 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _ArrayStub:
 
 
 def _build_array(state: Any) -> np.ndarray:
-    """numpy's array state (version, shape, dtype, is_fortran, raw bytes) → a writable copy of the
+    """numpy's array state (version, shape, dtype, is_fortran, raw bytes) → a writable array of the
     bytes, after checking that they are exactly what the shape and dtype need."""
     if isinstance(state, tuple) and len(state) == 4:
         state = (1, *state)
@@ -154,8 +156,9 @@ def _build_array(state: Any) -> np.ndarray:
     if len(data) != need:
         raise UserError(f"a numpy array in this pickle declares shape {list(shape)} of {dt} ({need:,} bytes) "
                         f"but holds {len(data):,} bytes")
-    order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype=dt).reshape(shape, order=order).copy(order=order)
+    array = np.frombuffer(data, dtype=dt).reshape(shape, order="F" if fortran else "C")
+    # Large byte strings arrive as bytearrays (``_bytes``): the array is a writable view, no copy.
+    return array if array.flags.writeable else array.copy(order="K")
 
 
 def _scalar(dt: Any, data: Any) -> Any:
@@ -263,6 +266,7 @@ class _BoundedFile:
         self._f = f
         start = f.tell()
         self._end = f.seek(0, os.SEEK_END)
+        self.size = self._end - start
         f.seek(start)
 
     def _check(self, n: int) -> None:
@@ -314,7 +318,9 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, f: BinaryIO):
-        super().__init__(_BoundedFile(f))
+        bounded = _BoundedFile(f)
+        super().__init__(bounded)
+        self._size = bounded.size
         self.memo = _Memo()
         self.ops = 0
 
@@ -328,6 +334,24 @@ class RestrictedUnpickler(pickle._Unpickler):
     def persistent_load(self, pid):
         raise UnsafePickleError(f"refused to load: the pickle uses a persistent id ({str(pid)[:40]}), "
                                 f"which these weights formats do not")
+
+    def _bytes(self, n: int):
+        # A weights array's bytes read into a bytearray, which numpy can view writably (bytes would
+        # need a copy, doubling the peak). The length is checked against the file before allocating.
+        if n < LARGE_BYTES:
+            return self.read(n)
+        if n > self._size:
+            raise EOFError(f"a length of {n:,} bytes in a file of {self._size:,}")
+        buf = bytearray(n)
+        if self.readinto(buf) != n:
+            raise EOFError("the file ends inside a byte string")
+        return buf
+
+    def load_binbytes(self):
+        self.append(self._bytes(struct.unpack("<I", self.read(4))[0]))
+
+    def load_binbytes8(self):
+        self.append(self._bytes(struct.unpack("<Q", self.read(8))[0]))
 
     def load_build(self):
         state = self.stack.pop()
@@ -399,7 +423,8 @@ class RestrictedUnpickler(pickle._Unpickler):
                                     f"weights files never do")
         return obj
 
-    for _code, _name in ((pickle.BUILD, "load_build"), (pickle.NEWOBJ, "load_newobj"),
+    for _code, _name in ((pickle.BUILD, "load_build"), (pickle.BINBYTES, "load_binbytes"),
+                         (pickle.BINBYTES8, "load_binbytes8"), (pickle.NEWOBJ, "load_newobj"),
                          (pickle.NEWOBJ_EX, "load_newobj_ex"), (pickle.APPEND, "load_append"),
                          (pickle.APPENDS, "load_appends"), (pickle.SETITEM, "load_setitem"),
                          (pickle.SETITEMS, "load_setitems"), (pickle.ADDITEMS, "load_additems")):
