@@ -172,6 +172,9 @@ def _load_storage_from_bytes(data: bytes):
     # torch pickles a storage as a nested torch.save stream; read it with torch's own safe loader.
     if not isinstance(data, (bytes, bytearray)):
         raise UserError("a torch storage in this pickle is not a byte string")
+    if data[:4] == b"PK\x03\x04":
+        # torch pickles storages in its legacy stream format; a zip here could hold a deflated bomb.
+        raise UserError("a torch storage in this pickle is a zip archive, which torch never writes there")
     try:
         storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
