@@ -366,3 +366,26 @@ def test_caps_leave_room_for_real_structures():
 def safe_pickle_max_depth() -> int:
     from stylegan_anime.io.formats.object_limits import MAX_DEPTH
     return MAX_DEPTH
+
+
+def test_dense_layout_agrees_with_torch():
+    """``dense_layout_problem`` against brute force on views of a 24-element storage (contiguous,
+    permuted, expanded, overlapping, strided, offset): the base holds 0..23, so a view is a dense,
+    non-overlapping cover of its whole storage exactly when its values are 0..23 once each."""
+    from stylegan_anime.io.formats.tensor_layout import dense_layout_problem
+    base = torch.arange(24.0)
+    views = [base.view(2, 3, 4), base.view(2, 3, 4).permute(2, 0, 1), base.view(4, 6).t(), base.view(1, 24, 1),
+             base[:1].expand(24), base[:4].as_strided((3, 3), (1, 1)), base.view(4, 6)[:, ::2],
+             base.as_strided((2, 12), (12, 1)), base.as_strided((2, 11), (12, 1), 1), base[2:]]
+    for v in views:
+        want = sorted(v.flatten().tolist()) == list(range(24))
+        got = dense_layout_problem(tuple(v.shape), tuple(v.stride()), v.storage_offset(), 24) is None
+        assert got == want, (tuple(v.shape), v.stride(), v.storage_offset())
+
+
+def test_unknown_kwargs_are_shown_briefly():
+    """A fork's unknown build argument is kept as text; a repeated structure gives a short text fast."""
+    from stylegan_anime.io.formats.kwargs_map import short_repr
+    text = short_repr(laughs(levels=12))  # 10¹² leaves if written out
+    assert len(text) <= 200 and text.startswith("[[[")
+    assert short_repr({"a": 1, "b": (2, 3)}) == repr({"a": 1, "b": (2, 3)})
