@@ -7,6 +7,7 @@ rest, e.g. forks' own arguments, which are kept as strings in ``cfg.extra``.
 """
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 from ...errors import UserError
@@ -37,12 +38,22 @@ D_FIXED: dict[str, tuple[tuple, str]] = {
 def _check_fixed(kwargs: dict, fixed: dict, what: str) -> None:
     for name, (allowed, why) in fixed.items():
         if name in kwargs and kwargs[name] not in allowed:
-            raise UserError(f"{what}: setting {name}={kwargs[name]!r} changes the {why}, "
+            raise UserError(f"{what}: setting {name}={short_repr(kwargs[name], 60)} changes the {why}, "
                             f"which this toolkit's StyleGAN2 does not support")
 
 
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr`` cut to a few levels, items and ``limit`` characters: a file's value nested or
+    repeated without end (a "billion laughs") must not make a repr that never finishes."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset, r.maxfrozenset = 3, 8, 8, 8, 8, 8
+    r.maxstring, r.maxother, r.maxlong = limit, limit, limit
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _extras(kwargs: dict, used: set[str], runtime: set[str], fixed: dict) -> dict[str, str]:
-    return {k: repr(v) for k, v in kwargs.items() if k not in used | runtime | set(fixed)}
+    return {str(k)[:100]: short_repr(v) for k, v in kwargs.items() if k not in used | runtime | set(fixed)}
 
 
 def _filter(kernel: Any, what: str) -> tuple[float, ...]:

@@ -22,7 +22,9 @@ from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .native import Networks
 from .python_pickle import TORCH_LEGACY_MAGIC
+from .object_limits import check_tree, default_children
 from .safe_pickle import UnsafePickleError
+from .tensor_layout import check_tensor
 
 W_AVG_SAMPLES = 4096
 
@@ -31,16 +33,74 @@ def sniff(head: bytes) -> bool:
     return head[:4] == b"PK\x03\x04" or head.startswith(TORCH_LEGACY_MAGIC)
 
 
-def torch_load(path: Path) -> object:
-    """``torch.load(weights_only=True)``; refused globals and broken files → one-line UserError."""
-    if zipfile.is_zipfile(path):
+# data.pkl of a full training checkpoint (G, D, G_ema, two optimizers) is well under 1 MiB.
+MAX_DATA_PKL = 64 << 20
+
+
+def check_zip(path: Path) -> None:
+    """The zip container of a ``torch.save`` file, checked before anything is read from it.
+
+    torch writes every member uncompressed (stored), so what a member may hold is bounded by the
+    file itself: a deflated member (a zip bomb: 2.4 GB from a few MB) or members whose sizes add
+    up to more than the file (overlapping members, each read in full) are refused.
+    """
+    try:
         with zipfile.ZipFile(path) as z:
-            if not any(n.endswith("data.pkl") for n in z.namelist()):
-                raise UserError(f"{path.name} is a zip file but not a torch checkpoint (no data.pkl inside)")
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path.name} is a corrupt zip file ({str(e)[:100]})") from None
+    pkls = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
+    if not pkls:
+        raise UserError(f"{path.name} is a zip file but not a torch checkpoint (no data.pkl inside)")
+    size = path.stat().st_size
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise UserError(f"{path.name}: the member {info.filename[:60]} is compressed; torch checkpoints "
+                            f"store members uncompressed (a compressed one may be a zip bomb)")
+    if sum(i.file_size for i in infos) > size:
+        raise UserError(f"{path.name}: its members declare {sum(i.file_size for i in infos):,} bytes in a file of "
+                        f"{size:,} (overlapping members or a corrupt directory)")
+    if len({i.filename for i in infos}) != len(infos):
+        raise UserError(f"{path.name}: the zip file names a member twice")
+    if any(i.file_size > MAX_DATA_PKL for i in pkls):
+        raise UserError(f"{path.name}: its data.pkl is over {MAX_DATA_PKL >> 20} MiB, far more than a "
+                        f"checkpoint's structure needs")
+
+
+def _children(obj):
+    if isinstance(obj, argparse.Namespace):
+        return list(vars(obj).values())
+    return default_children(obj)
+
+
+def check_contents(data: object, what: str) -> None:
+    """Nesting depth, expanded size and every tensor's layout (dense, its own storage)."""
+    check_tree(data, what, _children)
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, torch.Tensor):
+            check_tensor(obj, what)
+        elif id(obj) not in seen:
+            seen.add(id(obj))
+            stack.extend(_children(obj) or ())
+
+
+def torch_load(path: Path) -> object:
+    """``torch.load(weights_only=True)`` after ``check_zip``, then ``check_contents``; refused
+    globals and broken or absurd files → one-line UserError."""
+    if zipfile.is_zipfile(path):
+        check_zip(path)
+    else:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                raise UserError(f"{path.name} is a truncated or corrupt torch checkpoint (a zip file without "
+                                f"its directory)")
     try:
         # A file object, not the path: torch.load picks a reader by the file name's extension otherwise.
         with torch.serialization.safe_globals([argparse.Namespace]), open(path, "rb") as f:
-            return torch.load(f, map_location="cpu", weights_only=True)
+            data = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"global ([\w.]+)", str(e))
         if m:
@@ -48,9 +108,12 @@ def torch_load(path: Path) -> object:
                                     f"{m.group(1)}, which weights files never need (nothing from the file was "
                                     f"run)") from None
         raise UserError(f"{path.name} is a corrupt torch checkpoint ({str(e).splitlines()[0][:120]})") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as e:
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError, MemoryError,
+            OverflowError, AttributeError, IndexError, RecursionError, UnicodeDecodeError) as e:
         detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise UserError(f"{path.name} is a truncated or corrupt torch checkpoint ({detail})") from None
+    check_contents(data, path.name)
+    return data
 
 
 def _channel_config(chans: dict[int, int], what: str) -> tuple[int, int]:
