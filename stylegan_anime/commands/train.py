@@ -31,6 +31,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=float_arg("--target"), default=0.6, help="ADA target for E[sign(D(real))]")
     p.add_argument("--freezed", type=int_arg("--freezed", 0), default=0,
                    help="freeze the discriminator's N highest-resolution blocks (FreezeD)")
+    p.add_argument("--gan-cls", type=float_arg("--gan-cls"), default=0.0, metavar="LAMBDA",
+                   help="matching-aware D (GAN-CLS): real images with wrong labels count as fake with weight "
+                        "LAMBDA in [0, 1], fake ones 1-LAMBDA (0.5 = Reed et al. 2016; default 0: off)")
+    p.add_argument("--gan-int", type=float_arg("--gan-int"), default=0.0, metavar="WEIGHT",
+                   help="GAN-INT: G also trains on labels interpolated between two batch images, with this "
+                        "weight (1 = the paper; default 0: off)")
+    p.add_argument("--gan-int-beta", type=float_arg("--gan-int-beta"), default=0.5,
+                   help="GAN-INT's beta: labels beta*c1 + (1-beta)*c2 (default 0.5, the paper's)")
+    p.add_argument("--cond-aug", action="store_true",
+                   help="conditioning augmentation: G samples its label embedding from N(mu, sigma) while "
+                        "training (inference uses mu)")
+    p.add_argument("--ca-kl", type=float_arg("--ca-kl"), default=1.0,
+                   help="weight of the conditioning augmentation KL term (default 1)")
     p.add_argument("--gamma", type=float_arg("--gamma"), default=None, help="R1 weight (default 0.0002·res²/batch)")
     p.add_argument("--lr", type=float_arg("--lr"), default=0.0025, help="Adam learning rate of G and D")
     p.add_argument("--no-labels", dest="use_labels", action="store_false", help="ignore the data set's labels")
@@ -74,7 +87,9 @@ def build_config(args: argparse.Namespace, resolution: int, c_dim: int):
                           batch=args.batch, kimg=args.kimg if args.kimg is not None else 1000.0,
                           snap_kimg=args.snap, g_lr=args.lr, d_lr=args.lr, r1_gamma=args.gamma,
                           augment=args.augment, augment_p=args.augment_p, ada_target=args.target,
-                          freezed=args.freezed, resume=args.resume, seed=args.seed, device=args.device)
+                          freezed=args.freezed, gan_cls=args.gan_cls, gan_int=args.gan_int,
+                          gan_int_beta=args.gan_int_beta, cond_aug=args.cond_aug, ca_kl=args.ca_kl,
+                          resume=args.resume, seed=args.seed, device=args.device)
 
 
 def snapshot_metric(args: argparse.Namespace, dist, run_dir: str | None = None):
