@@ -56,7 +56,7 @@ class MappingNetwork(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return self._layers_and_broadcast(x, psi, cutoff, update_w_avg)
 
-    def embedding_stats(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embedding_stats(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """c: [N, c_dim] → (μ, log σ²), each [N, embed features]; without CA log σ² is None."""
         e = self.embed(c.to(torch.float32))
         if not self.cond_aug:
