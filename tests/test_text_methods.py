@@ -216,7 +216,7 @@ def test_g_loss_adds_the_weighted_kl_term_with_cond_aug():
     gen = torch.Generator().manual_seed(9)
     c = random_labels(4, gen)
     stats = StyleGAN2Loss(G, D, style_mixing=0.0, text=TextMethods(ca_kl=2.0)).g_main_phase(torch.randn([4, 8]), c)
-    expected = kl_to_standard_normal(*G.mapping.embedding_stats(c))
+    expected = kl_to_standard_normal(*G.mapping.embedding_stats(c)).detach()
     assert stats["loss/ca_kl"] == pytest.approx(float(expected), rel=1e-6) and stats["loss/ca_kl"] > 0
     assert G.mapping.embed.weight.grad is not None  # the KL term reaches the embedding
 
@@ -312,3 +312,25 @@ def test_a_resumed_file_with_a_d_keeps_it_and_says_nothing(tmp_path, capsys):
     for k, v in nets.D.state_dict().items():
         assert torch.equal(trainer.D.state_dict()[k], v), k
     assert "no discriminator" not in capsys.readouterr().err
+
+
+def test_gan_cls_teaches_d_to_score_wrong_labels_below_right_ones():
+    cfg = tiny_config(c_dim=4)
+    ds = BlobDataset(n=8, c_dim=4, seed=3)
+    real, c = ds.images.float() / 127.5 - 1, ds.labels
+    groups = groups_for(None, 4, c)
+    wrong = mismatched_labels(c, groups, torch.Generator().manual_seed(1), p_other=0.0)
+    margins = {}
+    for lam in (0.0, 0.5):
+        torch.manual_seed(0)
+        G, D = Generator(cfg.g).requires_grad_(False), Discriminator(cfg.d)
+        loss = StyleGAN2Loss(G, D, style_mixing=0.0, text=TextMethods(gan_cls=lam, groups=groups))
+        opt = torch.optim.Adam(D.parameters(), lr=0.01, betas=(0.0, 0.99))
+        for _ in range(30):
+            opt.zero_grad()
+            loss.d_main_phase(real, c, torch.randn(8, 16), c)
+            opt.step()
+        with torch.no_grad():
+            margins[lam] = float((D(real, c) - D(real, wrong)).mean())
+    # Plain D has no reason to tell right from wrong labels on real images; the matching-aware one does.
+    assert margins[0.5] > 1.0 and margins[0.5] > margins[0.0] + 1.0, margins
