@@ -73,7 +73,7 @@ def test_keeping_freed_memory_changes_no_result(tmp_path):
         "import sys, torch; sys.path.insert(0, 'tests')\n"
         "from conftest import small_g_config, randomize_buffers\n"
         "from stylegan_anime.networks import Generator\n"
-        "from stylegan_anime import memory\n"
+        "from stylegan_anime.networks import memory\n"
         "torch.manual_seed(0); G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)\n"
         "img = G(torch.randn(2, G.z_dim))\n"
         "print(memory.keep_freed_memory()); torch.save(img, sys.argv[1])\n"

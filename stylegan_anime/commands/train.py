@@ -12,8 +12,12 @@ from ..io import loading
 from ..errors import UserError
 from ..networks import DiscriminatorConfig, GeneratorConfig
 from ..io.outputs import check_folder
+from ..training.config import AUGMENT_MODES, TrainingConfig
 from .args import float_arg, int_arg, resolution_arg
 
+
+# The CLI's defaults are the config's: one place sets them.
+TRAINING = TrainingConfig()
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data set folder or .zip (img*.png + dataset.json)")
@@ -24,17 +28,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=resolution_arg("--resolution"), default=None,
                    help="image size (default: the data set's); must match the data set")
     p.add_argument("--kimg", type=float_arg("--kimg"), default=None, help="train until this many thousand real images")
-    p.add_argument("--snap", type=float_arg("--snap"), default=4.0, help="snapshot every N kimg (default 4)")
+    p.add_argument("--snap", type=float_arg("--snap"), default=TRAINING.snap_kimg,
+                   help=f"snapshot every N kimg (default {TRAINING.snap_kimg:g})")
     p.add_argument("--keep", type=int_arg("--keep", 0), default=None,
                    help="snapshots and sample grids kept, the newest (default 2; 0 keeps all)")
-    p.add_argument("--batch", type=int_arg("--batch", 1), default=32, help="global batch size (default 32)")
-    p.add_argument("--augment", choices=["ada", "fixed", "off"], default="ada")
-    p.add_argument("--p", dest="augment_p", type=float_arg("--p"), default=0.0, help="augment probability (start/fixed)")
-    p.add_argument("--target", type=float_arg("--target"), default=0.6, help="ADA target for E[sign(D(real))]")
-    p.add_argument("--freezed", type=int_arg("--freezed", 0), default=0,
+    p.add_argument("--batch", type=int_arg("--batch", 1), default=TRAINING.batch,
+                   help=f"global batch size (default {TRAINING.batch})")
+    p.add_argument("--augment", choices=AUGMENT_MODES, default=TRAINING.augment)
+    p.add_argument("--p", dest="augment_p", type=float_arg("--p"), default=TRAINING.augment_p,
+                   help="augment probability (start/fixed)")
+    p.add_argument("--target", type=float_arg("--target"), default=TRAINING.ada_target,
+                   help="ADA target for E[sign(D(real))]")
+    p.add_argument("--freezed", type=int_arg("--freezed", 0), default=TRAINING.freezed,
                    help="freeze the discriminator's N highest-resolution blocks (FreezeD)")
+    p.add_argument("--gan-cls", type=float_arg("--gan-cls"), default=TRAINING.gan_cls, metavar="LAMBDA",
+                   help="matching-aware D (GAN-CLS): real images with wrong labels count as fake with weight "
+                        "LAMBDA in [0, 1], fake ones 1-LAMBDA (0.5 = Reed et al. 2016; default 0: off)")
+    p.add_argument("--gan-int", type=float_arg("--gan-int"), default=TRAINING.gan_int, metavar="WEIGHT",
+                   help="GAN-INT: G also trains on labels interpolated between two batch images, with this "
+                        "weight (1 = the paper; default 0: off)")
+    p.add_argument("--gan-int-beta", type=float_arg("--gan-int-beta"), default=TRAINING.gan_int_beta,
+                   help="GAN-INT's beta: labels beta*c1 + (1-beta)*c2 (default 0.5, the paper's)")
+    p.add_argument("--cond-aug", action="store_true",
+                   help="conditioning augmentation: G samples its label embedding from N(mu, sigma) while "
+                        "training (inference uses mu)")
+    p.add_argument("--ca-kl", type=float_arg("--ca-kl"), default=TRAINING.ca_kl,
+                   help="weight of the conditioning augmentation KL term (default 1)")
     p.add_argument("--gamma", type=float_arg("--gamma"), default=None, help="R1 weight (default 0.0002·res²/batch)")
-    p.add_argument("--lr", type=float_arg("--lr"), default=0.0025, help="Adam learning rate of G and D")
+    p.add_argument("--lr", type=float_arg("--lr"), default=TRAINING.g_lr, help="Adam learning rate of G and D")
     p.add_argument("--no-labels", dest="use_labels", action="store_false", help="ignore the data set's labels")
     p.add_argument("--mirror", action="store_true", help="add x-flipped copies of the images")
     p.add_argument("--cbase", type=int_arg("--cbase", 1), default=16384, help="channel base (16384 = ×0.5)")
@@ -45,8 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16-res", type=int_arg("--fp16-res", 0), default=4,
                    help="run the N highest resolutions in float16 on CUDA (ignored on the CPU)")
     p.add_argument("--conv-clamp", type=float_arg("--conv-clamp"), default=256.0)
-    p.add_argument("--seed", type=int_arg("--seed", 0), default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
+    p.add_argument("--seed", type=int_arg("--seed", 0), default=TRAINING.seed)
+    p.add_argument("--device", default=TRAINING.device, help="auto (CUDA if present), cpu, cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--fid-features", default=None, metavar="PATH",
                    help="at each snapshot, write FID in this feature network's space (a classifier from "
@@ -76,7 +97,9 @@ def build_config(args: argparse.Namespace, resolution: int, c_dim: int):
                           batch=args.batch, kimg=args.kimg if args.kimg is not None else 1000.0,
                           snap_kimg=args.snap, g_lr=args.lr, d_lr=args.lr, r1_gamma=args.gamma,
                           augment=args.augment, augment_p=args.augment_p, ada_target=args.target,
-                          freezed=args.freezed, resume=args.resume, seed=args.seed, device=args.device,
+                          freezed=args.freezed, gan_cls=args.gan_cls, gan_int=args.gan_int,
+                          gan_int_beta=args.gan_int_beta, cond_aug=args.cond_aug, ca_kl=args.ca_kl,
+                          resume=args.resume, seed=args.seed, device=args.device,
                           keep_snapshots=args.keep if args.keep is not None else 2)
 
 

@@ -67,6 +67,8 @@ class GeneratorConfig(ConfigBase):
     ``architecture`` is the synthesis output architecture: ``skip`` or ``resnet``.
     ``label_mode``: ``embed`` (labels embedded and normalised apart from z, as in
     stylegan2-ada) or ``concat`` (the original TF StyleGAN2: normalised together with z).
+    ``cond_aug``: conditioning augmentation (the label embedding gives μ and log σ²; files
+    saved before it existed load with it off).
     ``conv_clamp``: clamp conv outputs to ±this (None: off). ``num_fp16_res``: the
     highest N resolutions run in float16 on CUDA (float32 on the CPU).
     """
@@ -86,6 +88,7 @@ class GeneratorConfig(ConfigBase):
     conv_clamp: float | None = None
     num_fp16_res: int = 0
     label_mode: str = "embed"
+    cond_aug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,8 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
-                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta, cfg.label_mode)
+                                      cfg.mapping_lr_multiplier, cfg.w_avg_beta, cfg.label_mode,
+                                      cond_aug=cfg.cond_aug)
 
     @property
     def device(self) -> torch.device:
@@ -31,10 +32,11 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
                 noise_mode: str = "const", noise: Sequence[torch.Tensor | None] | None = None,
-                update_w_avg: bool = False, grouped: bool = False) -> torch.Tensor:
+                update_w_avg: bool = False, grouped: bool = False, ca_sample: bool = False) -> torch.Tensor:
         """psi in [0, 1] is the truncation (1 = none); cutoff: truncate only the first N ws;
-        noise_mode: const | random | none."""
-        ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg)
+        noise_mode: const | random | none; ca_sample: with conditioning augmentation, sample
+        the label embedding instead of taking its mean (inference default: the mean)."""
+        ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg, ca_sample=ca_sample)
         return self.synthesis(ws, noise_mode=noise_mode, noise=noise, grouped=grouped)
 
     def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: str | Sequence[int]) -> torch.Tensor:

@@ -20,7 +20,12 @@ AUGMENT_MODES = ("ada", "fixed", "off")
 @dataclass
 class TrainingConfig:
     """One training run. ``batch`` is the global batch (split across processes);
-    kimg = thousands of real images shown to D. ``r1_gamma`` None → 0.0002·res²/batch."""
+    kimg = thousands of real images shown to D. ``r1_gamma`` None → 0.0002·res²/batch.
+
+    Text-to-image methods (conditional runs only, all off by default): ``gan_cls`` λ in [0, 1]
+    (matching-aware D, 0.5 = Reed et al.'s weighting), ``gan_int`` the weight of G's term on
+    interpolated labels β·c₁ + (1−β)·c₂ (β = ``gan_int_beta``, the paper's 0.5; 1 = the
+    paper's weight), ``cond_aug`` conditioning augmentation with a KL term of weight ``ca_kl``."""
 
     data: str = ""
     g: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -49,6 +54,11 @@ class TrainingConfig:
     ada_interval: int = 4
     ada_kimg: float = 500.0
     freezed: int = 0
+    gan_cls: float = 0.0
+    gan_int: float = 0.0
+    gan_int_beta: float = 0.5
+    cond_aug: bool = False
+    ca_kl: float = 1.0
     resume: str | None = None
     seed: int = 0
     grid_seeds: int = 16
@@ -66,6 +76,12 @@ class TrainingConfig:
             raise UserError("regularisation intervals must be >= 1")
         if self.freezed < 0:
             raise UserError(f"--freezed must be >= 0, got {self.freezed}")
+        if not 0 <= self.gan_cls <= 1:
+            raise UserError(f"--gan-cls must be in [0, 1] (0.5 = the paper), got {self.gan_cls}")
+        if self.gan_int < 0 or self.ca_kl < 0:
+            raise UserError("--gan-int and --ca-kl weights must be >= 0")
+        if not 0 <= self.gan_int_beta <= 1:
+            raise UserError(f"--gan-int-beta must be in [0, 1], got {self.gan_int_beta}")
         self.betas = tuple(self.betas)
 
     @property

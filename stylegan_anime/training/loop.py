@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,12 +26,13 @@ from ..features import render
 from ..io.atomic import atomic_path
 from ..errors import UserError
 from ..io.formats.native import Networks
-from ..networks import Discriminator, Generator
+from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from . import checkpoint, disk_space, distributed
 from .augment import AdaConfig, AdaptiveP, AugmentPipe
 from .checkpoint import Progress
 from .config import TrainingConfig
-from .loss import StyleGAN2Loss
+from .label_pairs import groups_for
+from .loss import StyleGAN2Loss, TextMethods
 from .sampler import InfiniteSampler
 
 MetricFn = Callable[[Generator, int], dict[str, float]]
@@ -96,7 +98,8 @@ def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discri
     """Fresh networks from ``cfg`` (seeded), or the ones ``cfg.resume`` names (fine-tuning)."""
     if cfg.resume is None:
         torch.manual_seed(cfg.seed)
-        return Generator(cfg.g), Discriminator(cfg.d), {}
+        g_cfg = dataclasses.replace(cfg.g, cond_aug=True) if cfg.cond_aug else cfg.g
+        return Generator(g_cfg), Discriminator(cfg.d), {}
     nets = loading.load_networks(cfg.resume, device="cpu")
     G = copy.deepcopy(nets.G if nets.G is not None else nets.G_ema)
     if G.img_resolution != cfg.resolution:
@@ -105,11 +108,16 @@ def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discri
     if G.c_dim != c_dim:
         raise UserError(f"--resume {cfg.resume} takes {G.c_dim} labels but the data set has {c_dim} "
                         f"(use --no-labels for an unconditional model)")
+    if cfg.cond_aug and not G.cfg.cond_aug:
+        raise UserError(f"--cond-aug needs a generator built with conditioning augmentation; "
+                        f"--resume {cfg.resume} was trained without it")
     if nets.D is not None:
         D = copy.deepcopy(nets.D)
     else:
         torch.manual_seed(cfg.seed)
-        D = Discriminator(cfg.d)
+        D = Discriminator(matching_discriminator_config(cfg.d, G.cfg))
+        print(f"--resume {cfg.resume} has no discriminator: training a fresh one of the generator's widths "
+              f"(channel base {D.cfg.channel_base}, max {D.cfg.channel_max})", file=sys.stderr, flush=True)
     return G, D, {"resumed_from": str(cfg.resume)}
 
 
@@ -121,6 +129,25 @@ def record_kimg(line: str) -> float | None:
         return None
     kimg = record.get("kimg") if isinstance(record, dict) else None
     return float(kimg) if isinstance(kimg, (int, float)) and not isinstance(kimg, bool) else None
+
+
+def matching_discriminator_config(d: DiscriminatorConfig, g: GeneratorConfig) -> DiscriminatorConfig:
+    """``d`` with the generator's widths, resolution and labels: the D built for a resumed G that
+    came without one (the default 16384/512 beside a 2048/128 G was 17× wider, and as slow)."""
+    return dataclasses.replace(d, channel_base=g.channel_base, channel_max=g.channel_max,
+                               img_resolution=g.img_resolution, c_dim=g.c_dim, img_channels=g.img_channels)
+
+
+def text_methods(cfg: TrainingConfig, G: Generator, c_dim: int, labels: torch.Tensor | None) -> TextMethods:
+    """The GAN-CLS / GAN-INT / CA settings of a run, with the label groups of G's layout
+    (``labels``: a few data set label vectors [N, c_dim], to recognise plain one-hot classes)."""
+    if not c_dim and (cfg.gan_cls > 0 or cfg.gan_int > 0 or cfg.cond_aug):
+        raise UserError("--gan-cls, --gan-int and --cond-aug need a labelled data set (a conditional model)")
+    stored = G.cfg.extra.get("label_names")
+    names = json.loads(stored) if stored else None
+    groups = groups_for(names, c_dim, labels) if c_dim else []
+    return TextMethods(gan_cls=cfg.gan_cls, gan_int=cfg.gan_int, gan_int_beta=cfg.gan_int_beta, ca_kl=cfg.ca_kl,
+                       groups=groups)
 
 
 class Trainer:
@@ -155,7 +182,8 @@ class Trainer:
         self.augment_pipe, self.ada = build_augment(cfg, self.device, augment_pipe)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, cfg.resolved_r1_gamma(), cfg.style_mixing,
                                   cfg.pl_weight, cfg.pl_decay, cfg.pl_batch_shrink,
-                                  mean_across_ranks=lambda x: distributed.mean_tensor(x, self.dist))
+                                  mean_across_ranks=lambda x: distributed.mean_tensor(x, self.dist),
+                                  text=text_methods(cfg, self.G, self.c_dim, self._some_labels()))
         self.opt_G = make_optimizer(self.G, cfg.g_lr, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else None)
         self.opt_D = make_optimizer(self.D, cfg.d_lr, cfg.betas, cfg.r1_interval if cfg.resolved_r1_gamma() > 0
                                     else None)
@@ -166,6 +194,9 @@ class Trainer:
         self._tick_start = (time.perf_counter(), 0)
         # Every rank draws its own latents and noise.
         torch.manual_seed(cfg.seed * 7919 + 1 + self.dist.rank)
+
+    def _some_labels(self, n: int = 64) -> torch.Tensor | None:
+        return torch.stack([self._label(i) for i in range(min(n, len(self.dataset)))]) if self.c_dim else None
 
     def _kimg_to_nimg(self, kimg: float) -> int:
         return max(int(round(kimg * 1000)), 1)
