@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..editing.directions import MIN_R2, WEAK_R2, drop_weak, find_directions, save_directions, weak_directions
-from ..editing.sefa import sefa_directions
+from ..editing.sefa import sefa_directions, style_weights
 from ..errors import UserError
 from ..io import loading
 from ..metrics import load_classifier
@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     G = loading.load(args.network, device=device)
     if args.method == "sefa":
         dirs = sefa_directions(G, args.layers, count=args.count)
-        share = dirs.eigenvalues / float(dirs.eigenvalues.sum())
-        for n, e, s in zip(dirs.names, dirs.eigenvalues.tolist(), share.tolist()):
-            print(f"{n}: eigenvalue {e:.3g} ({100 * s:.0f}% of the {len(dirs.names)} kept)")
+        # The eigenvalues of AᵀA sum to |A|²: each one's share is how much of all style change it carries.
+        total = float((style_weights(G, dirs.layers) ** 2).sum())
+        for n, e in zip(dirs.names, dirs.eigenvalues.tolist()):
+            print(f"{n}: eigenvalue {e:.3g} ({100 * e / total:.1f}% of the sum over all {G.w_dim})")
     else:
         dirs = find_directions(G, load_classifier(args.classifier, device=device), samples=args.samples,
                                seed=args.seed, progress=True)
