@@ -125,3 +125,15 @@ def test_directions_cli_sefa_then_edit(tmp_path, small_G, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("stylegan-anime directions: error:") and "\n" not in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_edit_warns_on_a_weak_regression_direction(tmp_path, small_G, capsys):
+    net = sa.save(small_G, tmp_path / "g.safetensors")
+    vectors = torch.nn.functional.normalize(torch.randn(2, small_G.w_dim, generator=torch.Generator().manual_seed(0)))
+    d = Directions(["glasses", "hat"], vectors, torch.ones(2), r2=torch.tensor([0.05, 0.8]))
+    path = save_directions(d, tmp_path / "d.npz")
+    for tags, warned in (("glasses", True), ("hat", False)):
+        assert main(["edit", "--network", str(net), "--seeds", "0", "--directions", str(path), "--tags", tags,
+                     "--steps", "2", "-o", str(tmp_path / "e.png")]) == 0
+        out = capsys.readouterr().out
+        assert ("warning: weak fits" in out and "glasses 0.05" in out) == warned
