@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--method", choices=["regression", "sefa"], default="regression")
     p.add_argument("--classifier", default=None, help="regression: attribute classifier .safetensors "
                                                       "(`classifier` command)")
-    p.add_argument("--samples", type=int_arg("--samples", 2), default=2000, help="regression: seeds to sample (10 or more: the fit quality is measured on held-out fifths)")
+    p.add_argument("--samples", type=int_arg("--samples", 2), default=2000,
+                   help="regression: seeds to sample (10 or more: the fit quality is measured on held-out fifths)")
     p.add_argument("--seed", type=int_arg("--seed", 0), default=0, help="regression: first seed")
     p.add_argument("--min-r2", type=float_arg("--min-r2"), default=MIN_R2,
                    help=f"regression: refuse directions whose label w predicts with held-out R² below this "

@@ -246,8 +246,7 @@ def find_directions(G, classifier, samples: int = 2000, seed: int = 0, progress:
     if not keep:
         raise UserError("the classifier gives the same scores to every sample: no direction to fit")
     dirs = fit_directions(w, probs[:, keep], [names[i] for i in keep])
-    dirs.r2 = held_out_r2(w, probs[:, keep])
-    return dirs
+    return replace(dirs, r2=held_out_r2(w, probs[:, keep]))
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Free-text prompts → label vectors: "a girl with long blonde hair in twintails, blue eyes, glasses, smiling, no hat".
+"""Free-text prompts → label vectors ("a girl with long blonde hair in twintails, blue eyes, glasses, no hat").
 
 No language model: the prompt is cut into clauses at commas, semicolons and full stops, and each clause
 is read left to right against the network's tag vocabulary (``tags.Vocabulary``: entry names, prompt
