@@ -11,7 +11,7 @@
 from .io import hub
 from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
                       load_target, network_label_names, orthogonalize, project, prompt_labels, save_directions,
-                      sefa_directions, tag_labels, tag_strengths)
+                      sefa_directions, tag_labels, tag_strengths, held_out_r2)
 from .metrics import load_classifier
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
@@ -38,4 +38,4 @@ __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", 
             "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
 __all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
             "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]
-__all__ += ["prompt_labels", "sefa_directions"]
+__all__ += ["prompt_labels", "sefa_directions", "held_out_r2"]
