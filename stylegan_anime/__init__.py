@@ -10,8 +10,8 @@
 """
 from .io import hub
 from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
-                      load_target, network_label_names, orthogonalize, project, save_directions, tag_labels,
-                      tag_strengths)
+                      load_target, network_label_names, orthogonalize, project, prompt_labels, save_directions,
+                      sefa_directions, tag_labels, tag_strengths, held_out_r2)
 from .metrics import load_classifier
 from .data.build import BuildOptions, build_dataset
 from .data.synthetic import PortraitParams, draw_portrait, sample_params, write_synthetic_dataset
@@ -41,3 +41,4 @@ __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", 
 __all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
             "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]
 __all__ += ["OnnxExportConfig", "export_onnx", "export_web"]
+__all__ += ["prompt_labels", "sefa_directions", "held_out_r2"]

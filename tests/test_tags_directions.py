@@ -180,8 +180,13 @@ def test_directions_cli_fits_one_unit_direction_per_classifier_label(tmp_path, s
                                                resolution=8, channel_base=4, channel_max=8, feature_dim=8))
     net, clf_path = save(small_G, tmp_path / "g.safetensors"), save_classifier(clf, tmp_path / "clf.safetensors")
     out = tmp_path / "dirs.npz"
+    # A random classifier's scores are not a function of w (held-out R² < 0): refused by default ...
     assert main(["directions", "--network", str(net), "--classifier", str(clf_path), "--samples", "24",
-                 "-o", str(out)]) == 0
+                 "-o", str(out)]) == 2
+    assert not out.exists()
+    # ... and written when asked to keep every fit.
+    assert main(["directions", "--network", str(net), "--classifier", str(clf_path), "--samples", "24",
+                 "--min-r2=-1000", "-o", str(out)]) == 0
     d = load_directions(out)
     assert d.names == clf.cfg.label_names and d.vectors.shape == (3, small_G.w_dim)
     assert torch.allclose(d.vectors.norm(dim=1), torch.ones(3), atol=1e-5) and bool((d.std > 0).all())

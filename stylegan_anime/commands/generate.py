@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     add_network_options(p)
     p.add_argument("--seeds", required=True, help="e.g. 0-8 or 1,2,5-10")
     add_generation_options(p, tf_seed=True)
+    p.add_argument("--prompt", default=None,
+                   help='free text for conditional networks, e.g. "a girl with long blonde hair in twintails, '
+                        'blue eyes, glasses, smiling, no hat" (matched against the attribute vocabulary)')
     p.add_argument("--grid", default=None, help="COLSxROWS, e.g. 3x3: write one grid image (cells beyond the "
                    "seeds stay blank, with a note on stderr; fewer cells than seeds is an error)")
     p.add_argument("--batch", type=int_arg("--batch", 1), default=8, help="images per forward pass")
@@ -33,9 +36,12 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
 
     --tags needs ``G`` (its label names) and gives one row per seed."""
     given = [o for o, v in (("--class", args.class_idx), ("--labels", args.labels),
-                            ("--tags", getattr(args, "tags", None))) if v is not None]
+                            ("--tags", getattr(args, "tags", None)), ("--prompt", getattr(args, "prompt", None)))
+             if v is not None]
     if len(given) > 1:
         raise UserError(f"give only one of {' and '.join(given)}")
+    if getattr(args, "prompt", None) is not None:
+        return prompt_conditioning(args.prompt, G, seeds)
     if getattr(args, "tags", None) is not None:
         if G is None:
             raise UserError("--tags does not apply to this command")  # pragma: no cover
@@ -64,6 +70,20 @@ def output_paths(out: Path, seeds: list[int], grid: tuple[int, int] | None) -> l
 def blank_cells_note(grid: tuple[int, int], n: int) -> str:
     cells = grid[0] * grid[1]
     return f"note: the {grid[0]}x{grid[1]} grid has {cells} cells for {n} seeds: {cells - n} stay blank"
+
+
+def prompt_conditioning(prompt: str, G, seeds):
+    """--prompt: label rows [N, c_dim], after saying in one line each what was read and what was not."""
+    if G.c_dim == 0:
+        raise UserError("--prompt needs a conditional network; this one is unconditional "
+                        "(steer it with `directions` and `edit` instead)")
+    from ..editing.prompts import prompt_labels
+    from ..editing.tags import network_label_names
+    result = prompt_labels(prompt, network_label_names(G), seeds)
+    print(f"prompt: {', '.join(result.tags) or '(no attribute named)'}")
+    if result.unknown:
+        print(f"not understood (ignored): {', '.join(result.unknown)}")
+    return result.labels
 
 
 def run(args: argparse.Namespace) -> int:

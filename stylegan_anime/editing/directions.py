@@ -2,11 +2,18 @@
 
 A direction is a unit vector in w space with ``std``, the spread of the sampled ws along it, so that
 strength 1 moves a w by one standard deviation of the data along the axis. Saved as ``.npz`` with
-``names`` [K], ``vectors`` [K, w_dim] and ``std`` [K].
+``names`` [K], ``vectors`` [K, w_dim], ``std`` [K] and ``method`` ("regression" here, "sefa" from
+``editing.sefa``); optionally ``layers`` (the ws an edit moves; absent: all), ``r2`` [K] (held-out fit
+quality of a regression) and ``eigenvalues`` [K] (SeFa). Files without ``method`` are regression ones.
+
+Fit quality: each label's score is predicted from w by the same ridge regression, fitted on 4/5 of
+the samples and scored on the other 1/5 (5 folds): R² = 1 − SSE / SST on held-out samples. A label
+w cannot predict (R² < ``MIN_R2`` = 0.1: w explains under a tenth of its variance) gives an axis that
+mostly moves other things; `directions` refuses to write it, and warns below ``WEAK_R2`` = 0.3.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,14 +27,30 @@ from ..latents import seeds_to_z
 from ..networks.weight_cache import cached_weights
 from .tags import parse_tags, tag_labels
 
+METHODS = ("regression", "sefa")
+MIN_R2 = 0.1   # below: refused (the label is not a linear function of w to speak of)
+WEAK_R2 = 0.3  # below: kept with a warning
+FOLDS = 5
+
 
 @dataclass
 class Directions:
-    """names: K label entries; vectors: [K, w_dim] unit rows; std: [K] w spread along each row."""
+    """names: K label entries; vectors: [K, w_dim] unit rows; std: [K] w spread along each row.
+
+    method: "regression" | "sefa"; layers: ws indices an edit of ws [N, num_ws, w_dim] moves (None:
+    all); r2: [K] held-out R² of each label from w (regression); eigenvalues: [K] (SeFa)."""
 
     names: list[str]
     vectors: torch.Tensor
     std: torch.Tensor
+    method: str = "regression"
+    layers: tuple[int, ...] | None = None
+    r2: torch.Tensor | None = None
+    eigenvalues: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise UserError(f"unknown direction method {self.method!r} (known: {', '.join(METHODS)})")
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.names:
@@ -59,6 +82,35 @@ def sample_labelled_w(G, classifier, samples: int, seed: int = 0, batch_size: in
     return torch.cat(ws), torch.cat(probs)
 
 
+def _ridge_beta(wc: torch.Tensor, yc: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Centred w [N, D], centred labels [N, K] (float64) → ridge regression weights [D, K]."""
+    gram = wc.T @ wc / len(wc)
+    lam = ridge * gram.diagonal().mean()
+    return torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), wc.T @ yc / len(wc))
+
+
+def held_out_r2(w: torch.Tensor, labels: torch.Tensor, folds: int = FOLDS, ridge: float = 1e-3) -> torch.Tensor:
+    """w: [N, w_dim], labels: [N, K] → [K] R² of each label predicted from w on samples the fit did not see.
+
+    K-fold (samples split in order): each fold is predicted by the regression of the others; R² =
+    1 − Σ(y − ŷ)² / Σ(y − ȳ)² over all held-out predictions. 1: w predicts the label exactly; ≤ 0: no
+    better than the mean. A label that never varies gets R² 0."""
+    n = w.shape[0]
+    if n < 2 * folds:
+        raise UserError(f"measuring fit quality needs at least {2 * folds} samples, got {n}")
+    w64, y64 = w.double(), labels.double()
+    pred = torch.empty_like(y64)
+    bounds = torch.linspace(0, n, folds + 1).round().long().tolist()
+    for lo, hi in zip(bounds, bounds[1:]):
+        train = torch.cat([torch.arange(0, lo), torch.arange(hi, n)])
+        wm, ym = w64[train].mean(0), y64[train].mean(0)
+        beta = _ridge_beta(w64[train] - wm, y64[train] - ym, ridge)
+        pred[lo:hi] = (w64[lo:hi] - wm) @ beta + ym
+    sst = ((y64 - y64.mean(0)) ** 2).sum(0)
+    r2 = 1 - ((y64 - pred) ** 2).sum(0) / sst.clamp_min(1e-300)
+    return torch.where(sst > 0, r2, torch.zeros_like(r2)).float()
+
+
 def fit_directions(w: torch.Tensor, labels: torch.Tensor, names: Sequence[str], ridge: float = 1e-3) -> Directions:
     """Least squares of each centred label on centred w (closed form, ridge-regularised).
 
@@ -72,9 +124,7 @@ def fit_directions(w: torch.Tensor, labels: torch.Tensor, names: Sequence[str], 
         raise UserError("fitting directions needs at least 2 samples")
     w64, y64 = w.double(), labels.double()
     wc, yc = w64 - w64.mean(0), y64 - y64.mean(0)
-    gram = wc.T @ wc / len(wc)
-    lam = ridge * gram.diagonal().mean()
-    beta = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), wc.T @ yc / len(wc))
+    beta = _ridge_beta(wc, yc, ridge)
     norms = beta.norm(dim=0)
     if bool((norms == 0).any()):
         flat = [n for n, v in zip(names, norms) if v == 0]
@@ -108,18 +158,28 @@ def orthogonalize(directions: Directions, names: Sequence[str], against: Sequenc
         stds.append(directions.scale(n) * float(v.norm()))
         basis.append(v / v.norm())
     if not out:
-        return Directions([], directions.vectors[:0], directions.std[:0])
-    return Directions(list(names), torch.stack(out), torch.tensor(stds))
+        return replace(directions, names=[], vectors=directions.vectors[:0], std=directions.std[:0], r2=None,
+                       eigenvalues=None)
+    # Fit quality and eigenvalues belong to the original axes, not the orthogonalised ones.
+    return replace(directions, names=list(names), vectors=torch.stack(out), std=torch.tensor(stds), r2=None,
+                   eigenvalues=None)
 
 
 def edit(w: torch.Tensor, directions: Directions, strengths: Mapping[str, float]) -> torch.Tensor:
-    """w: [..., w_dim] (a w, or ws [N, num_ws, w_dim]: every layer moves) → w + Σ s · std · direction.
+    """w: [..., w_dim] (a w, or ws [N, num_ws, w_dim]) → w + Σ s · std · direction.
 
-    Strength s is in standard deviations of the sampled ws along the direction."""
-    out = w.clone()
+    Strength s is in standard deviations of the sampled ws along the direction. Of ws, only the
+    ``directions.layers`` move (all when None); a single w [N, w_dim] always moves as a whole."""
+    step = torch.zeros(w.shape[-1], dtype=w.dtype, device=w.device)
     for name, s in strengths.items():
-        out = out + float(s) * directions.scale(name) * directions[name].to(w.device, w.dtype)
-    return out
+        step = step + float(s) * directions.scale(name) * directions[name].to(w.device, w.dtype)
+    if directions.layers is None or w.ndim != 3:
+        return w + step
+    if max(directions.layers) >= w.shape[1]:
+        raise UserError(f"these directions edit ws {max(directions.layers)} but the network has {w.shape[1]} ws")
+    mask = torch.zeros(w.shape[1], 1, dtype=w.dtype, device=w.device)
+    mask[list(directions.layers)] = 1
+    return w + mask * step
 
 
 def tag_strengths(prompt: str | Sequence[str], directions: Directions, strength: float = 1.0) -> dict[str, float]:
@@ -132,10 +192,16 @@ def save_directions(directions: Directions, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise UserError(f"directions are saved as .npz, got {path.name}")
+    arrays = dict(names=np.array(directions.names), vectors=directions.vectors.numpy(),
+                  std=directions.std.numpy(), method=np.array(directions.method))
+    if directions.layers is not None:
+        arrays["layers"] = np.array(directions.layers, dtype=np.int64)
+    for key in ("r2", "eigenvalues"):
+        if getattr(directions, key) is not None:
+            arrays[key] = getattr(directions, key).numpy()
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, names=np.array(directions.names), vectors=directions.vectors.numpy(),
-                     std=directions.std.numpy())
+            np.savez(f, **arrays)
     return path
 
 
@@ -143,20 +209,44 @@ def load_directions(path: str | Path) -> Directions:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as d:
+            optional = {k: torch.from_numpy(d[k]).float() for k in ("r2", "eigenvalues") if k in d.files}
             return Directions([str(n) for n in d["names"]], torch.from_numpy(d["vectors"]).float(),
-                              torch.from_numpy(d["std"]).float())
+                              torch.from_numpy(d["std"]).float(),
+                              method=str(d["method"]) if "method" in d.files else "regression",
+                              layers=tuple(int(i) for i in d["layers"]) if "layers" in d.files else None, **optional)
     except (OSError, KeyError, ValueError) as e:
         raise UserError(f"{path} is not a directions file (names, vectors, std): {e}") from None
 
 
+def weak_directions(directions: Directions, below: float = WEAK_R2) -> dict[str, float]:
+    """{name: held-out R²} of the regression directions whose R² is under ``below`` (none for SeFa)."""
+    if directions.r2 is None:
+        return {}
+    return {n: float(r) for n, r in zip(directions.names, directions.r2) if float(r) < below}
+
+
+def drop_weak(directions: Directions, min_r2: float = MIN_R2) -> tuple[Directions, dict[str, float]]:
+    """(the directions with held-out R² ≥ min_r2, {refused name: R²})."""
+    refused = weak_directions(directions, min_r2)
+    keep = [i for i, n in enumerate(directions.names) if n not in refused]
+    if not keep:
+        raise UserError(f"no direction fits: every label's held-out R² from w is below {min_r2} "
+                        f"({', '.join(f'{n} {r:.2f}' for n, r in refused.items())})")
+    r2 = directions.r2[keep] if directions.r2 is not None else None
+    return replace(directions, names=[directions.names[i] for i in keep], vectors=directions.vectors[keep],
+                   std=directions.std[keep], r2=r2), refused
+
+
 def find_directions(G, classifier, samples: int = 2000, seed: int = 0, progress: bool = False) -> Directions:
-    """Sample, label and fit: one direction per classifier label entry (``classifier.cfg.label_names``)."""
+    """Sample, label and fit: one direction per classifier label entry (``classifier.cfg.label_names``),
+    fitted on all samples, with each label's held-out R² (``held_out_r2``; needs ≥ 10 samples)."""
     w, probs = sample_labelled_w(G, classifier, samples, seed=seed, progress=progress)
     names = list(classifier.cfg.label_names)
     keep = [i for i in range(len(names)) if float(probs[:, i].std()) > 1e-6]
     if not keep:
         raise UserError("the classifier gives the same scores to every sample: no direction to fit")
-    return fit_directions(w, probs[:, keep], [names[i] for i in keep])
+    dirs = fit_directions(w, probs[:, keep], [names[i] for i in keep])
+    return replace(dirs, r2=held_out_r2(w, probs[:, keep]))
 
 
 @torch.no_grad()

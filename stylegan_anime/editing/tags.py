@@ -152,7 +152,13 @@ def tag_labels(prompt: str | Sequence[str], label_names: Sequence[str], seeds: S
 
     Unmentioned categorical groups: one value sampled per seed, or uniform 1/width without seeds;
     unmentioned binary entries: 0."""
-    chosen = parse_tags(prompt, label_names)
+    return chosen_labels(parse_tags(prompt, label_names), label_names, seeds)
+
+
+def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: Sequence[int] | None = None
+                  ) -> torch.Tensor:
+    """{entry index: 0/1} (from ``parse_tags`` or ``prompts.parse_prompt``) → label vectors [N, c_dim],
+    the groups nobody chose filled in as ``tag_labels`` describes."""
     groups = label_groups(list(label_names))
     rows = []
     for seed in (seeds if seeds is not None else [None]):
