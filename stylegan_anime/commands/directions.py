@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = loading.resolve_device(args.device)
-    G = loading.load(args.network, device=device)
+    G = loading.load(args.network, device=device, allow_nonfinite=args.allow_nonfinite)
     clf = load_classifier(args.classifier, device=device)
     dirs = find_directions(G, clf, samples=args.samples, seed=args.seed, progress=True)
     print(f"wrote {save_directions(dirs, args.out)} ({len(dirs.names)} directions)")

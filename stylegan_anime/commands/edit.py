@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     dirs = load_directions(args.directions)
     strengths = tag_strengths(args.tags, dirs, args.strength)
     keep = list(tag_strengths(split_prompt(args.keep), dirs)) if args.keep.strip() else []
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     images = edit_grid(G, seeds, dirs, strengths, steps=args.steps, psi=args.psi, keep=keep)
     print(f"wrote {render.save_grid(images, args.out, cols=args.steps, rows=len(seeds))}")
     return 0

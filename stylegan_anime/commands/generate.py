@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     grid = render.parse_grid(args.grid) if args.grid else None
     if grid:
         render.grid_shape(len(seeds), *grid)
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     images = generate_images(G, seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                              c=conditioning(args, G.c_dim, 1, G, seeds), batch_size=args.batch, progress=True)
     if grid:

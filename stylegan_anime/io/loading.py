@@ -38,14 +38,17 @@ def resolve_source(source: str | Path) -> Path:
     return hub.fetch(text)
 
 
-def load_networks(source: str | Path, device: str | torch.device | None = "cpu") -> Networks:
-    """Every network a weights source holds (generator, and raw G / D where present), in eval mode."""
-    return formats.read(resolve_source(source), resolve_device(device))
+def load_networks(source: str | Path, device: str | torch.device | None = "cpu",
+                  allow_nonfinite: bool = False) -> Networks:
+    """Every network a weights source holds (generator, and raw G / D where present), in eval mode.
+    Every reader checks the file's config and tensor shapes before it builds a network; NaN/Inf
+    weights are refused unless ``allow_nonfinite`` (forensics on a diverged model)."""
+    return formats.read(resolve_source(source), resolve_device(device), allow_nonfinite=allow_nonfinite)
 
 
-def load(source: str | Path, device: str | torch.device | None = "cpu") -> Generator:
+def load(source: str | Path, device: str | torch.device | None = "cpu", allow_nonfinite: bool = False) -> Generator:
     """Registry name, path or URL → the inference Generator in eval mode on ``device``."""
-    return load_networks(source, device).G_ema
+    return load_networks(source, device, allow_nonfinite).G_ema
 
 
 def save(nets: Networks | Generator, path: str | Path) -> Path:
