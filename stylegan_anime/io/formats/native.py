@@ -153,6 +153,8 @@ def _header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[int, ...
 
 def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, GeneratorConfig | DiscriminatorConfig]:
     """Each role's checked config, after its tensors' names, shapes and dtypes were found to fit it."""
+    if "G_ema" not in configs:
+        raise UserError(f"{path.name} holds no generator")
     plan = {}
     for role, cfg_dict in configs.items():
         cfg = ROLES[role].from_dict(cfg_dict, f"{path.name} ({role})")
@@ -166,8 +168,6 @@ def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, Ge
     unknown = [k for k in shapes if k.split(".", 1)[0] not in configs]
     if unknown:
         raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
-    if "G_ema" not in plan:
-        raise UserError(f"{path.name} holds no generator")
     return plan
 
 
