@@ -26,7 +26,7 @@ from hostile import corpus_counts, refused
 from stylegan_anime import cli
 from stylegan_anime.io import formats, loading
 from stylegan_anime.io.formats import native
-from stylegan_anime.networks import Discriminator, Generator
+from stylegan_anime.networks import Discriminator, Generator, validation
 
 BUDGET = 64  # MiB: the tiny model is < 1 MiB; a trusted absurd config would need GBs
 TIMEOUT = 10
@@ -89,7 +89,7 @@ NATIVE_CONFIG_CASES: dict[str, tuple[Callable[[dict], object], str]] = {
     "negative channel_max": (g_cfg(channel_max=-16), "channel_max"),
     "negative channel_base": (g_cfg(channel_base=-256), "channel_base"),
     "channel_base below the resolution": (g_cfg(channel_base=1), "no channels"),
-    "channel_max 4096 on a small file": (g_cfg(channel_max=4096, channel_base=1 << 20), "its config needs"),
+    "channel_max 4096 on a small file": (g_cfg(channel_max=4096, channel_base=1 << 20), "but the file holds"),
     "mapping_layers 10**6": (g_cfg(mapping_layers=10 ** 6), "mapping_layers"),
     "mapping_layers 1e6 float": (g_cfg(mapping_layers=1e6), "mapping_layers"),
     "z_dim 0": (g_cfg(z_dim=0), "z_dim"),
@@ -201,6 +201,24 @@ def test_nonfinite_weights_load_with_the_escape_and_the_cli_refuses_them(native_
     err = capsys.readouterr().err.strip()
     assert code == 2 and not list(tmp_path.rglob("*.png"))
     assert err.startswith("stylegan-anime generate: error:") and "mapping.fc1.bias" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("kind,changes", [
+    ("G", {}), ("G", dict(img_resolution=4)), ("G", dict(img_resolution=64, channel_base=64, channel_max=64)),
+    ("G", dict(architecture="resnet", c_dim=5, z_dim=8)),
+    ("G", dict(architecture="orig", label_mode="concat", c_dim=3)),
+    ("G", dict(mapping_layers=1, w_dim=64)), ("D", {}), ("D", dict(architecture="skip", c_dim=4, cmap_dim=8)),
+    ("D", dict(architecture="orig", c_dim=3, label_mode="output", mbstd_num_channels=4)),
+    ("D", dict(img_resolution=128, channel_base=2048, channel_max=64)),
+])
+def test_the_size_estimate_is_a_close_lower_bound(kind, changes):
+    """The gate before building compares the config's estimated weights with what the file
+    holds: it must never exceed a real network's count (no valid file refused) and must be
+    close (a hostile config cannot hide most of its size)."""
+    cfg = (small_g_config if kind == "G" else small_d_config)(**changes)
+    net = (Generator if kind == "G" else Discriminator)(cfg)
+    actual = sum(v.numel() for v in net.state_dict().values())
+    assert 0.8 * actual <= validation.estimate_parameters(cfg) <= actual
 
 
 # --- NVlabs TensorFlow pickles ------------------------------------------------------------------

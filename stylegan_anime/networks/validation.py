@@ -121,18 +121,59 @@ def check_config(cfg: Any, what: str = "") -> None:
 
 
 MAX_PARAMETERS = 1 << 30  # 4 GiB of float32: far above any StyleGAN2, far below a hostile config
+SLACK = 1 << 16  # elements: what the estimate may leave out on a tiny network
 
 
-def expected_shapes(net_cls: type, cfg: Any, what: str = "") -> dict[str, tuple[int, ...]]:
-    """{state_dict name: shape} of ``net_cls(cfg)``, built on the meta device (no memory)."""
-    with torch.device("meta"):
-        net = net_cls(cfg)
-    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    total = sum(math.prod(s) for s in shapes.values())
-    if total > MAX_PARAMETERS:
-        raise UserError(f"{_prefix(what)}the config describes {total:,} parameters, more than the "
+def _generator_weights(cfg: Any) -> int:
+    """The dominant weights of a generator (a lower bound, within ~10% of the truth for
+    every architecture; ``tests/test_hostile_files.py`` checks both)."""
+    c, w, res = cfg.channels, cfg.w_dim, cfg.img_resolution
+    n = cfg.z_dim * w + max(cfg.mapping_layers - 1, 0) * w * w + cfg.c_dim * w
+    n += c(4) * 16 + c(4) * c(4) * 9 + w * c(4) + 16
+    r = 8
+    while r <= res:
+        n += c(r // 2) * c(r) * 9 + w * c(r // 2) + c(r) * c(r) * 9 + w * c(r) + 2 * r * r
+        r *= 2
+    return n + w * c(res) + c(res) * cfg.img_channels
+
+
+def _discriminator_weights(cfg: Any) -> int:
+    c, res = cfg.channels, cfg.img_resolution
+    cmap = cfg.cmap_dim or c(4)
+    n = cfg.img_channels * c(res) + (c(4) + cfg.mbstd_num_channels) * c(4) * 9 + c(4) * 16 * c(4)
+    n += c(4) * (1 if not cfg.c_dim else cfg.c_dim if cfg.label_mode == "output" else cmap)
+    if cfg.c_dim and cfg.label_mode == "project":
+        n += cfg.c_dim * cmap + max(cfg.mapping_layers - 1, 0) * cmap * cmap
+    r = res
+    while r > 4:
+        n += c(r) * c(r) * 9 + c(r) * c(r // 2) * 9
+        r //= 2
+    return n
+
+
+def estimate_parameters(cfg: Any) -> int:
+    """About how many weights a network of ``cfg`` holds, from the config alone (no allocation)."""
+    if type(cfg).__name__ == "GeneratorConfig":
+        return _generator_weights(cfg)
+    return _discriminator_weights(cfg)
+
+
+def build_within(net_cls: type, cfg: Any, held: int, what: str = "") -> torch.nn.Module:
+    """``net_cls(cfg)``, built only if the config describes about as many weights as the file
+    holds (``held`` elements): a few KB of file cannot make a reader allocate GBs. (The meta
+    device would give exact shapes, but its first use imports torch._dynamo: seconds per run.)"""
+    n = estimate_parameters(cfg)
+    if n > MAX_PARAMETERS:
+        raise UserError(f"{_prefix(what)}the config describes {n:,} parameters, more than the "
                         f"{MAX_PARAMETERS:,} this toolkit loads")
-    return shapes
+    if n > held + held // 4 + SLACK:
+        raise UserError(f"{_prefix(what)}the config describes about {n:,} weights, but the file holds "
+                        f"{held:,}: they do not fit")
+    return net_cls(cfg)
+
+
+def shapes_of(net: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], actual: dict[str, tuple[int, ...]], role: str,
@@ -153,7 +194,9 @@ def check_finite(state: dict[str, torch.Tensor], role: str, what: str = "") -> N
     """Refuse NaN/Inf weights, naming the first such tensor: they load silently and then every
     image comes out black."""
     for k, v in state.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        # A sum is NaN/Inf whenever an element is, and costs a tenth of an element-wise test; only
+        # a non-finite sum (or an overflow of huge finite weights) is confirmed element by element.
+        if v.is_floating_point() and not bool(torch.isfinite(v.sum())) and not bool(torch.isfinite(v).all()):
             raise UserError(f"{_prefix(what)}{role} tensor {k} holds NaN or infinite values (a corrupt or "
                             f"diverged model; --allow-nonfinite loads it anyway, for inspection)")
 

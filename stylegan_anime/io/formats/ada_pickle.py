@@ -17,7 +17,7 @@ import torch
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from ...networks.config import build_config
-from ...networks.validation import check_dense, check_shapes, expected_shapes
+from ...networks.validation import build_within, check_dense, check_shapes, shapes_of
 from .native import Networks
 from .safe_pickle import PersistentStub
 
@@ -153,7 +153,8 @@ def _build(obj: PersistentStub, role: str, what: str, extras: dict[str, str]):
     extras.update(own)
     net_cls = Generator if is_g else Discriminator
     state = {k: v for k, v in state_dict_of(obj, what).items() if not k.endswith("resample_filter")}
-    expected = expected_shapes(net_cls, cfg, what)
+    net = build_within(net_cls, cfg, sum(v.numel() for v in state.values()), what)
+    expected = shapes_of(net)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -161,7 +162,6 @@ def _build(obj: PersistentStub, role: str, what: str, extras: dict[str, str]):
         raise UserError(f"{what}: {role}'s tensors do not fit a StyleGAN2 {expected_name.lower()} ({name}; "
                         f"another architecture, e.g. StyleGAN3?)")
     check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, role, what)
-    net = net_cls(cfg)  # the file's tensors fit this config: building it costs what the file holds
     net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return net
 

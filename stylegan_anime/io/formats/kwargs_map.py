@@ -120,7 +120,8 @@ def generator_config(kwargs: dict, what: str, extras: dict[str, str], label_mode
         img_resolution=_int(kwargs, "resolution", 1024, what), z_dim=z_dim, c_dim=c_dim, w_dim=w_dim,
         img_channels=_int(kwargs, "num_channels", 3, what), mapping_layers=_int(kwargs, "mapping_layers", 8, what),
         mapping_lr_multiplier=_float(kwargs, "mapping_lrmul", 0.01, what), w_avg_beta=1.0 if beta is None else beta,
-        channel_base=(_int(kwargs, "fmap_base", 16 << 10, what) or 0) * 2, channel_max=_int(kwargs, "fmap_max", 512, what),
+        channel_base=(_int(kwargs, "fmap_base", 16 << 10, what) or 0) * 2,
+        channel_max=_int(kwargs, "fmap_max", 512, what),
         architecture=kwargs.get("architecture", "skip"),
         resample_filter=_filter(kwargs.get("resample_kernel", [1, 3, 3, 1]), what),
         conv_clamp=_float(kwargs, "conv_clamp", None, what), label_mode=label_mode, extra=extra), what)

@@ -20,7 +20,9 @@ from safetensors.torch import save_file
 from ..atomic import atomic_path
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from ...networks.validation import check_shapes, expected_shapes
+import math
+
+from ...networks.validation import build_within, check_shapes, shapes_of
 
 FORMAT = "stylegan-anime/1"
 MAGIC_PREFIX = b"{"  # safetensors: 8-byte little-endian header size, then the JSON header
@@ -151,8 +153,10 @@ def _header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[int, ...
     return metadata, shapes, dtypes
 
 
-def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, GeneratorConfig | DiscriminatorConfig]:
-    """Each role's checked config, after its tensors' names, shapes and dtypes were found to fit it."""
+def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, torch.nn.Module]:
+    """Each role's network (random weights), built after its config was checked and found to
+    describe about as many weights as the header declares, and its tensors' names, shapes and
+    dtypes were found to fit it."""
     if "G_ema" not in configs:
         raise UserError(f"{path.name} holds no generator")
     plan = {}
@@ -160,11 +164,13 @@ def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, Ge
         cfg = ROLES[role].from_dict(cfg_dict, f"{path.name} ({role})")
         net_cls = Generator if ROLES[role] is GeneratorConfig else Discriminator
         role_shapes = {k[len(role) + 1:]: v for k, v in shapes.items() if k.startswith(role + ".")}
-        check_shapes(expected_shapes(net_cls, cfg, path.name), role_shapes, role, path.name)
         for k in role_shapes:
             if dtypes[f"{role}.{k}"] not in FLOAT_DTYPES:
                 raise UserError(f"{path.name}: {role} tensor {k} is {dtypes[f'{role}.{k}']}, not floating point")
-        plan[role] = cfg
+        held = sum(math.prod(v) for v in role_shapes.values())
+        net = build_within(net_cls, cfg, held, path.name)
+        check_shapes(shapes_of(net), role_shapes, role, path.name)
+        plan[role] = net
     unknown = [k for k in shapes if k.split(".", 1)[0] not in configs]
     if unknown:
         raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
@@ -183,8 +189,7 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> Networks:
     nets: dict[str, torch.nn.Module] = {}
     from safetensors import safe_open
     with safe_open(str(path), framework="pt") as f:
-        for role, cfg in plan.items():
-            net = (Generator if isinstance(cfg, GeneratorConfig) else Discriminator)(cfg)
+        for role, net in plan.items():
             state = {k[len(role) + 1:]: f.get_tensor(k).to(torch.float32) for k in shapes
                      if k.startswith(role + ".")}
             net.load_state_dict(state)

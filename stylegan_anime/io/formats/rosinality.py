@@ -21,7 +21,7 @@ import torch
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from ...networks.config import build_config
-from ...networks.validation import check_dense, expected_shapes
+from ...networks.validation import build_within, check_dense, shapes_of
 from .native import Networks
 from .python_pickle import TORCH_LEGACY_MAGIC
 from .safe_pickle import UnsafePickleError
@@ -176,10 +176,12 @@ class _Tracked(dict):
 
 
 def _load(net_cls: type, cfg, state: dict, sd: _Tracked, role: str, what: str) -> torch.nn.Module:
-    """The network, built only after every tensor was found to fit ``cfg`` (shapes from the meta
-    device) and no tensor was left over. Blur/upsample kernels are fixed buffers and not read."""
+    """The network, built only when ``cfg`` describes about as many weights as the state dict
+    holds, then every tensor checked against it and none left over. Blur/upsample kernels are
+    fixed buffers and not read."""
     unused = sorted(k for k in sd if k not in sd.used and not k.endswith("kernel"))
-    expected = expected_shapes(net_cls, cfg, what)
+    net = build_within(net_cls, cfg, sum(v.numel() for v in sd.values()), what)
+    expected = shapes_of(net)
     expected.pop("mapping.w_avg", None)  # from latent_avg (or estimated), not from the state dict
     missing = [k for k in expected if k not in state]
     if missing or unused:
@@ -188,7 +190,6 @@ def _load(net_cls: type, cfg, state: dict, sd: _Tracked, role: str, what: str) -
     for k, shape in expected.items():
         if tuple(state[k].shape) != shape:
             raise UserError(f"{what}: {role} tensor for {k} has shape {list(state[k].shape)}, expected {list(shape)}")
-    net = net_cls(cfg)
     net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
     return net
 
@@ -240,7 +241,8 @@ def load(path: Path, device) -> Networks:
         try:
             D = discriminator_from(ckpt["d"], what)
         except KeyError as e:
-            raise UserError(f"{what}: the d state dict lacks {str(e.args[0])[:80]} (not a rosinality StyleGAN2)") from None
+            raise UserError(f"{what}: the d state dict lacks {str(e.args[0])[:80]} (not a rosinality "
+                            f"StyleGAN2)") from None
         except IndexError:
             raise UserError(f"{what}: a d tensor has fewer dimensions than a rosinality StyleGAN2's") from None
     nets = [n.to(device).eval().requires_grad_(False) if n is not None else None for n in (G_ema, G, D)]

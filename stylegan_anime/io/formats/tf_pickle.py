@@ -20,7 +20,7 @@ import torch
 from ...errors import UserError
 from ...networks import Discriminator, Generator
 from . import kwargs_map
-from ...networks.validation import expected_shapes
+from ...networks.validation import build_within, shapes_of
 from .native import Networks
 from .safe_pickle import TFNetworkStub
 
@@ -164,7 +164,7 @@ def _transformed_shape(a: np.ndarray, transform: Callable) -> tuple[int, ...] | 
 
 
 def convert_params(expected: dict[str, tuple[int, ...]], params: TFParams, rules, what: str) -> dict[str, torch.Tensor]:
-    """Our state dict for a network of ``expected`` shapes (``expected_shapes``) from TF variables;
+    """Our state dict for a network of ``expected`` shapes (``shapes_of``) from TF variables;
     every TF variable must be used. All names and shapes are checked before any array is copied."""
     plan: dict[str, tuple[str, Callable]] = {}
     for name, shape in expected.items():
@@ -198,14 +198,18 @@ def generator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str]) -> 
         params["mapping/LabelEmbed/weight"] = params.pop("mapping/LabelConcat/weight")
     cfg = kwargs_map.generator_config(_static_kwargs(net, what), what, extras,
                                       label_mode="concat" if label_concat else "embed")
-    state = convert_params(expected_shapes(Generator, cfg, what), params, G_RULES, what)
+    G = build_within(Generator, cfg, _held(params), what)
+    state = convert_params(shapes_of(G), params, G_RULES, what)
     if label_concat:
         # The original code's label matrix is used unscaled; our dense layers scale by 1/sqrt(fan_in).
         w = state["mapping.embed.weight"].numpy()
         state["mapping.embed.weight"] = torch.from_numpy((w * np.float32(np.sqrt(w.shape[1]))).astype(np.float32))
-    G = Generator(cfg)
     G.load_state_dict(state)
     return G
+
+
+def _held(params: TFParams) -> int:
+    return sum(int(a.size) for a in params.values())
 
 
 def _static_kwargs(net: TFNetworkStub, what: str) -> dict:
@@ -229,9 +233,8 @@ def discriminator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str])
     if mbstd < 0:
         raise UserError(f"{what}: the discriminator's 4x4/Conv/weight has fewer inputs than its config's channels")
     cfg = kwargs_map.discriminator_config(kwargs, what, extras, mbstd, "output" if output_mode else "project")
-    state = convert_params(expected_shapes(Discriminator, cfg, what), params, D_RULES, what)
-    D = Discriminator(cfg)
-    D.load_state_dict(state)
+    D = build_within(Discriminator, cfg, _held(params), what)
+    D.load_state_dict(convert_params(shapes_of(D), params, D_RULES, what))
     return D
 
 
