@@ -10,6 +10,7 @@ files written by other tools.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,6 @@ from safetensors.torch import save_file
 from ..atomic import atomic_path
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-import math
-
 from ...networks.validation import build_within, check_shapes, shapes_of
 
 FORMAT = "stylegan-anime/1"
@@ -159,6 +158,9 @@ def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, to
     dtypes were found to fit it."""
     if "G_ema" not in configs:
         raise UserError(f"{path.name} holds no generator")
+    unknown = [k for k in shapes if k.split(".", 1)[0] not in configs]
+    if unknown:
+        raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
     plan = {}
     for role, cfg_dict in configs.items():
         cfg = ROLES[role].from_dict(cfg_dict, f"{path.name} ({role})")
@@ -171,9 +173,6 @@ def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, to
         net = build_within(net_cls, cfg, held, path.name)
         check_shapes(shapes_of(net), role_shapes, role, path.name)
         plan[role] = net
-    unknown = [k for k in shapes if k.split(".", 1)[0] not in configs]
-    if unknown:
-        raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
     return plan
 
 
@@ -188,10 +187,13 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> Networks:
     plan = _plan(path, configs, shapes, dtypes)
     nets: dict[str, torch.nn.Module] = {}
     from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        for role, net in plan.items():
-            state = {k[len(role) + 1:]: f.get_tensor(k).to(torch.float32) for k in shapes
-                     if k.startswith(role + ".")}
-            net.load_state_dict(state)
-            nets[role] = net.to(device).eval().requires_grad_(False)
+    try:
+        with safe_open(str(path), framework="pt") as f, torch.no_grad():
+            for role, net in plan.items():
+                # Tensor by tensor into the built network: peak memory is the model plus one tensor.
+                for name, dst in net.state_dict().items():
+                    dst.copy_(f.get_tensor(f"{role}.{name}"))
+                nets[role] = net.to(device).eval().requires_grad_(False)
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path.name} could not be read ({str(e).splitlines()[0][:160]})") from None
     return Networks(G_ema=nets["G_ema"], G=nets.get("G"), D=nets.get("D"), meta=meta)
