@@ -152,7 +152,7 @@ NATIVE_TENSOR_CASES: dict[str, tuple[Callable[[dict], dict], str]] = {
     "integer tensor": (_replace("G_ema.mapping.fc0.bias", lambda v: v.to(torch.int32)), "not floating point"),
     "missing tensor": (lambda t: {k: v for k, v in t.items() if k != "G_ema.synthesis.b4.const"}, "missing"),
     "extra tensor": (lambda t: {**t, "G_ema.payload": torch.zeros(3)}, "unexpected payload"),
-    "tensor of no network": (lambda t: {**t, "Z.x": torch.zeros(3)}, "belongs to no network"),
+    "tensor of no network": (lambda t: {**t, "G.x": torch.zeros(3)}, "belongs to no network"),
     "NaN weight": (_replace("G_ema.synthesis.b8.conv0.weight", lambda v: v.index_fill(0, torch.tensor([1]),
                                                                                        float("nan"))),
                    "G_ema tensor synthesis.b8.conv0.weight holds NaN"),

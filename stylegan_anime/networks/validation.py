@@ -109,13 +109,11 @@ def check_values(cls: type, values: dict[str, Any], what: str = "") -> dict[str,
 
 
 def check_config(cfg: Any, what: str = "") -> None:
-    """Relations between fields: every resolution gets at least one channel, fp16 layers exist."""
-    levels = int(math.log2(cfg.img_resolution)) - 1
+    """Relations between fields: every resolution gets at least one channel. (num_fp16_res may
+    exceed the resolutions: stylegan2-ada's default 4 is used at 16² too, meaning all of them.)"""
     if cfg.channel_base // cfg.img_resolution < 1:
         raise UserError(f"{_prefix(what)}config channel_base={cfg.channel_base} leaves no channels at "
                         f"{cfg.img_resolution}x{cfg.img_resolution} (it must be at least the resolution)")
-    if cfg.num_fp16_res > levels:
-        raise UserError(f"{_prefix(what)}config num_fp16_res={cfg.num_fp16_res} exceeds the {levels} resolutions")
     if type(cfg).__name__ == "GeneratorConfig" and cfg.mapping_layers < 1:
         raise UserError(f"{_prefix(what)}config mapping_layers must be at least 1 for a generator")
 

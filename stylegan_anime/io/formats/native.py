@@ -158,7 +158,8 @@ def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, to
     dtypes were found to fit it."""
     if "G_ema" not in configs:
         raise UserError(f"{path.name} holds no generator")
-    unknown = [k for k in shapes if k.split(".", 1)[0] not in configs]
+    # Training snapshots also hold opt./extra./rng. tensors: not read here, so not checked.
+    unknown = [k for k in shapes if k.split(".", 1)[0] in ROLES and k.split(".", 1)[0] not in configs]
     if unknown:
         raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
     plan = {}
