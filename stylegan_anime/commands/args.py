@@ -49,6 +49,13 @@ def add_force_option(p: argparse.ArgumentParser) -> None:
 def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default="default", help="registry name, weights file or URL (default: default)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    add_nonfinite_option(p)
+
+
+def add_nonfinite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="load weights holding NaN/Inf anyway (refused by default: they make black images); "
+                        "for inspecting a diverged or corrupt model")
 
 
 def add_generation_options(p: argparse.ArgumentParser, tf_seed: bool = False) -> None:

@@ -5,7 +5,7 @@ import argparse
 
 from ..io import loading
 from ..io.outputs import check_outputs
-from .args import add_force_option
+from .args import add_force_option, add_nonfinite_option
 
 
 def add_parser(sub) -> None:
@@ -13,12 +13,13 @@ def add_parser(sub) -> None:
     p.add_argument("src", help="weights file, registry name or URL")
     p.add_argument("dst", help="output .safetensors (a .json config is written beside it)")
     add_force_option(p)
+    add_nonfinite_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(loading.output_files(args.dst), force=args.force)
-    nets = loading.load_networks(args.src)
+    nets = loading.load_networks(args.src, allow_nonfinite=args.allow_nonfinite)
     path = loading.save(nets, args.dst)
     print(f"wrote {path}")
     return 0

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "sefa" and args.classifier is not None:
         raise UserError("--method sefa uses no classifier: drop --classifier")
     device = loading.resolve_device(args.device)
-    G = loading.load(args.network, device=device)
+    G = loading.load(args.network, device=device, allow_nonfinite=args.allow_nonfinite)
     if args.method == "sefa":
         dirs = sefa_directions(G, args.layers, count=args.count)
         # The eigenvalues of AᵀA sum to |A|²: each one's share is how much of all style change it carries.

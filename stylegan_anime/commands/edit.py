@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if weak:
         print(f"warning: weak fits (held-out R² < {WEAK_R2}), the edit may change little: "
               f"{', '.join(f'{n} {r:.2f}' for n, r in weak.items())}")
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     images = edit_grid(G, seeds, dirs, strengths, steps=args.steps, psi=args.psi, keep=keep)
     print(f"wrote {render.save_grid(images, args.out, cols=args.steps, rows=len(seeds))}")
     return 0

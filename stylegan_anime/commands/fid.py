@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     device = loading.resolve_device(args.device)
     extractor = load_features(args.features, device)  # first: a missing network is the likeliest mistake
-    G = loading.load(args.network, device=device)
+    G = loading.load(args.network, device=device, allow_nonfinite=args.allow_nonfinite)
     real = dataset_stats(args.data, extractor, max_items=args.max_data)
     labels = data_labels(args.data) if G.c_dim else None
     value = generator_fid(G, extractor, real, num=args.num, psi=args.psi, batch=args.batch, labels=labels)

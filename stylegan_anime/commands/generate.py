@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     paths = check_outputs(output_paths(Path(args.out), seeds, grid), force=args.force)
     if grid and grid[0] * grid[1] > len(seeds):
         print(blank_cells_note(grid, len(seeds)), file=sys.stderr)
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     images = generate_images(G, seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                              c=conditioning(args, G.c_dim, 1, G, seeds), batch_size=args.batch, progress=True)
     if grid:

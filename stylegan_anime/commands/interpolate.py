@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     frames = args.frames
     if (args.frames, args.frames_per_transition, args.duration) == (None, None, None):
         frames = 120
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     path = interpolation_video(G, groups, args.out, frames=frames,
                                frames_per_transition=args.frames_per_transition, duration=args.duration,
                                fps=args.fps, space=args.space, loop=args.loop, easing=args.easing, grid=grid,

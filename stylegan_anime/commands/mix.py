@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     image_format(args.out)
     check_outputs([args.out], force=args.force)
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     path = save_mixing_grid(G, args.rows, args.cols, args.layers, args.out, psi=args.psi, cutoff=args.cutoff,
                             c=conditioning(args, G.c_dim, 1, G), noise_mode=args.noise_mode, batch_size=args.batch)
     print(f"wrote {path}")

@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         written.append(args.video)
     check_outputs(written, force=args.force)
     cfg = config_from_args(args)
-    nets = loading.load_networks(args.network, device=loading.resolve_device(args.device))
+    nets = loading.load_networks(args.network, device=loading.resolve_device(args.device),
+                                 allow_nonfinite=args.allow_nonfinite)
     G = nets.G_ema
     target = load_target(args.target, G.img_resolution, G.img_channels)
     perceptual = load_perceptual(args.perceptual, G.device, cfg.perceptual_size) if args.perceptual else None

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     parse_psis(args.psis)
     image_format(args.out)
     check_outputs([args.out], force=args.force)
-    G = loading.load(args.network, device=loading.resolve_device(args.device))
+    G = loading.load(args.network, device=loading.resolve_device(args.device),
+                      allow_nonfinite=args.allow_nonfinite)
     path = save_truncation_grid(G, args.seeds, args.out, args.psis, captions=not args.no_captions,
                                 cutoff=args.cutoff, c=conditioning(args, G.c_dim, 1, G), noise_mode=args.noise_mode,
                                 batch_size=args.batch)

@@ -39,17 +39,19 @@ def resolve_source(source: str | Path) -> Path:
     return hub.fetch(text)
 
 
-def load_networks(source: str | Path, device: str | torch.device | None = "cpu") -> Networks:
+def load_networks(source: str | Path, device: str | torch.device | None = "cpu",
+                  allow_nonfinite: bool = False) -> Networks:
     """Every network a weights source holds (generator, and raw G / D where present), in eval mode.
-
-    A cached download goes through ``hub.checked_load``: it is pinned once it has loaded."""
+    Every reader checks the file's config and tensor shapes before it builds a network; NaN/Inf
+    weights are refused unless ``allow_nonfinite`` (forensics on a diverged model). A cached download
+    goes through ``hub.checked_load``: it is pinned once it has loaded."""
     dev = resolve_device(device)
-    return hub.checked_load(resolve_source(source), lambda path: formats.read(path, dev))
+    return hub.checked_load(resolve_source(source), lambda path: formats.read(path, dev, allow_nonfinite=allow_nonfinite))
 
 
-def load(source: str | Path, device: str | torch.device | None = "cpu") -> Generator:
+def load(source: str | Path, device: str | torch.device | None = "cpu", allow_nonfinite: bool = False) -> Generator:
     """Registry name, path or URL → the inference Generator in eval mode on ``device``."""
-    return load_networks(source, device).G_ema
+    return load_networks(source, device, allow_nonfinite).G_ema
 
 
 def output_files(path: str | Path) -> list[Path]:

@@ -29,19 +29,15 @@ class ConfigBase:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+    def from_dict(cls: type[T], d: dict[str, Any], what: str = "") -> T:
+        """A config from its JSON form, every field checked (``build_config``)."""
+        if not isinstance(d, dict):
+            raise UserError(f"{what + ': ' if what else ''}a {cls.__name__} must be a JSON object")
         d = dict(d)
         kind = d.pop("kind", cls.__name__)
         if kind != cls.__name__:
-            raise UserError(f"config is a {kind}, expected a {cls.__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UserError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
-        for key in ("resample_filter",):
-            if key in d and d[key] is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
+            raise UserError(f"{what + ': ' if what else ''}config is a {str(kind)[:40]}, expected a {cls.__name__}")
+        return build_config(cls, d, what)
 
     @classmethod
     def from_json(cls: type[T], text: str) -> T:
@@ -52,6 +48,16 @@ class ConfigBase:
         if not isinstance(d, dict):
             raise UserError("config JSON must be an object")
         return cls.from_dict(d)
+
+
+def build_config(cls: type[T], values: dict[str, Any], what: str = "") -> T:
+    """``cls(**values)`` after checking every value's type and range (see ``validation``):
+    the one gate all readers pass a file's declared configuration through before any network
+    is built. ``what`` (the file's name) starts the error message."""
+    from .validation import check_config, check_values
+    cfg = cls(**check_values(cls, values, what))
+    check_config(cfg, what)
+    return cfg
 
 
 def _check_resolution(res: int) -> None:

@@ -13,6 +13,7 @@ import torch
 from ...errors import UserError
 from . import ada_pickle, native, python_pickle, rosinality, tf_pickle
 from .native import Networks
+from ...networks.validation import check_finite
 
 
 class Reader(NamedTuple):
@@ -64,9 +65,17 @@ def describe_head(head: bytes) -> str:
     return "unknown content"
 
 
-def read(path: str | Path, device: torch.device | str = "cpu") -> Networks:
+def read(path: str | Path, device: torch.device | str = "cpu", allow_nonfinite: bool = False) -> Networks:
+    """The networks a weights file holds. NaN/Inf weights are refused naming the tensor (they load
+    silently and make black images) unless ``allow_nonfinite`` (for inspecting a broken model)."""
     path = Path(path)
-    return detect(path).load(path, device)
+    nets = detect(path).load(path, device)
+    if not allow_nonfinite:
+        for role in ("G_ema", "G", "D"):
+            net = getattr(nets, role)
+            if net is not None:
+                check_finite(net.state_dict(), role, path.name)
+    return nets
 
 
 __all__ = ["Networks", "READERS", "describe_head", "Reader", "detect", "read"]

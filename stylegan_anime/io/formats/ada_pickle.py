@@ -16,6 +16,8 @@ import torch
 
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...networks.config import build_config
+from ...networks.validation import build_within, check_dense, check_shapes, shapes_of
 from .native import Networks
 from .safe_pickle import PersistentStub
 
@@ -32,43 +34,76 @@ def is_ada_dict(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("G_ema"), PersistentStub)
 
 
-def state_dict_of(obj: PersistentStub, what: str, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Parameters and persistent buffers of a persistent module tree, with torch's dotted names."""
+MAX_DEPTH = 16  # module trees and kwargs of StyleGAN2 are 4-5 levels deep
+
+
+def state_dict_of(obj: PersistentStub, what: str, prefix: str = "", depth: int = 0) -> dict[str, torch.Tensor]:
+    """Parameters and persistent buffers of a persistent module tree, with torch's dotted names,
+    as stored (no copy: dtypes and shapes are checked before anything is converted)."""
+    if depth > MAX_DEPTH:
+        raise UserError(f"{what}: the module tree is nested deeper than {MAX_DEPTH} levels ({prefix[:80]}...)")
     st = obj.state
+    if not isinstance(st, dict):
+        raise UserError(f"{what}: the network object {prefix or 'at the top'} has no state")
     skip = set(st.get("_non_persistent_buffers_set") or ())
     out: dict[str, torch.Tensor] = {}
     for group in ("_parameters", "_buffers"):
-        for name, value in dict(st.get(group) or {}).items():
+        for name, value in _mapping(st.get(group), what, prefix + group).items():
             if value is None or name in skip:
                 continue
             if not isinstance(value, torch.Tensor):
                 raise UserError(f"{what}: {prefix}{name} is a {type(value).__name__}, not a tensor")
-            out[prefix + name] = value.detach().to(torch.float32)
-    for name, child in dict(st.get("_modules") or {}).items():
+            if not value.is_floating_point():
+                raise UserError(f"{what}: {prefix}{name} is a {value.dtype} tensor, not floating point")
+            check_dense(value, f"{prefix}{name}", what)
+            out[prefix + str(name)] = value.detach()
+    for name, child in _mapping(st.get("_modules"), what, prefix + "_modules").items():
         if child is None:
             continue
         if not isinstance(child, PersistentStub):
             raise UserError(f"{what}: submodule {prefix}{name} is not a stylegan2-ada-pytorch network object")
-        out.update(state_dict_of(child, what, f"{prefix}{name}."))
+        out.update(state_dict_of(child, what, f"{prefix}{name}.", depth + 1))
     return out
 
 
-def _split(kwargs: dict, what: str, fields: dict[str, str], extras: dict[str, str]) -> dict[str, Any]:
+def _mapping(value: Any, what: str, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{what}: {where} is a {type(value).__name__}, not a mapping")
+    return value
+
+
+def _short_repr(value: Any) -> str:
+    # Kept settings are shown to people; never repr a container from a file in full (a nested
+    # "billion laughs" value would take forever).
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return repr(value)[:200]
+    if isinstance(value, (list, tuple)) and len(value) <= 16 and all(
+            isinstance(v, (str, int, float, bool)) or v is None for v in value):
+        return repr(value)[:200]
+    return f"<{type(value).__name__}>"
+
+
+def _split(kwargs: dict, what: str, fields: dict[str, str], extras: dict[str, str], depth: int = 0) -> dict[str, Any]:
     """Flatten nested kwargs; known names → our field names, architecture-changing values refused."""
+    if depth > MAX_DEPTH:
+        raise UserError(f"{what}: the network's keyword arguments are nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for key, value in kwargs.items():
+        key = str(key)[:200]
         if isinstance(value, dict):
-            out.update(_split({f"{key}.{k}": v for k, v in value.items()}, what, fields, extras))
+            out.update(_split({f"{key}.{k}": v for k, v in value.items()}, what, fields, extras, depth + 1))
             continue
         short = key.rsplit(".", 1)[-1]
         if key in fields:
             out[fields[key]] = value
         elif short in FIXED:
-            if value not in FIXED[short]:
-                raise UserError(f"{what}: setting {key}={value!r} changes the architecture in a way this toolkit's "
-                                f"StyleGAN2 does not support")
+            if not isinstance(value, (str, int, float, bool)) or value not in FIXED[short]:
+                raise UserError(f"{what}: setting {key}={_short_repr(value)} changes the architecture in a way "
+                                f"this toolkit's StyleGAN2 does not support")
         elif short not in RUNTIME:
-            extras[key] = repr(value)
+            extras[key] = _short_repr(value)
     return out
 
 
@@ -96,39 +131,38 @@ def _config(obj: PersistentStub, kind: type, fields: dict[str, str], what: str, 
     width = values.get("cmap_dim") if kind is DiscriminatorConfig else values.get("w_dim", 512)
     for private in ("_embed", "_layer"):
         v = values.pop(private, None)
-        if v is not None and width is not None and int(v) != int(width):
-            raise UserError(f"{what}: a mapping network {v} features wide (not {width}) is not supported")
-    if values.get("resample_filter") is not None:
-        values["resample_filter"] = tuple(float(v) for v in values["resample_filter"])
+        if v is not None and width is not None and v != width:
+            raise UserError(f"{what}: a mapping network {_short_repr(v)} features wide (not {_short_repr(width)}) "
+                            f"is not supported")
     if kind is GeneratorConfig and values.get("w_avg_beta", 0.995) is None:
         values["w_avg_beta"] = 1.0
     if kind is DiscriminatorConfig and values.get("mbstd_group_size", 4) is None:
         values["mbstd_group_size"] = 0
     values = {k: v for k, v in values.items() if v is not None or k in ("conv_clamp", "cmap_dim")}
-    return kind(**values, extra=dict(extras))
+    return build_config(kind, {**values, "extra": dict(extras)}, what)
 
 
 def _build(obj: PersistentStub, role: str, what: str, extras: dict[str, str]):
     is_g = role.startswith("G")
-    expected = "Generator" if is_g else "Discriminator"
-    if obj.class_name != expected:
-        raise UserError(f"{what}: {role} is a {obj.class_name}, expected a stylegan2-ada-pytorch {expected}")
+    expected_name = "Generator" if is_g else "Discriminator"
+    if obj.class_name != expected_name:
+        raise UserError(f"{what}: {role} is a {str(obj.class_name)[:80]}, expected a stylegan2-ada-pytorch "
+                        f"{expected_name}")
     own: dict[str, str] = {}
     cfg = _config(obj, GeneratorConfig if is_g else DiscriminatorConfig, G_FIELDS if is_g else D_FIELDS, what, own)
     extras.update(own)
-    net = (Generator if is_g else Discriminator)(cfg)
+    net_cls = Generator if is_g else Discriminator
     state = {k: v for k, v in state_dict_of(obj, what).items() if not k.endswith("resample_filter")}
-    ours = net.state_dict()
-    missing = [k for k in ours if k not in state]
-    unexpected = [k for k in state if k not in ours]
+    net = build_within(net_cls, cfg, sum(v.numel() for v in state.values()), what)
+    expected = shapes_of(net)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        name = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise UserError(f"{what}: {role}'s tensors do not fit a StyleGAN2 {expected.lower()} ({name}; "
+        name = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0][:80]}"
+        raise UserError(f"{what}: {role}'s tensors do not fit a StyleGAN2 {expected_name.lower()} ({name}; "
                         f"another architecture, e.g. StyleGAN3?)")
-    for k, v in state.items():
-        if v.shape != ours[k].shape:
-            raise UserError(f"{what}: {role}'s {k} has shape {list(v.shape)}, expected {list(ours[k].shape)}")
-    net.load_state_dict(state)
+    check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, role, what)
+    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return net
 
 

@@ -7,11 +7,14 @@ rest, e.g. forks' own arguments, which are kept as strings in ``cfg.extra``.
 """
 from __future__ import annotations
 
+import numbers
+import operator
 import reprlib
 from typing import Any
 
 from ...errors import UserError
 from ...networks import DiscriminatorConfig, GeneratorConfig
+from ...networks.config import build_config
 
 G_RUNTIME = {"truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val",
              "style_mixing_prob", "is_training", "is_validation", "return_dlatents", "is_template_graph",
@@ -35,11 +38,42 @@ D_FIXED: dict[str, tuple[tuple, str]] = {
 }
 
 
+def _shown(v: Any) -> str:
+    # Values from a file: never repr a container in full (a nested one can take forever).
+    return repr(v)[:60] if isinstance(v, (str, int, float, bool)) or v is None else f"a {type(v).__name__}"
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, bool, numbers.Number))
+
+
 def _check_fixed(kwargs: dict, fixed: dict, what: str) -> None:
     for name, (allowed, why) in fixed.items():
-        if name in kwargs and kwargs[name] not in allowed:
-            raise UserError(f"{what}: setting {name}={short_repr(kwargs[name], 60)} changes the {why}, "
+        if name in kwargs and (not _scalar(kwargs[name]) or kwargs[name] not in allowed):
+            raise UserError(f"{what}: setting {name}={_shown(kwargs[name])} changes the {why}, "
                             f"which this toolkit's StyleGAN2 does not support")
+
+
+def _int(kwargs: dict, name: str, default: int | None, what: str) -> int | None:
+    """A whole-number argument (Python or numpy int; not a bool, float or string)."""
+    v = kwargs.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise UserError(f"{what}: setting {name} must be a whole number, got {_shown(v)}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise UserError(f"{what}: setting {name} must be a whole number, got {_shown(v)}") from None
+
+
+def _float(kwargs: dict, name: str, default: float | None, what: str) -> float | None:
+    v = kwargs.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise UserError(f"{what}: setting {name} must be a number, got {_shown(v)}")
+    return float(v)
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -59,11 +93,14 @@ def _extras(kwargs: dict, used: set[str], runtime: set[str], fixed: dict) -> dic
 def _filter(kernel: Any, what: str) -> tuple[float, ...]:
     if kernel is None:
         raise UserError(f"{what}: resample_kernel=None (no low-pass filter) is not supported")
+    if not isinstance(kernel, (list, tuple)) or len(kernel) > 16 or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in kernel):
+        raise UserError(f"{what}: resample_kernel must be a short list of numbers, got {_shown(kernel)}")
     return tuple(float(v) for v in kernel)
 
 
 def _fmap_min_ok(kwargs: dict, cfg, what: str) -> None:
-    fmap_min = kwargs.get("fmap_min", 1)
+    fmap_min = _int(kwargs, "fmap_min", 1, what)
     smallest = min(cfg.channels(cfg.img_resolution), cfg.channels(4))
     if fmap_min is not None and fmap_min > smallest:
         raise UserError(f"{what}: setting fmap_min={fmap_min} changes the channel counts, which this toolkit's "
@@ -71,32 +108,34 @@ def _fmap_min_ok(kwargs: dict, cfg, what: str) -> None:
 
 
 def generator_config(kwargs: dict, what: str, extras: dict[str, str], label_mode: str = "embed") -> GeneratorConfig:
-    """A TF G/Gs ``static_kwargs`` → GeneratorConfig; unknown arguments are added to ``extras`` too."""
+    """A TF G/Gs ``static_kwargs`` → GeneratorConfig; unknown arguments are added to ``extras`` too.
+    Every value is type- and range-checked (``build_config``) before any network exists."""
     _check_fixed(kwargs, G_FIXED, what)
-    get = kwargs.get
-    w_dim = int(get("dlatent_size", 512))
-    z_dim = int(get("latent_size", 512))
+    w_dim = _int(kwargs, "dlatent_size", 512, what)
+    z_dim = _int(kwargs, "latent_size", 512, what)
+    c_dim = _int(kwargs, "label_size", 0, what) or 0
     for name in ("mapping_fmaps", "label_fmaps"):
-        if get(name) is not None and int(get(name)) != w_dim:
-            raise UserError(f"{what}: setting {name}={get(name)} (not dlatent_size={w_dim}) changes the mapping "
+        width = _int(kwargs, name, None, what)
+        if width is not None and width != w_dim:
+            raise UserError(f"{what}: setting {name}={width} (not dlatent_size={w_dim}) changes the mapping "
                             f"network's width, which this toolkit's StyleGAN2 does not support")
-    if int(get("label_size", 0) or 0) > 0 and label_mode == "embed" and get("label_fmaps") is None and z_dim != w_dim:
+    if c_dim > 0 and label_mode == "embed" and kwargs.get("label_fmaps") is None and z_dim != w_dim:
         raise UserError(f"{what}: a label embedding of latent_size={z_dim} features (not {w_dim}) is not supported")
-    beta = get("dlatent_avg_beta", get("w_avg_beta", 0.995))
+    beta = _float(kwargs, "dlatent_avg_beta", _float(kwargs, "w_avg_beta", 0.995, what), what)
     used = {"latent_size", "label_size", "dlatent_size", "resolution", "num_channels", "mapping_layers",
             "mapping_lrmul", "dlatent_avg_beta", "w_avg_beta", "fmap_base", "fmap_max", "architecture",
             "resample_kernel", "conv_clamp", "mapping_fmaps", "label_fmaps", "fmap_min"}
     extra = _extras(kwargs, used, G_RUNTIME, G_FIXED)
     extras.update(extra)
-    cfg = GeneratorConfig(
-        img_resolution=int(get("resolution", 1024)), z_dim=z_dim, c_dim=int(get("label_size", 0) or 0),
-        w_dim=w_dim, img_channels=int(get("num_channels", 3)), mapping_layers=int(get("mapping_layers", 8)),
-        mapping_lr_multiplier=float(get("mapping_lrmul", 0.01)), w_avg_beta=float(1 if beta is None else beta),
-        channel_base=int(get("fmap_base", 16 << 10)) * 2, channel_max=int(get("fmap_max", 512)),
-        architecture=str(get("architecture", "skip")), resample_filter=_filter(get("resample_kernel", [1, 3, 3, 1]),
-                                                                                 what),
-        conv_clamp=None if get("conv_clamp") is None else float(get("conv_clamp")), label_mode=label_mode,
-        extra=extra)
+    cfg = build_config(GeneratorConfig, dict(
+        img_resolution=_int(kwargs, "resolution", 1024, what), z_dim=z_dim, c_dim=c_dim, w_dim=w_dim,
+        img_channels=_int(kwargs, "num_channels", 3, what), mapping_layers=_int(kwargs, "mapping_layers", 8, what),
+        mapping_lr_multiplier=_float(kwargs, "mapping_lrmul", 0.01, what), w_avg_beta=1.0 if beta is None else beta,
+        channel_base=(_int(kwargs, "fmap_base", 16 << 10, what) or 0) * 2,
+        channel_max=_int(kwargs, "fmap_max", 512, what),
+        architecture=kwargs.get("architecture", "skip"),
+        resample_filter=_filter(kwargs.get("resample_kernel", [1, 3, 3, 1]), what),
+        conv_clamp=_float(kwargs, "conv_clamp", None, what), label_mode=label_mode, extra=extra), what)
     _fmap_min_ok(kwargs, cfg, what)
     return cfg
 
@@ -106,22 +145,22 @@ def discriminator_config(kwargs: dict, what: str, extras: dict[str, str], mbstd_
     """A TF D ``static_kwargs`` → DiscriminatorConfig. ``mbstd_num_channels`` comes from the
     4×4 conv's input width: the TF versions disagree on when the layer is on."""
     _check_fixed(kwargs, D_FIXED, what)
-    get = kwargs.get
-    fmap_base, fmap_max = int(get("fmap_base", 16 << 10)), int(get("fmap_max", 512))
-    group = get("mbstd_group_size", 4)
+    fmap_base = _int(kwargs, "fmap_base", 16 << 10, what) or 0  # None or 0: refused by the range check
+    fmap_max = _int(kwargs, "fmap_max", 512, what) or 0
     used = {"label_size", "resolution", "num_channels", "fmap_base", "fmap_max", "architecture",
             "resample_kernel", "conv_clamp", "mbstd_group_size", "mbstd_num_features", "mapping_layers",
             "mapping_fmaps", "mapping_lrmul", "fmap_min"}
     extra = _extras(kwargs, used, D_RUNTIME, D_FIXED)
     extras.update(extra)
-    cfg = DiscriminatorConfig(
-        img_resolution=int(get("resolution", 1024)), c_dim=int(get("label_size", 0) or 0),
-        img_channels=int(get("num_channels", 3)), channel_base=fmap_base * 2, channel_max=fmap_max,
-        architecture=str(get("architecture", "resnet")), resample_filter=_filter(get("resample_kernel", [1, 3, 3, 1]),
-                                                                                  what),
-        conv_clamp=None if get("conv_clamp") is None else float(get("conv_clamp")),
-        mbstd_group_size=int(group or 0), mbstd_num_channels=mbstd_num_channels,
-        cmap_dim=int(get("mapping_fmaps") or min(fmap_base, fmap_max)), mapping_layers=int(get("mapping_layers", 0)),
-        mapping_lr_multiplier=float(get("mapping_lrmul", 0.1)), label_mode=label_mode, extra=extra)
+    cfg = build_config(DiscriminatorConfig, dict(
+        img_resolution=_int(kwargs, "resolution", 1024, what), c_dim=_int(kwargs, "label_size", 0, what) or 0,
+        img_channels=_int(kwargs, "num_channels", 3, what), channel_base=fmap_base * 2, channel_max=fmap_max,
+        architecture=kwargs.get("architecture", "resnet"),
+        resample_filter=_filter(kwargs.get("resample_kernel", [1, 3, 3, 1]), what),
+        conv_clamp=_float(kwargs, "conv_clamp", None, what),
+        mbstd_group_size=_int(kwargs, "mbstd_group_size", 4, what) or 0, mbstd_num_channels=mbstd_num_channels,
+        cmap_dim=_int(kwargs, "mapping_fmaps", None, what) or min(fmap_base, fmap_max),
+        mapping_layers=_int(kwargs, "mapping_layers", 0, what),
+        mapping_lr_multiplier=_float(kwargs, "mapping_lrmul", 0.1, what), label_mode=label_mode, extra=extra), what)
     _fmap_min_ok(kwargs, cfg, what)
     return cfg

@@ -10,16 +10,18 @@ files written by other tools.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..atomic import atomic_path
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...networks.validation import build_within, check_shapes, shapes_of
 
 FORMAT = "stylegan-anime/1"
 MAGIC_PREFIX = b"{"  # safetensors: 8-byte little-endian header size, then the JSON header
@@ -75,41 +77,124 @@ def save(nets: Networks | Generator, path: str | Path, write_sidecar: bool = Tru
     return path
 
 
+MAX_JSON_BYTES = 1 << 20  # a config is a few KB; the sidecar is read only up to this
+
+
+def _parse_configs(text: str, where: str, what: str) -> dict:
+    try:
+        configs = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what}: the configs in {where} are not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise UserError(f"{what}: the configs in {where} are nested too deeply to be a config") from None
+    return _check_configs(configs, where, what)
+
+
+def _check_configs(configs, where: str, what: str) -> dict:
+    if not isinstance(configs, dict) or not configs:
+        raise UserError(f"{what}: the configs in {where} must be a JSON object of networks, got "
+                        f"{type(configs).__name__ if configs else 'nothing'}")
+    for role, cfg in configs.items():
+        if role not in ROLES:
+            raise UserError(f"{what} holds an unknown network {str(role)[:40]!r}")
+        if not isinstance(cfg, dict):
+            raise UserError(f"{what}: the {role} config in {where} must be a JSON object, got {type(cfg).__name__}")
+    return configs
+
+
 def _read_configs(path: Path, metadata: dict[str, str] | None) -> tuple[dict, dict[str, str]]:
     if metadata and "configs" in metadata:
         meta = {k[5:]: v for k, v in metadata.items() if k.startswith("meta.")}
-        return json.loads(metadata["configs"]), meta
+        return _parse_configs(metadata["configs"], "its metadata", path.name), meta
     side = sidecar_path(path)
-    if not side.exists():
+    if not side.is_file():
         raise UserError(f"{path.name} is a safetensors file without a stylegan-anime config "
                         f"(no metadata and no {side.name} beside it)")
-    d = json.loads(side.read_text())
-    return d["configs"], d.get("meta", {})
+    with open(side, "rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise UserError(f"{side.name} is larger than {MAX_JSON_BYTES} bytes: not a config sidecar")
+    d = _parse_configs_doc(raw, side.name, path.name)
+    meta = d.get("meta", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        meta = {}
+    return _check_configs(d["configs"], side.name, path.name), {str(k): v for k, v in meta.items()}
+
+
+def _parse_configs_doc(raw: bytes, where: str, what: str) -> dict:
+    """The sidecar document: an object with ``configs``."""
+    try:
+        d = json.loads(raw.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what}: {where} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise UserError(f"{what}: {where} is nested too deeply to be a config") from None
+    if not isinstance(d, dict) or "configs" not in d:
+        raise UserError(f"{what}: {where} has no \"configs\" object (not a stylegan-anime sidecar)")
+    return d
+
+
+FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+
+
+def _header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[int, ...]], dict[str, str]]:
+    """(metadata, {name: shape}, {name: dtype}) from the header alone: no tensor is read."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            shapes, dtypes = {}, {}
+            for k in f.keys():
+                sl = f.get_slice(k)
+                shapes[k], dtypes[k] = tuple(sl.get_shape()), sl.get_dtype()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path.name} is not a readable safetensors file ({str(e).splitlines()[0][:160]})") from None
+    return metadata, shapes, dtypes
+
+
+def _plan(path: Path, configs: dict, shapes: dict, dtypes: dict) -> dict[str, torch.nn.Module]:
+    """Each role's network (random weights), built after its config was checked and found to
+    describe about as many weights as the header declares, and its tensors' names, shapes and
+    dtypes were found to fit it."""
+    if "G_ema" not in configs:
+        raise UserError(f"{path.name} holds no generator")
+    # Training snapshots also hold opt./extra./rng. tensors: not read here, so not checked.
+    unknown = [k for k in shapes if k.split(".", 1)[0] in ROLES and k.split(".", 1)[0] not in configs]
+    if unknown:
+        raise UserError(f"{path.name}: tensor {unknown[0][:80]} belongs to no network in its configs")
+    plan = {}
+    for role, cfg_dict in configs.items():
+        cfg = ROLES[role].from_dict(cfg_dict, f"{path.name} ({role})")
+        net_cls = Generator if ROLES[role] is GeneratorConfig else Discriminator
+        role_shapes = {k[len(role) + 1:]: v for k, v in shapes.items() if k.startswith(role + ".")}
+        for k in role_shapes:
+            if dtypes[f"{role}.{k}"] not in FLOAT_DTYPES:
+                raise UserError(f"{path.name}: {role} tensor {k} is {dtypes[f'{role}.{k}']}, not floating point")
+        held = sum(math.prod(v) for v in role_shapes.values())
+        net = build_within(net_cls, cfg, held, path.name)
+        check_shapes(shapes_of(net), role_shapes, role, path.name)
+        plan[role] = net
+    return plan
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> Networks:
-    """Read a file written by ``save``; networks come back in eval mode on ``device``."""
+    """Read a file written by ``save``; networks come back in eval mode on ``device``.
+
+    The configs and the header's tensor shapes are checked first; tensors are read and networks
+    built only once they fit, so memory stays about the size of the model the file holds."""
     path = Path(path)
-    try:
-        from safetensors import safe_open
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata()
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{path.name} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    metadata, shapes, dtypes = _header(path)
     configs, meta = _read_configs(path, metadata)
+    plan = _plan(path, configs, shapes, dtypes)
     nets: dict[str, torch.nn.Module] = {}
-    for role, cfg_dict in configs.items():
-        if role not in ROLES:
-            raise UserError(f"{path.name} holds an unknown network {role!r}")
-        cfg = ROLES[role].from_dict(cfg_dict)
-        net = (Generator if ROLES[role] is GeneratorConfig else Discriminator)(cfg)
-        state = {k[len(role) + 1:]: v for k, v in tensors.items() if k.startswith(role + ".")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-            raise UserError(f"{path.name}: the {role} tensors do not fit its config ({what})")
-        nets[role] = net.to(device).eval().requires_grad_(False)
-    if "G_ema" not in nets:
-        raise UserError(f"{path.name} holds no generator")
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f, torch.no_grad():
+            for role, net in plan.items():
+                # Tensor by tensor into the built network: peak memory is the model plus one tensor.
+                for name, dst in net.state_dict().items():
+                    dst.copy_(f.get_tensor(f"{role}.{name}"))
+                nets[role] = net.to(device).eval().requires_grad_(False)
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path.name} could not be read ({str(e).splitlines()[0][:160]})") from None
     return Networks(G_ema=nets["G_ema"], G=nets.get("G"), D=nets.get("D"), meta=meta)

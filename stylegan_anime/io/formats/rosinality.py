@@ -20,6 +20,8 @@ import torch
 
 from ...errors import UserError
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ...networks.config import build_config
+from ...networks.validation import build_within, check_dense, shapes_of
 from .native import Networks
 from .python_pickle import TORCH_LEGACY_MAGIC
 from .object_limits import check_tree, default_children
@@ -134,15 +136,33 @@ def _mod_layer(sd: dict, src: str, dst: str, out: dict) -> None:
     out[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
 
 
+def _one(t: torch.Tensor) -> torch.Tensor:
+    # A tensor of another size is passed on unchanged for the shape check to name.
+    return t.reshape([]) if t.numel() == 1 else t
+
+
 def _styled(sd: dict, src: str, dst: str, noise: str, out: dict) -> None:
     _mod_layer(sd, src, dst, out)
     out[f"{dst}.bias"] = sd[f"{src}.activate.bias"]
-    out[f"{dst}.noise_strength"] = sd[f"{src}.noise.weight"].reshape([])
+    out[f"{dst}.noise_strength"] = _one(sd[f"{src}.noise.weight"])
     out[f"{dst}.noise_const"] = sd[f"noises.{noise}"][0, 0]
+
+
+def _check_state_dict(sd: dict, role: str, what: str) -> None:
+    """Every entry a string name and a dense floating-point tensor, before any shape is read."""
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise UserError(f"{what}: the {role} state dict has a key that is not a name ({type(k).__name__})")
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            kind = f"a {v.dtype} tensor" if isinstance(v, torch.Tensor) else f"a {type(v).__name__}"
+            raise UserError(f"{what}: {role} entry {k[:80]} is {kind}, not floating-point weights")
+        check_dense(v, f"{role}.{k[:80]}", what)
 
 
 def generator_config(sd: dict, args, what: str) -> GeneratorConfig:
     n_rgb = len([k for k in sd if re.fullmatch(r"to_rgbs\.\d+\.bias", k)])
+    if n_rgb > 12:
+        raise UserError(f"{what}: {n_rgb} to_rgbs layers describe a resolution beyond 8192")
     res = 4 * 2 ** n_rgb
     chans = {4: sd["input.input"].shape[1]}
     for j in range(n_rgb):
@@ -150,9 +170,11 @@ def generator_config(sd: dict, args, what: str) -> GeneratorConfig:
     base, cmax = _channel_config(chans, what)
     style_dim = sd["style.1.weight"].shape[1]
     n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
-    lr_mlp = float(getattr(args, "lr_mlp", 0.01) or 0.01)
-    return GeneratorConfig(img_resolution=res, z_dim=style_dim, w_dim=style_dim, mapping_layers=n_mlp,
-                           mapping_lr_multiplier=lr_mlp, channel_base=base, channel_max=cmax)
+    lr_mlp = getattr(args, "lr_mlp", None)
+    lr_mlp = 0.01 if lr_mlp is None or (isinstance(lr_mlp, (int, float)) and not lr_mlp) else lr_mlp
+    return build_config(GeneratorConfig, dict(img_resolution=res, z_dim=style_dim, w_dim=style_dim,
+                                               mapping_layers=n_mlp, mapping_lr_multiplier=lr_mlp,
+                                               channel_base=base, channel_max=cmax), what)
 
 
 def generator_state(sd: dict, cfg: GeneratorConfig) -> dict[str, torch.Tensor]:
@@ -175,8 +197,11 @@ def generator_state(sd: dict, cfg: GeneratorConfig) -> dict[str, torch.Tensor]:
 
 
 def discriminator_from(sd: dict, what: str) -> Discriminator:
+    _check_state_dict(sd, "d", what)
     sd = _Tracked(sd)
     blocks = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r"convs\.(\d+)\.conv1\.0\.weight", k))})
+    if not 1 <= len(blocks) <= 12:
+        raise UserError(f"{what}: the d state dict has {len(blocks)} down-sampling blocks, expected 1-12")
     res = 4 * 2 ** len(blocks)
     chans = {res: sd["convs.0.0.weight"].shape[0], 4: sd["final_conv.0.weight"].shape[0]}
     for k in blocks:
@@ -187,8 +212,8 @@ def discriminator_from(sd: dict, what: str) -> Discriminator:
     mbstd = sd["final_conv.0.weight"].shape[1] - sd[f"convs.{blocks[-1]}.conv2.1.weight"].shape[0]
     if mbstd < 0:
         raise UserError(f"{what}: the d state dict's final_conv has fewer inputs than its last block's outputs")
-    D = Discriminator(DiscriminatorConfig(img_resolution=res, channel_base=base, channel_max=cmax,
-                                          mbstd_num_channels=mbstd))
+    cfg = build_config(DiscriminatorConfig, dict(img_resolution=res, channel_base=base, channel_max=cmax,
+                                                 mbstd_num_channels=mbstd), what)
     out = {f"b{res}.fromrgb.weight": sd["convs.0.0.weight"], f"b{res}.fromrgb.bias": sd["convs.0.1.bias"]}
     for k in blocks:
         b = f"b{res // 2 ** (k - 1)}"
@@ -198,8 +223,7 @@ def discriminator_from(sd: dict, what: str) -> Discriminator:
     out["b4.conv.weight"], out["b4.conv.bias"] = sd["final_conv.0.weight"], sd["final_conv.1.bias"]
     out["b4.fc.weight"], out["b4.fc.bias"] = sd["final_linear.0.weight"], sd["final_linear.0.bias"]
     out["b4.out.weight"], out["b4.out.bias"] = sd["final_linear.1.weight"], sd["final_linear.1.bias"]
-    _load(D, out, sd, "d", what)
-    return D
+    return _load(Discriminator, cfg, out, sd, "d", what)
 
 
 class _Tracked(dict):
@@ -214,19 +238,23 @@ class _Tracked(dict):
         return super().__getitem__(key)
 
 
-def _load(net: torch.nn.Module, state: dict, sd: _Tracked, role: str, what: str) -> None:
-    # Blur/upsample kernels are fixed buffers; every other tensor must have found its place.
+def _load(net_cls: type, cfg, state: dict, sd: _Tracked, role: str, what: str) -> torch.nn.Module:
+    """The network, built only when ``cfg`` describes about as many weights as the state dict
+    holds, then every tensor checked against it and none left over. Blur/upsample kernels are
+    fixed buffers and not read."""
     unused = sorted(k for k in sd if k not in sd.used and not k.endswith("kernel"))
-    state = {k: v.to(torch.float32) for k, v in state.items()}
-    ours = net.state_dict()
-    for k, v in state.items():
-        if k in ours and v.shape != ours[k].shape:
-            raise UserError(f"{what}: {role} tensor for {k} has shape {list(v.shape)}, expected {list(ours[k].shape)}")
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k != "mapping.w_avg"]
-    if missing or unexpected or unused:
-        name = missing[0] if missing else unexpected[0] if unexpected else unused[0]
+    net = build_within(net_cls, cfg, sum(v.numel() for v in sd.values()), what)
+    expected = shapes_of(net)
+    expected.pop("mapping.w_avg", None)  # from latent_avg (or estimated), not from the state dict
+    missing = [k for k in expected if k not in state]
+    if missing or unused:
+        name = missing[0] if missing else unused[0][:80]
         raise UserError(f"{what}: the {role} state dict does not fit a StyleGAN2 network ({name})")
+    for k, shape in expected.items():
+        if tuple(state[k].shape) != shape:
+            raise UserError(f"{what}: {role} tensor for {k} has shape {list(state[k].shape)}, expected {list(shape)}")
+    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=False)
+    return net
 
 
 def _w_avg(G: Generator) -> torch.Tensor:
@@ -238,13 +266,19 @@ def _w_avg(G: Generator) -> torch.Tensor:
 
 
 def generator_from(sd: dict, args, latent_avg, what: str) -> Generator:
+    _check_state_dict(sd, "g_ema", what)
     sd = _Tracked(sd)
     try:
         cfg = generator_config(sd, args, what)
-        G = Generator(cfg)
-        _load(G, generator_state(sd, cfg), sd, "g_ema", what)
+        G = _load(Generator, cfg, generator_state(sd, cfg), sd, "g_ema", what)
     except KeyError as e:
-        raise UserError(f"{what}: the generator state dict lacks {e.args[0]} (not a rosinality StyleGAN2)") from None
+        raise UserError(f"{what}: the generator state dict lacks {str(e.args[0])[:80]} (not a rosinality "
+                        f"StyleGAN2)") from None
+    except IndexError:
+        raise UserError(f"{what}: a generator tensor has fewer dimensions than a rosinality StyleGAN2's") from None
+    if latent_avg is not None and (not isinstance(latent_avg, torch.Tensor) or latent_avg.numel() != G.w_dim
+                                   or not latent_avg.is_floating_point()):
+        raise UserError(f"{what}: latent_avg is not a vector of {G.w_dim} numbers")
     with torch.no_grad():
         G.mapping.w_avg.copy_(latent_avg.reshape(-1) if latent_avg is not None else _w_avg(G))
     return G
@@ -270,6 +304,9 @@ def load(path: Path, device) -> Networks:
         try:
             D = discriminator_from(ckpt["d"], what)
         except KeyError as e:
-            raise UserError(f"{what}: the d state dict lacks {e.args[0]} (not a rosinality StyleGAN2)") from None
+            raise UserError(f"{what}: the d state dict lacks {str(e.args[0])[:80]} (not a rosinality "
+                            f"StyleGAN2)") from None
+        except IndexError:
+            raise UserError(f"{what}: a d tensor has fewer dimensions than a rosinality StyleGAN2's") from None
     nets = [n.to(device).eval().requires_grad_(False) if n is not None else None for n in (G_ema, G, D)]
     return Networks(G_ema=nets[0], G=nets[1], D=nets[2], meta=meta)

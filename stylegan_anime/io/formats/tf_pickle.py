@@ -20,6 +20,7 @@ import torch
 from ...errors import UserError
 from ...networks import Discriminator, Generator
 from . import kwargs_map
+from ...networks.validation import build_within, shapes_of
 from .native import Networks
 from .safe_pickle import TFNetworkStub
 
@@ -34,14 +35,31 @@ def is_tf_tuple(data) -> bool:
     return isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetworkStub) for n in data)
 
 
-def collect_params(net: TFNetworkStub, prefix: str = "") -> TFParams:
-    """Every variable of ``net`` and its components, keyed 'component/.../local_name'."""
+MAX_DEPTH = 8  # G → mapping / synthesis: two levels in every published file
+
+
+def collect_params(net: TFNetworkStub, prefix: str = "", what: str = "", depth: int = 0) -> TFParams:
+    """Every variable of ``net`` and its components, keyed 'component/.../local_name', as stored
+    (views, not copies: shapes are checked before anything is converted)."""
+    if depth > MAX_DEPTH:
+        raise UserError(f"{what}: TF components nested deeper than {MAX_DEPTH} levels ({prefix[:80]})")
     params: TFParams = {}
-    for name, value in net.state.get("variables", []):
-        params[prefix + str(name)] = np.asarray(value)
-    for cname, comp in dict(net.state.get("components") or {}).items():
+    variables = net.state.get("variables") if isinstance(net.state, dict) else None
+    components = net.state.get("components") if isinstance(net.state, dict) else None
+    if not isinstance(variables, (list, tuple)) or not isinstance(components or {}, dict):
+        raise UserError(f"{what}: TF network {prefix or 'at the top'} has no list of variables")
+    for item in variables:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
+            raise UserError(f"{what}: TF network {prefix or 'at the top'} has a variable that is not a (name, array)")
+        name, value = item
+        value = value if isinstance(value, np.ndarray) else np.asarray(value) if isinstance(
+            value, (float, int, np.number)) else None
+        if value is None or value.dtype.kind != "f":
+            raise UserError(f"{what}: TF variable {prefix}{name[:80]} is not a floating-point array")
+        params[prefix + name] = value
+    for cname, comp in (components or {}).items():
         if isinstance(comp, TFNetworkStub):
-            params.update(collect_params(comp, f"{prefix}{cname}/"))
+            params.update(collect_params(comp, f"{prefix}{str(cname)[:80]}/", what, depth + 1))
     return params
 
 
@@ -134,60 +152,89 @@ def _tf_name_and_transform(name: str, rules) -> tuple[str, Callable] | None:
     return None
 
 
-def convert_params(net: torch.nn.Module, params: TFParams, rules, what: str) -> dict[str, torch.Tensor]:
-    """Our state dict for ``net`` from TF variables; every TF variable must be used."""
-    state: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-    for name, ours in net.state_dict().items():
+def _transformed_shape(a: np.ndarray, transform: Callable) -> tuple[int, ...] | None:
+    """The shape ``transform(a)`` would have, found on a zero-stride stand-in (no memory);
+    None if the transform does not apply to an array of this many dimensions."""
+    if transform is _plus_one:
+        return tuple(a.shape)
+    try:
+        return tuple(transform(np.broadcast_to(np.float32(0), a.shape)).shape)
+    except (IndexError, ValueError):
+        return None
+
+
+def convert_params(expected: dict[str, tuple[int, ...]], params: TFParams, rules, what: str) -> dict[str, torch.Tensor]:
+    """Our state dict for a network of ``expected`` shapes (``shapes_of``) from TF variables;
+    every TF variable must be used. All names and shapes are checked before any array is copied."""
+    plan: dict[str, tuple[str, Callable]] = {}
+    for name, shape in expected.items():
         found = _tf_name_and_transform(name, rules)
         if found is None:
             raise UserError(f"{what}: no TF variable maps to {name} (an architecture this reader does not know)")
         tf_name, transform = found
         if tf_name not in params:
             raise UserError(f"{what}: TF variable {tf_name} is missing (a StyleGAN2 config E/F network has it)")
-        value = np.array(transform(params[tf_name]), dtype=np.float32, order="C")
-        if tuple(value.shape) != tuple(ours.shape):
+        if _transformed_shape(params[tf_name], transform) != shape:
             raise UserError(f"{what}: TF variable {tf_name} has shape {list(params[tf_name].shape)}, "
-                            f"which does not fit {name} {list(ours.shape)}")
-        state[name] = torch.from_numpy(value)
-        used.add(tf_name)
+                            f"which does not fit {name} {list(shape)}")
+        plan[name] = tf_name, transform
+    used = {tf_name for tf_name, _ in plan.values()}
     unused = sorted(k for k in params if k not in used and not IGNORED_TF_VARS.fullmatch(k)
                     and not re.fullmatch(r"synthesis/noise\d+", k))
     if unused:
-        raise UserError(f"{what}: TF variable {unused[0]} has no place in a StyleGAN2 network "
+        raise UserError(f"{what}: TF variable {unused[0][:80]} has no place in a StyleGAN2 network "
                         f"(a fork or another architecture?)")
-    return state
+    return {name: torch.from_numpy(np.array(transform(params[tf_name]), dtype=np.float32, order="C"))
+            for name, (tf_name, transform) in plan.items()}
 
 
 def generator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str]) -> Generator:
-    params = collect_params(net)
+    params = collect_params(net, what=what)
     if "synthesis/4x4/Conv/mod_weight" not in params:
         raise UserError(f"{what} is a TensorFlow network pickle, but not a StyleGAN2 generator "
                         f"(no synthesis/4x4/Conv/mod_weight: StyleGAN1 or configs A-D are not supported)")
     label_concat = "mapping/LabelConcat/weight" in params
     if label_concat:
-        # The original code's label matrix is used unscaled; our dense layers scale by 1/sqrt(fan_in).
-        w = params.pop("mapping/LabelConcat/weight")
-        params["mapping/LabelEmbed/weight"] = (w * np.float32(np.sqrt(w.shape[0]))).astype(np.float32)
-    cfg = kwargs_map.generator_config(dict(net.state.get("static_kwargs") or {}), what, extras,
+        params["mapping/LabelEmbed/weight"] = params.pop("mapping/LabelConcat/weight")
+    cfg = kwargs_map.generator_config(_static_kwargs(net, what), what, extras,
                                       label_mode="concat" if label_concat else "embed")
-    G = Generator(cfg)
-    G.load_state_dict(convert_params(G, params, G_RULES, what))
+    G = build_within(Generator, cfg, _held(params), what)
+    state = convert_params(shapes_of(G), params, G_RULES, what)
+    if label_concat:
+        # The original code's label matrix is used unscaled; our dense layers scale by 1/sqrt(fan_in).
+        w = state["mapping.embed.weight"].numpy()
+        state["mapping.embed.weight"] = torch.from_numpy((w * np.float32(np.sqrt(w.shape[1]))).astype(np.float32))
+    G.load_state_dict(state)
     return G
 
 
+def _held(params: TFParams) -> int:
+    return sum(int(a.size) for a in params.values())
+
+
+def _static_kwargs(net: TFNetworkStub, what: str) -> dict:
+    kwargs = net.state.get("static_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise UserError(f"{what}: TF network {str(net.name)[:40]} has static_kwargs that are not a mapping")
+    return dict(kwargs)
+
+
 def discriminator_from_tf(net: TFNetworkStub, what: str, extras: dict[str, str]) -> Discriminator:
-    params = collect_params(net)
-    kwargs = dict(net.state.get("static_kwargs") or {})
-    label_size = int(kwargs.get("label_size", 0) or 0)
+    params = collect_params(net, what=what)
+    kwargs = _static_kwargs(net, what)
+    label_size = kwargs_map._int(kwargs, "label_size", 0, what) or 0
     output_mode = label_size > 0 and "LabelEmbed/weight" not in params
-    if "4x4/Conv/weight" not in params:
-        raise UserError(f"{what}: the discriminator has no 4x4/Conv/weight (not a StyleGAN2 discriminator)")
-    fmaps = min(int(kwargs.get("fmap_base", 16 << 10)) * 2 // 4, int(kwargs.get("fmap_max", 512)))
-    mbstd = int(params["4x4/Conv/weight"].shape[2]) - fmaps
+    if "4x4/Conv/weight" not in params or params["4x4/Conv/weight"].ndim != 4:
+        raise UserError(f"{what}: the discriminator has no 4x4/Conv/weight [3, 3, in, out] "
+                        f"(not a StyleGAN2 discriminator)")
+    fmap_base = kwargs_map._int(kwargs, "fmap_base", 16 << 10, what) or 0
+    fmap_max = kwargs_map._int(kwargs, "fmap_max", 512, what) or 0
+    mbstd = int(params["4x4/Conv/weight"].shape[2]) - min(fmap_base * 2 // 4, fmap_max)
+    if mbstd < 0:
+        raise UserError(f"{what}: the discriminator's 4x4/Conv/weight has fewer inputs than its config's channels")
     cfg = kwargs_map.discriminator_config(kwargs, what, extras, mbstd, "output" if output_mode else "project")
-    D = Discriminator(cfg)
-    D.load_state_dict(convert_params(D, params, D_RULES, what))
+    D = build_within(Discriminator, cfg, _held(params), what)
+    D.load_state_dict(convert_params(shapes_of(D), params, D_RULES, what))
     return D
 
 
