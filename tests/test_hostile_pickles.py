@@ -385,7 +385,7 @@ def test_dense_layout_agrees_with_torch():
 
 def test_unknown_kwargs_are_shown_briefly():
     """A fork's unknown build argument is kept as text; a repeated structure gives a short text fast."""
-    from stylegan_anime.io.formats.kwargs_map import short_repr
+    from stylegan_anime.errors import shown as short_repr
     text = short_repr(laughs(levels=12))  # 10¹² leaves if written out
     assert len(text) <= 200 and text.startswith("[[[")
     assert short_repr({"a": 1, "b": (2, 3)}) == repr({"a": 1, "b": (2, 3)})

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, shown
 
 # (min, max) of each int field; None: no such bound. Ranges are generous: the largest
 # published StyleGAN2 (1024², 512 channels, 8 mapping layers) sits well inside.
@@ -45,16 +45,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _short(v: Any) -> str:
-    # Never repr a container from a file: a nested "billion laughs" value would take forever.
-    if isinstance(v, (bool, int, float, str)) or v is None:
-        return repr(v)[:40]
-    return f"a {type(v).__name__}"
-
-
 def _check_int(name: str, v: Any, what: str) -> None:
     if not _is_int(v):
-        raise UserError(f"{_prefix(what)}config {name} must be a whole number, got {_short(v)}")
+        raise UserError(f"{_prefix(what)}config {name} must be a whole number, got {shown(v, 40)}")
     lo, hi = INT_RANGES[name]
     if not lo <= v <= hi:
         raise UserError(f"{_prefix(what)}config {name}={v} is outside {lo}..{hi}")
@@ -62,7 +55,7 @@ def _check_int(name: str, v: Any, what: str) -> None:
 
 def _check_float(name: str, v: Any, what: str) -> None:
     if not _is_number(v) or not math.isfinite(v):
-        raise UserError(f"{_prefix(what)}config {name} must be a finite number, got {_short(v)}")
+        raise UserError(f"{_prefix(what)}config {name} must be a finite number, got {shown(v, 40)}")
     lo, hi = FLOAT_RANGES[name]
     if not lo <= v <= hi:
         raise UserError(f"{_prefix(what)}config {name}={v} is outside {lo:g}..{hi:g}")
@@ -73,7 +66,7 @@ def _check_filter(v: Any, what: str) -> tuple[float, ...]:
         raise UserError(f"{_prefix(what)}config resample_filter must be a list of 1..{MAX_FILTER_TAPS} numbers")
     if not all(_is_number(x) and math.isfinite(x) for x in v) or sum(v) == 0 or min(v) < 0:
         raise UserError(f"{_prefix(what)}config resample_filter must hold finite non-negative numbers with a "
-                        f"non-zero sum, got {', '.join(_short(x) for x in v)}")
+                        f"non-zero sum, got {', '.join(shown(x, 40) for x in v)}")
     return tuple(v)  # as given: a converted file must round-trip byte for byte
 
 
@@ -106,7 +99,7 @@ def check_values(cls: type, values: dict[str, Any], what: str = "") -> dict[str,
             _check_extra(v, what)
         elif name in BOOL_FIELDS:
             if not isinstance(v, bool):
-                raise UserError(f"{_prefix(what)}config {name} must be true or false, got {_short(v)}")
+                raise UserError(f"{_prefix(what)}config {name} must be true or false, got {shown(v, 40)}")
         elif not isinstance(v, str):  # architecture, label_mode: the dataclass checks the value
             raise UserError(f"{_prefix(what)}config {name} must be a string, got {type(v).__name__}")
     return out

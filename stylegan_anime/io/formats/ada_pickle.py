@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ...errors import UserError
+from ...errors import UserError, shown
 from ...networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from ...networks.config import build_config
 from ...networks.validation import build_within, check_dense, check_shapes, shapes_of
@@ -74,17 +74,6 @@ def _mapping(value: Any, what: str, where: str) -> dict:
     return value
 
 
-def _short_repr(value: Any) -> str:
-    # Kept settings are shown to people; never repr a container from a file in full (a nested
-    # "billion laughs" value would take forever).
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return repr(value)[:200]
-    if isinstance(value, (list, tuple)) and len(value) <= 16 and all(
-            isinstance(v, (str, int, float, bool)) or v is None for v in value):
-        return repr(value)[:200]
-    return f"<{type(value).__name__}>"
-
-
 def _split(kwargs: dict, what: str, fields: dict[str, str], extras: dict[str, str], depth: int = 0) -> dict[str, Any]:
     """Flatten nested kwargs; known names → our field names, architecture-changing values refused."""
     if depth > MAX_DEPTH:
@@ -100,10 +89,10 @@ def _split(kwargs: dict, what: str, fields: dict[str, str], extras: dict[str, st
             out[fields[key]] = value
         elif short in FIXED:
             if not isinstance(value, (str, int, float, bool)) or value not in FIXED[short]:
-                raise UserError(f"{what}: setting {key}={_short_repr(value)} changes the architecture in a way "
+                raise UserError(f"{what}: setting {key}={shown(value)} changes the architecture in a way "
                                 f"this toolkit's StyleGAN2 does not support")
         elif short not in RUNTIME:
-            extras[key] = _short_repr(value)
+            extras[key] = shown(value)
     return out
 
 
@@ -132,7 +121,7 @@ def _config(obj: PersistentStub, kind: type, fields: dict[str, str], what: str, 
     for private in ("_embed", "_layer"):
         v = values.pop(private, None)
         if v is not None and width is not None and v != width:
-            raise UserError(f"{what}: a mapping network {_short_repr(v)} features wide (not {_short_repr(width)}) "
+            raise UserError(f"{what}: a mapping network {shown(v)} features wide (not {shown(width)}) "
                             f"is not supported")
     if kind is GeneratorConfig and values.get("w_avg_beta", 0.995) is None:
         values["w_avg_beta"] = 1.0

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numbers
 import operator
-import reprlib
 from typing import Any
 
-from ...errors import UserError
+from ...errors import UserError, shown
 from ...networks import DiscriminatorConfig, GeneratorConfig
 from ...networks.config import build_config
 
@@ -38,11 +37,6 @@ D_FIXED: dict[str, tuple[tuple, str]] = {
 }
 
 
-def _shown(v: Any) -> str:
-    # Values from a file: never repr a container in full (a nested one can take forever).
-    return repr(v)[:60] if isinstance(v, (str, int, float, bool)) or v is None else f"a {type(v).__name__}"
-
-
 def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, (str, bool, numbers.Number))
 
@@ -50,7 +44,7 @@ def _scalar(v: Any) -> bool:
 def _check_fixed(kwargs: dict, fixed: dict, what: str) -> None:
     for name, (allowed, why) in fixed.items():
         if name in kwargs and (not _scalar(kwargs[name]) or kwargs[name] not in allowed):
-            raise UserError(f"{what}: setting {name}={_shown(kwargs[name])} changes the {why}, "
+            raise UserError(f"{what}: setting {name}={shown(kwargs[name], 60)} changes the {why}, "
                             f"which this toolkit's StyleGAN2 does not support")
 
 
@@ -60,11 +54,11 @@ def _int(kwargs: dict, name: str, default: int | None, what: str) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool):
-        raise UserError(f"{what}: setting {name} must be a whole number, got {_shown(v)}")
+        raise UserError(f"{what}: setting {name} must be a whole number, got {shown(v, 60)}")
     try:
         return operator.index(v)
     except TypeError:
-        raise UserError(f"{what}: setting {name} must be a whole number, got {_shown(v)}") from None
+        raise UserError(f"{what}: setting {name} must be a whole number, got {shown(v, 60)}") from None
 
 
 def _float(kwargs: dict, name: str, default: float | None, what: str) -> float | None:
@@ -72,22 +66,12 @@ def _float(kwargs: dict, name: str, default: float | None, what: str) -> float |
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise UserError(f"{what}: setting {name} must be a number, got {_shown(v)}")
+        raise UserError(f"{what}: setting {name} must be a number, got {shown(v, 60)}")
     return float(v)
 
 
-def short_repr(value: Any, limit: int = 200) -> str:
-    """``repr`` cut to a few levels, items and ``limit`` characters: a file's value nested or
-    repeated without end (a "billion laughs") must not make a repr that never finishes."""
-    r = reprlib.Repr()
-    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset, r.maxfrozenset = 3, 8, 8, 8, 8, 8
-    r.maxstring, r.maxother, r.maxlong = limit, limit, limit
-    text = r.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _extras(kwargs: dict, used: set[str], runtime: set[str], fixed: dict) -> dict[str, str]:
-    return {str(k)[:100]: short_repr(v) for k, v in kwargs.items() if k not in used | runtime | set(fixed)}
+    return {str(k)[:100]: shown(v) for k, v in kwargs.items() if k not in used | runtime | set(fixed)}
 
 
 def _filter(kernel: Any, what: str) -> tuple[float, ...]:
@@ -95,7 +79,7 @@ def _filter(kernel: Any, what: str) -> tuple[float, ...]:
         raise UserError(f"{what}: resample_kernel=None (no low-pass filter) is not supported")
     if not isinstance(kernel, (list, tuple)) or len(kernel) > 16 or not all(
             isinstance(v, numbers.Real) and not isinstance(v, bool) for v in kernel):
-        raise UserError(f"{what}: resample_kernel must be a short list of numbers, got {_shown(kernel)}")
+        raise UserError(f"{what}: resample_kernel must be a short list of numbers, got {shown(kernel, 60)}")
     return tuple(float(v) for v in kernel)
 
 
