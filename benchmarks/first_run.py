@@ -74,7 +74,7 @@ def run_net(name: str, repeats: int) -> dict:
         env.pop("STYLEGAN_ANIME_OPS", None)
         first = timed_main_job(network, tmp, env)
         start = time.perf_counter()
-        waited = subprocess.run([sys.executable, "-c", "import sys; from stylegan_anime import native_build; "
+        waited = subprocess.run([sys.executable, "-c", "import sys; from stylegan_anime.ops import native_build; "
                                  "sys.exit(0 if native_build.wait_for_background_build('cpu') else 1)"], env=env)
         background = time.perf_counter() - start + first
         second = timed_main_job(network, tmp, env)
