@@ -133,3 +133,16 @@ def test_generation_api_runs_plans_batch_by_batch():
     other = plan.for_batch(1)
     assert other.batch_size == 1 and other.store is plan.store
     assert all(a.square_sums is b.square_sums for a, b in zip(plan.layers, other.layers))
+
+
+def test_doctor_prints_the_plan_it_runs(capsys):
+    """`doctor --plan` lists each layer with the algorithm the plan (the one forwards run) chose."""
+    from stylegan_anime.cli import main
+    assert main(["doctor", "--plan", "--resolution", "64", "--batch", "8"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("b")]
+    plan = Generator(GeneratorConfig(img_resolution=64)).plan("cpu", 8)
+    assert [(r[0], int(r[1]), r[2], r[3]) for r in rows] == [
+        (lp.name, lp.resolution, f"{lp.in_channels}>{lp.out_channels}", lp.algorithm) for lp in plan.layers]
+    with pytest.raises(SystemExit) as exc:
+        main(["doctor", "--plan", "--batch", "0"])
+    assert exc.value.code == 2 and "--batch must be at least 1" in capsys.readouterr().err
