@@ -15,8 +15,8 @@
   where it is not in the weights, bias, noise, lrelu, clamp) is one pass of
   ``layer_epilogue`` over the conv's output, or, after the fused F(4×4, 3×3), part of the conv
   (``layer_epilogue.Finish``), applied to each output tile before it is stored.
-- Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
-  weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
+- In an inference plan (``stylegan_anime/inference``, the generation API) or inside
+  ``weight_cache.cached_weights()``, what is derived from the weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
   transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
   activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
   large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
@@ -28,6 +28,9 @@
   2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns them off).
 - toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``, or, after the fused
   F(4×4, 3×3), part of the conv (``synthesis_layer_to_rgb``), which then need not store its output.
+
+Which algorithm a layer takes (``same_conv_algorithm``, ``up_conv_algorithm``) is kept apart from
+running it (``run_layer``): module forwards choose per call, a plan once per layer.
 
 Only for forwards that need no gradients; training uses the reference layers.
 """
