@@ -16,8 +16,8 @@
   ``layer_epilogue`` over the conv's output, or, after the fused F(4×4, 3×3), part of the conv
   (``layer_epilogue.Finish``), applied to each output tile before it is stored.
 - In an inference plan (``stylegan_anime/inference``, the generation API) or inside
-  ``weight_cache.cached_weights()``, what is derived from the weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
-  transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
+  ``weight_cache.cached_weights()``, what is derived from the weights alone (squared tap sums,
+  the transposed conv's weight layout, F(4×4, 3×3) filter transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
   activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
   large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
   and BLAS products on the widest (``winograd.f43_preferred``); the same two ways for the
