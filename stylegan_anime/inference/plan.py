@@ -46,9 +46,10 @@ class LayerPlan:
     algorithm: str  # one of fast_modconv.SAME_ALGORITHMS / UP_ALGORITHMS
     why: str
     to_rgb_fused: bool  # the block's toRGB runs inside this layer's conv
-    square_sums: torch.Tensor  # [out, in]
-    prepared: torch.Tensor | None  # Winograd filters ([36, out, in] or up filters), or [in, out, k, k]
-    fir: Fir | None = None  # the upsampling FIR filter's split taps (None: reference resampling)
+    square_sums: torch.Tensor = field(repr=False)  # [out, in]
+    # Winograd filters ([36, out, in] or the stride-2 ones), or the transposed layout [in, out, k, k]
+    prepared: torch.Tensor | None = field(repr=False)
+    fir: Fir | None = field(default=None, repr=False)  # the upsampling FIR's split taps (None: reference resampling)
 
     @property
     def epilogue(self) -> str:
@@ -59,11 +60,11 @@ class LayerPlan:
 @dataclass
 class InferencePlan:
     """``generator``'s synthesis for ``batch_size`` images on ``device``; layers in network order."""
-    generator: Generator
+    generator: Generator = field(repr=False)
     device: torch.device
     batch_size: int
     layers: list[LayerPlan]
-    stamp: list[Stamp]
+    stamp: list[Stamp] = field(repr=False)
     # Derived tensors by (layer name, kind), shared with plans for other batch sizes of the same weights.
     store: dict[tuple[str, str], object] = field(default_factory=dict, repr=False)
 
