@@ -146,3 +146,25 @@ def test_doctor_prints_the_plan_it_runs(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["doctor", "--plan", "--batch", "0"])
     assert exc.value.code == 2 and "--batch must be at least 1" in capsys.readouterr().err
+
+
+def test_video_frames_follow_a_weight_change_between_batches():
+    """The video path keeps its plan across yields and rebuilds it when the caller's code changed the
+    weights in between: frames after the change are what a fresh run with the new weights draws."""
+    import numpy as np
+
+    from stylegan_anime.features.interpolation import KeyframePath, interpolation_frames, make_schedule
+    torch.manual_seed(5)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    path, schedule = KeyframePath(G, [1, 2], space="w"), make_schedule(2, frames=4)
+    old = list(interpolation_frames(G, [path], schedule, batch_size=2))
+    frames = interpolation_frames(G, [path], schedule, batch_size=2)
+    first = [next(frames), next(frames)]  # the first batch
+    layer = G.synthesis.noise_layers()[-1]
+    with torch.no_grad():
+        layer.weight[:, : layer.weight.shape[1] // 2].mul_(3)
+    rest = list(frames)
+    new = list(interpolation_frames(G, [path], schedule, batch_size=2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, old[:2]))
+    assert all(np.array_equal(a, b) for a, b in zip(rest, new[2:]))
+    assert not np.array_equal(rest[0], old[2])
