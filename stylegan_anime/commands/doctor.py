@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"native CPU builds: vector flags {isa} (torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
     for line in _winograd_status():
         print(line)
+    print("each synthesis layer's choice for a network and batch size: stylegan-anime doctor --plan "
+          "[--network N] [--batch B]")
     return 0
 
 

@@ -50,7 +50,7 @@ def _why(algorithm: str, x: torch.Tensor, shape: tuple[int, int, int, int], padd
     mode = winograd.winograd_mode()
     if mode == "always" and algorithm not in ("grouped", "direct", "up_weights", "up_direct"):
         return f"${winograd.ENV_MODE}=always"
-    px, (k_out, c_in) = x.shape[2] * x.shape[3], shape[:2]
+    px = x.shape[2] * x.shape[3]
     if algorithm == "fused":
         return f"{px} px >= {winograd.FUSED_MIN_PIXELS}, <= {winograd.FUSED_MAX_CHANNELS} channels"
     if algorithm == "f43":
