@@ -6,9 +6,11 @@ import argparse
 
 import torch
 
+from ..errors import UserError
 from ..ops import native_build
 from ..networks import winograd
 from . import doctor_check
+from .args import int_arg, resolution_arg
 
 
 def add_parser(sub) -> None:
@@ -17,6 +19,15 @@ def add_parser(sub) -> None:
                    help="build the native ops now (CPU, and CUDA when a GPU is present) and wait, "
                         "retrying builds that failed")
     doctor_check.add_arguments(p)
+    p.add_argument("--plan", action="store_true",
+                   help="print the inference plan: per synthesis layer its resolution, channels, "
+                        "convolution algorithm, epilogue, toRGB fusion and why")
+    p.add_argument("--network", default=None,
+                   help="with --plan: registry name, weights file or URL (default: random config-F weights; "
+                        "the plan depends only on the shapes)")
+    p.add_argument("--batch", type=int_arg("--batch", 1), default=1, help="with --plan: images per forward")
+    p.add_argument("--resolution", type=resolution_arg("--resolution"), default=256,
+                   help="with --plan and no --network: the random network's resolution")
     p.set_defaults(run=run)
 
 
@@ -27,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
             native_build.main([kind])
     if args.check:
         return doctor_check.run_check(args)
+    if args.plan:
+        return run_plan(args)
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'}), "
           f"ops mode {native_build.ops_mode()} (${native_build.ENV_MODE}), cache {native_build.cache_root()}")
     rows = [(op, kind, *native_build.status(op, kind)) for op in native_build.OPS for kind in native_build.DEVICE_KINDS]
@@ -38,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"native CPU builds: vector flags {isa} (torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
     for line in _winograd_status():
         print(line)
+    print("each synthesis layer's choice for a network and batch size: stylegan-anime doctor --plan "
+          "[--network N] [--batch B]")
     return 0
 
 
@@ -71,3 +86,22 @@ def _winograd_status() -> list[str]:
             f"and >= {winograd.UP_MIN_CHANNELS} channels in, oneDNN elsewhere")
         lines.append(f"upsampling convs, generation API (filters kept): {where}")
     return lines
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print the inference plan of --network (or of random config-F weights) for --batch images on the CPU
+    (or --device)."""
+    from ..networks import Generator, GeneratorConfig
+    device = torch.device(args.device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: there is no CUDA device")
+    if args.network is None:
+        G = Generator(GeneratorConfig(img_resolution=args.resolution)).eval().requires_grad_(False).to(device)
+        source = f"random config-F weights at {args.resolution}x{args.resolution}"
+    else:
+        from ..io import loading
+        G, source = loading.load(args.network, device=device), args.network
+    print(f"network: {source}")
+    print(G.plan(device, args.batch).table())
+    return 0
+

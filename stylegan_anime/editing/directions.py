@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 from ..io.atomic import atomic_path
 from ..errors import UserError
 from ..latents import seeds_to_z
-from ..networks.weight_cache import cached_weights
 from .tags import parse_tags, tag_labels
 
 METHODS = ("regression", "sefa")
@@ -265,8 +264,8 @@ def edit_grid(G, seeds: Sequence[int], directions: Directions, strengths: Mappin
         c = tag_labels([], network_label_names(G), list(seeds)).to(G.device)
     ws = G.mapping(z, c, psi=psi)
     out = []
-    with cached_weights():
-        for w in ws:
-            for t in torch.linspace(-1, 1, steps).tolist():
-                out.append(G.synthesis(edit(w[None], ortho, {n: t * s for n, s in strengths.items()})).cpu())
+    plan = G.plan(G.device, 1)
+    for w in ws:
+        for t in torch.linspace(-1, 1, steps).tolist():
+            out.append(plan.synthesize(edit(w[None], ortho, {n: t * s for n, s in strengths.items()})).cpu())
     return torch.cat(out)

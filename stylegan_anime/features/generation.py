@@ -8,8 +8,8 @@ from tqdm.auto import tqdm
 
 from ..latents import parse_seeds, seeds_to_tf_inputs, seeds_to_z
 from ..networks import Generator
+from ..inference import InferencePlan
 from ..networks.modulated_conv import NOISE_MODES
-from ..networks.weight_cache import cached_weights
 from ..errors import UserError
 
 # "tf-seed": each seed also draws every noise input, as the official TF run_generator.py did.
@@ -41,13 +41,14 @@ def generate_images(G: Generator, seeds: Sequence[int] | str, psi: float = 1.0, 
     if c is not None and c.shape[0] == 1:
         c = c.expand(len(seeds), -1)
     out = []
-    with cached_weights():
-        for i in tqdm(range(0, len(seeds), batch_size), desc="generate", unit="batch", disable=not progress):
-            zb = z[i: i + batch_size].to(G.device)
-            cb = c[i: i + batch_size].to(G.device) if c is not None else None
-            nb = [n[i: i + batch_size].to(G.device) for n in noise] if noise is not None else None
-            mode = "const" if noise is not None else noise_mode
-            out.append(G(zb, cb, psi=psi, cutoff=cutoff, noise_mode=mode, noise=nb).cpu())
+    plan = G.plan(G.device, min(batch_size, len(seeds))) if seeds else None
+    for i in tqdm(range(0, len(seeds), batch_size), desc="generate", unit="batch", disable=not progress):
+        zb = z[i: i + batch_size].to(G.device)
+        cb = c[i: i + batch_size].to(G.device) if c is not None else None
+        nb = [n[i: i + batch_size].to(G.device) for n in noise] if noise is not None else None
+        mode = "const" if noise is not None else noise_mode
+        out.append(plan.for_batch(zb.shape[0]).generate(zb, cb, psi=psi, cutoff=cutoff, noise_mode=mode,
+                                                        noise=nb).cpu())
     return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])
 
 
@@ -56,7 +57,13 @@ def synthesize(G: Generator, ws: torch.Tensor, noise_mode: str = "const", batch_
     """ws: [N, num_ws, w_dim] → images [N, C, R, R] in [-1, 1] on the CPU, ``batch_size`` at a time."""
     if noise_mode not in NOISE_MODES:
         raise UserError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-    with cached_weights():
-        out = [G.synthesis(ws[i: i + batch_size].to(G.device), noise_mode=noise_mode).cpu()
-               for i in range(0, ws.shape[0], batch_size)]
+    return synthesize_with_plan(G.plan(G.device, max(1, min(batch_size, ws.shape[0]))), ws, noise_mode)
+
+
+def synthesize_with_plan(plan: InferencePlan, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+    """ws: [N, num_ws, w_dim] → images [N, C, R, R] on the CPU, ``plan.batch_size`` at a time (the
+    last batch by a plan for its size, sharing the plan's filters)."""
+    G, step = plan.generator, plan.batch_size
+    out = [plan.for_batch(min(step, ws.shape[0] - i)).synthesize(ws[i: i + step].to(G.device), noise_mode).cpu()
+           for i in range(0, ws.shape[0], step)]
     return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])

@@ -19,7 +19,7 @@ from PIL import Image
 from ..errors import UserError
 from ..latents.keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
 from ..networks.modulated_conv import NOISE_MODES
-from ..networks.weight_cache import cached_weights
+from .generation import synthesize_with_plan
 from .render import make_grid, to_pil
 from .video import output_size, write_video
 
@@ -197,13 +197,14 @@ def interpolation_frames(G, paths: Sequence[KeyframePath], schedule: FrameSchedu
     if any(len(p) != schedule.num_keys for p in paths):
         raise UserError("every path must have the schedule's number of keyframes")
     frames_per_batch = max(1, batch_size // len(paths))
+    plan = None
     for start in range(0, schedule.frames, frames_per_batch):
         stop = min(start + frames_per_batch, schedule.frames)
         k, t = schedule.segments(start, stop)
         ws = torch.stack([p.ws(k, t) for p in paths], dim=1).flatten(0, 1)  # [frames * cells, num_ws, w_dim]
-        with cached_weights():  # not across the yield: the caller's code runs between batches
-            images = torch.cat([G.synthesis(ws[i: i + batch_size], noise_mode=noise_mode).cpu()
-                                for i in range(0, ws.shape[0], batch_size)])
+        # Kept across the yields, rebuilt if the caller's code changed the weights in between.
+        plan = G.plan(G.device, max(1, batch_size)) if plan is None else plan.refreshed()
+        images = synthesize_with_plan(plan, ws, noise_mode)
         tiles = to_pil(images)
         for f in range(stop - start):
             cell_tiles = tiles[f * len(paths): (f + 1) * len(paths)]

@@ -15,9 +15,9 @@
   where it is not in the weights, bias, noise, lrelu, clamp) is one pass of
   ``layer_epilogue`` over the conv's output, or, after the fused F(4×4, 3×3), part of the conv
   (``layer_epilogue.Finish``), applied to each output tile before it is stored.
-- Inside ``weight_cache.cached_weights()`` (the generation API) what is derived from the
-  weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
-  transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
+- In an inference plan (``stylegan_anime/inference``, the generation API) or inside
+  ``weight_cache.cached_weights()``, what is derived from the weights alone (squared tap sums,
+  the transposed conv's weight layout, F(4×4, 3×3) filter transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
   activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
   large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
   and BLAS products on the widest (``winograd.f43_preferred``); the same two ways for the
@@ -29,9 +29,14 @@
 - toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``, or, after the fused
   F(4×4, 3×3), part of the conv (``synthesis_layer_to_rgb``), which then need not store its output.
 
+Which algorithm a layer takes (``same_conv_algorithm``, ``up_conv_algorithm``) is kept apart from
+running it (``run_layer``): module forwards choose per call, a plan once per layer.
+
 Only for forwards that need no gradients; training uses the reference layers.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -147,17 +152,19 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
     x: [N, in, H, W], weight: [out, in, k, k], styles: [N, in], bias: [out],
     noise: broadcastable to [N, 1, H*up, W*up] or None; gain > 0 (lrelu's gain times the
     layer's); clamp: None or >= 0. Returns [N, out, H*up, W*up].
+
+    The algorithm is chosen here, per call (an ``InferencePlan`` chooses once and calls ``run_layer``).
     """
-    finish = _finish(x, weight, styles, bias, noise, noise_strength, gain, clamp)
-    if up == 1 and winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
-        # The epilogue runs inside the fused conv, on each output tile before it is stored.
-        return winograd_op.conv3x3_fused(x, _f43_filters(weight, x.dtype), styles, finish=finish)
-    gd, gb = finish.scale, finish.bias
+    finish = make_finish(x, weight, styles, bias, noise, noise_strength, gain, clamp, _square_sums(weight))
+    kept = weight_cache.active()
     if up == 1:
-        y, fir, scale, rest_bias = _same_conv(x, weight, styles, gd, gb, padding)
-    else:
-        y, fir, scale, rest_bias = _up_conv(x, weight, styles, gd, gb, up, padding, resample_filter)
-    return layer_epilogue(y, fir, scale, rest_bias, noise, finish.noise_gain, LRELU_ALPHA, clamp)
+        algorithm = same_conv_algorithm(x, weight.shape, padding, kept)
+        prepared = _f43_filters(weight, x.dtype) if algorithm in ("fused", "f43") else None
+        return run_layer(algorithm, x, weight, styles, finish, padding, prepared)
+    fir = _kept_fir(weight, resample_filter, up, padding)
+    algorithm = up_conv_algorithm(x, weight.shape, fir is not None, up, kept)
+    return run_layer(algorithm, x, weight, styles, finish, padding, _up_prepared(algorithm, weight, x.dtype),
+                     up, resample_filter, fir)
 
 
 def synthesis_layer_to_rgb(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
@@ -165,21 +172,92 @@ def synthesis_layer_to_rgb(x: torch.Tensor, weight: torch.Tensor, styles: torch.
                            clamp: float | None, rgb: ToRgb) -> tuple[torch.Tensor | None, torch.Tensor]:
     """A stride-1 ``synthesis_layer_forward`` (same arguments, up = 1) y, and ``rgb(y)``: computed together
     by the fused conv where it runs (then y is None unless ``rgb.keep_input``). Returns (y, rgb(y))."""
-    if winograd.fused_preferred(x, weight.shape, padding, weight_cache.active()):
-        finish = _finish(x, weight, styles, bias, noise, noise_strength, gain, clamp)
+    if same_conv_algorithm(x, weight.shape, padding, weight_cache.active()) == "fused":
+        finish = make_finish(x, weight, styles, bias, noise, noise_strength, gain, clamp, _square_sums(weight))
         return winograd_op.conv3x3_fused_rgb(x, _f43_filters(weight, x.dtype), styles, finish, rgb)
     y = synthesis_layer_forward(x, weight, styles, bias, noise, noise_strength, 1, padding, None, gain, clamp)
     return y, rgb(y)
 
 
-def _finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
-            noise: torch.Tensor | None, noise_strength: torch.Tensor, gain: float, clamp: float | None) -> Finish:
+# The algorithms of a stride-1 layer's conv: the fused F(4×4, 3×3) (epilogue inside), F(4×4, 3×3) on
+# modulated activations, NNPACK or a grouped conv of per-sample weights, oneDNN's direct conv of
+# modulated activations.
+SAME_ALGORITHMS = ("fused", "f43", "nnpack", "grouped", "direct")
+# ... of an upsampling layer's: stride-2 Winograd fused or on modulated activations, oneDNN's
+# transposed conv of per-sample weights (one image) or of modulated activations.
+UP_ALGORITHMS = ("up_fused", "up_winograd", "up_weights", "up_direct")
+
+
+def same_conv_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
+                        filters_kept: bool) -> str:
+    """Which of ``SAME_ALGORITHMS`` a stride-1 modulated conv of x: [N, in, H, W] takes (only x's shape,
+    dtype and device are read), given whether its derived filters are kept between calls."""
+    n, in_c, h, w_ = x.shape
+    if winograd.fused_preferred(x, weight_shape, padding, filters_kept):
+        return "fused"
+    if winograd.f43_preferred(x, weight_shape, padding, filters_kept):
+        return "f43"
+    if winograd.usable(x, weight_shape[2], padding, weight_shape[0]):
+        return "nnpack"
+    if modulate_in_weights(math.prod(weight_shape), h * w_, h * w_, in_c, weight_shape[0]):
+        return "grouped"
+    return "f43" if winograd.f43_usable(x, weight_shape, padding) else "direct"
+
+
+def up_conv_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], fir_splits: bool, up: int,
+                      filters_kept: bool) -> str:
+    """Which of ``UP_ALGORITHMS`` an upsampling modulated conv of x: [N, in, H, W] takes (shape, dtype
+    and device read); ``fir_splits``: whether ``upsample_fir`` splits the layer's FIR filter."""
+    n, in_c, h, w_ = x.shape
+    if fir_splits and up == 2:
+        algorithm = winograd.up_algorithm(x, weight_shape, filters_kept)
+        if algorithm is not None:
+            return "up_fused" if algorithm == "fused" else "up_winograd"
+    weights_first = modulate_in_weights(math.prod(weight_shape), h * w_, h * w_ * up * up, in_c, weight_shape[0])
+    return "up_weights" if n == 1 and weights_first else "up_direct"
+
+
+def prepare_f43(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """weight: [K, C, 3, 3] → its F(4×4, 3×3) filter transform in dtype, [36, K, C]."""
+    return winograd_op.weight_transform(weight.to(dtype))
+
+
+def prepare_up(algorithm: str, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """What an upsampling layer's ``algorithm`` reads of weight: [out, in, k, k]: the stride-2 Winograd
+    filters (``up_fused``, ``up_winograd``), else the transposed conv's layout [in, out, k, k]."""
+    if algorithm in ("up_fused", "up_winograd"):
+        return winograd_op.up_filters(weight.to(dtype))
+    return transposed_weight(weight)
+
+
+def make_finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
+                noise: torch.Tensor | None, noise_strength: torch.Tensor, gain: float, clamp: float | None,
+                weight_sq: torch.Tensor) -> Finish:
     """What follows a synthesis layer's conv: the demodulation times gain, [N, out]; the bias times gain;
-    the noise and its gain; lrelu; the clamp."""
-    weight_sq = weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
+    the noise and its gain; lrelu; the clamp. weight_sq: ``weight_square_sums(weight)``."""
     gd = demod_coefficients(weight, styles, weight_sq) * gain  # [N, out]
     noise_gain = 0.0 if noise is None else float(noise_strength) * gain
     return Finish(gd, (bias * gain).to(x.dtype), noise, noise_gain, LRELU_ALPHA, clamp)
+
+
+def run_layer(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, finish: Finish,
+              padding: int, prepared: torch.Tensor | None, up: int = 1, f: torch.Tensor | None = None,
+              fir: Fir | None = None) -> torch.Tensor:
+    """A synthesis layer's conv by ``algorithm`` (chosen by ``same_conv_algorithm`` / ``up_conv_algorithm``),
+    then ``finish``: x: [N, in, H, W] → [N, out, H*up, W*up]. prepared: ``prepare_f43`` (fused, f43),
+    ``prepare_up`` (upsampling) or None; f: the upsampling FIR filter, fir: its split taps or None."""
+    if algorithm == "fused":  # the epilogue runs inside the fused conv, on each output tile before it is stored
+        return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish)
+    gd, gb = finish.scale, finish.bias
+    if up == 1:
+        y, fir, scale, rest_bias = _same_conv(algorithm, x, weight, styles, gd, gb, padding, prepared)
+    else:
+        y, fir, scale, rest_bias = _up_conv(algorithm, x, weight, styles, gd, gb, up, padding, f, fir, prepared)
+    return layer_epilogue(y, fir, scale, rest_bias, finish.noise, finish.noise_gain, LRELU_ALPHA, finish.clamp)
+
+
+def _square_sums(weight: torch.Tensor) -> torch.Tensor:
+    return weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
 
 
 # What the convolutions below return: their output, and what layer_epilogue still has to apply to it
@@ -187,22 +265,21 @@ def _finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: t
 ConvParts = tuple[torch.Tensor, Fir | None, torch.Tensor | None, torch.Tensor | None]
 
 
-def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
-               padding: int) -> ConvParts:
-    """The stride-1 modulated conv of ``synthesis_layer_forward`` (demodulation gd: [N, out],
+def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor,
+               gb: torch.Tensor, padding: int, f43_filters: torch.Tensor | None) -> ConvParts:
+    """The stride-1 modulated conv of ``run_layer`` (demodulation gd: [N, out],
     bias gb: [out]): [N, in, H, W] → [N, out, H, W]."""
     n, in_c, h, w_ = x.shape
     out_c, dtype = weight.shape[0], x.dtype
-    f43_first = winograd.f43_preferred(x, weight.shape, padding, weight_cache.active())
-    if not f43_first and winograd.usable(x, weight.shape[2], padding, out_c):
+    if algorithm == "nnpack":
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         return winograd.nnpack_conv3x3(x, wk.reshape(n, out_c, *wk.shape[1:]), gb), None, None, None
-    if not f43_first and modulate_in_weights(weight.numel(), h * w_, h * w_, in_c, out_c):
+    if algorithm == "grouped":
         wk = _per_sample_weights(weight, styles, gd).to(dtype)
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
         return y.reshape(n, out_c, h, w_), None, None, None
-    if f43_first or winograd.f43_usable(x, weight.shape, padding):  # the modulation in its input transform
-        y = winograd.f43_conv3x3(x, _f43_filters(weight, dtype), styles)
+    if algorithm == "f43":  # the modulation in its input transform
+        y = winograd.f43_conv3x3(x, f43_filters, styles)
     else:
         y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb
@@ -210,26 +287,35 @@ def _same_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: 
 
 def _f43_filters(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """weight's F(4×4, 3×3) filter transform in dtype, [36, K, C] (kept inside ``cached_weights()``)."""
-    return weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: winograd_op.weight_transform(weight.to(dtype)))
+    return weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: prepare_f43(weight, dtype))
 
 
-def _up_conv(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor, gb: torch.Tensor,
-             up: int, padding: int, f: torch.Tensor) -> ConvParts:
-    """The upsampling modulated conv of ``synthesis_layer_forward`` (demodulation gd: [N, out],
-    bias gb: [out]): [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
-    n, in_c, h, w_ = x.shape
-    out_c, dtype = weight.shape[0], x.dtype
-    k, fir = weight.shape[2], None
-    if k == weight.shape[3]:  # kept in cached_weights(): whether f splits is read on the host (a sync on CUDA)
-        fir = weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
-    algorithm = winograd.up_algorithm(x, weight.shape, weight_cache.active()) if fir is not None and up == 2 else None
-    if algorithm is not None:
-        filters = weight_cache.derived(weight, f"winograd_up_{dtype}", lambda: winograd_op.up_filters(weight.to(dtype)))
-        if algorithm == "fused":
-            return winograd_op.conv_transpose3x3_s2_fused(x, filters, styles), fir, gd, gb
-        return winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=styles), fir, gd, gb
-    w_t = weight_cache.derived(weight, "transposed", lambda: transposed_weight(weight))  # [in, out, k, k]
-    if n == 1 and modulate_in_weights(weight.numel(), h * w_, h * w_ * up * up, in_c, out_c):
+def _kept_fir(weight: torch.Tensor, f: torch.Tensor, up: int, padding: int) -> Fir | None:
+    """``upsample_fir`` of an upsampling layer's filter, kept in cached_weights(): whether f splits is read
+    on the host (a sync on CUDA). None for non-square kernels."""
+    k = weight.shape[2]
+    if k != weight.shape[3]:
+        return None
+    return weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
+
+
+def _up_prepared(algorithm: str, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    kind = f"winograd_up_{dtype}" if algorithm in ("up_fused", "up_winograd") else "transposed"
+    return weight_cache.derived(weight, kind, lambda: prepare_up(algorithm, weight, dtype))
+
+
+def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor,
+             gb: torch.Tensor, up: int, padding: int, f: torch.Tensor, fir: Fir | None,
+             prepared: torch.Tensor) -> ConvParts:
+    """The upsampling modulated conv of ``run_layer`` (demodulation gd: [N, out], bias gb: [out]):
+    [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
+    dtype = x.dtype
+    if algorithm == "up_fused":
+        return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles), fir, gd, gb
+    if algorithm == "up_winograd":
+        return winograd_op.conv_transpose3x3_s2_transformed(x, prepared, native=True, scale=styles), fir, gd, gb
+    w_t = prepared  # [in, out, k, k]
+    if algorithm == "up_weights":
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
     else:
         x, scale = winograd_op.modulated(x, styles), gd

@@ -39,6 +39,14 @@ class Generator(nn.Module):
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg, ca_sample=ca_sample)
         return self.synthesis(ws, noise_mode=noise_mode, noise=noise, grouped=grouped)
 
+    def plan(self, device: torch.device | str | None = None, batch_size: int = 1):
+        """An ``inference.InferencePlan``: every synthesis layer's algorithm decided, and the filters
+        derived from the weights prepared, once for ``batch_size`` images on ``device`` (this
+        generator's; default: where it is). Its ``generate`` / ``synthesize`` run forwards without
+        gradients; a weight change afterwards makes it stale (running it raises)."""
+        from ..inference.plan import build_plan  # the plan sits above the networks it walks
+        return build_plan(self, device, batch_size)
+
     def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: str | Sequence[int]) -> torch.Tensor:
         """Style mixing: ws of a with the chosen ws taken from b. w_a, w_b: [N, num_ws, w_dim]
         (or [num_ws, w_dim]). layers: ws indices, or a spec like 'coarse', 'middle,fine', '0-6'

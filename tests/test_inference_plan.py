@@ -1,0 +1,170 @@
+"""Inference plans: each layer's algorithm chosen once equals what the per-forward policy chooses, a
+plan's images equal the reference layers', and a weight change after planning is caught."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylegan_anime.features.generation import generate_images, synthesize
+from stylegan_anime.inference import StalePlanError
+from stylegan_anime.networks import Generator, GeneratorConfig, fast_modconv
+from stylegan_anime.networks.weight_cache import cached_weights
+from stylegan_anime.networks.winograd import use_winograd
+from stylegan_anime.ops import winograd_op
+
+from conftest import randomize_buffers, small_g_config
+
+
+def _per_forward_choices(G: Generator, z: torch.Tensor, monkeypatch) -> list[str]:
+    """The algorithm each synthesis layer took in a forward of the module path inside cached_weights()
+    (the generation API's path before plans), in network order; "+rgb": toRGB fused into the conv."""
+    seen = []
+    run_layer, fused_rgb = fast_modconv.run_layer, winograd_op.conv3x3_fused_rgb
+    with monkeypatch.context() as m:
+        m.setattr(fast_modconv, "run_layer", lambda algorithm, *a, **k: seen.append(algorithm) or run_layer(
+            algorithm, *a, **k))
+        m.setattr(winograd_op, "conv3x3_fused_rgb", lambda *a, **k: seen.append("fused+rgb") or fused_rgb(*a, **k))
+        with cached_weights(), torch.no_grad():
+            out = G(z)
+    return seen, out
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_plan_choices_equal_the_per_forward_policy_on_a_256_config_f_network(monkeypatch, batch):
+    """Config F at 256² (512 channels down to 128): the plan, built from shapes alone, picks for every
+    layer what the per-forward rules picked from the real activations, and gives the same images."""
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(GeneratorConfig(img_resolution=256))).eval().requires_grad_(False)
+    z = torch.randn(batch, G.z_dim)
+    old, expected = _per_forward_choices(G, z, monkeypatch)
+    plan = G.plan("cpu", batch)
+    assert [lp.algorithm + ("+rgb" if lp.to_rgb_fused else "") for lp in plan.layers] == old
+    assert len(plan.layers) == len(G.synthesis.noise_layers()) == 13
+    if winograd_op.native_available(z):  # the kept-filter rules fire on this network
+        assert {"fused+rgb", "up_winograd", "f43"} <= set(old)
+    images = plan.generate(z)
+    torch.testing.assert_close(images, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+
+
+def _reference(G: Generator, z: torch.Tensor, **kw) -> torch.Tensor:
+    """The reference layers: parameters requiring grad under grad mode take them."""
+    G.requires_grad_(True)
+    try:
+        return G(z, **kw).detach()
+    finally:
+        G.requires_grad_(False)
+
+
+@pytest.mark.parametrize("mode", ["auto", "always"])
+@pytest.mark.parametrize("overrides, noise_mode", [
+    ({}, "const"), ({"architecture": "resnet"}, "const"), ({"conv_clamp": 0.5}, "none"),
+    ({"img_resolution": 64, "channel_base": 2048, "channel_max": 64}, "const"),
+])
+def test_plan_images_equal_the_reference_layers(mode, overrides, noise_mode):
+    """"always" sends every layer through the Winograd algorithms (fused, stride-2, toRGB in the conv)."""
+    torch.manual_seed(1)
+    G = randomize_buffers(Generator(small_g_config(**overrides))).eval().requires_grad_(False)
+    z = torch.randn(3, G.z_dim)
+    with use_winograd(mode):
+        plan = G.plan(batch_size=3)
+        images = plan.generate(z, psi=0.7, noise_mode=noise_mode)
+        ref = _reference(G, z, psi=0.7, noise_mode=noise_mode)
+    if mode == "always" and winograd_op.native_available(z):
+        assert {lp.algorithm for lp in plan.layers} == {"fused", "up_fused"}
+    torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+
+
+def test_plan_takes_explicit_noise_and_checks_the_batch():
+    torch.manual_seed(2)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim)
+    noise = [torch.randn(2, 1, layer.resolution, layer.resolution) for layer in G.synthesis.noise_layers()]
+    plan = G.plan(batch_size=2)
+    ref = _reference(G, z, noise=noise)
+    torch.testing.assert_close(plan.generate(z, noise=noise), ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    with pytest.raises(ValueError, match=r"\[2, "):
+        plan.generate(torch.randn(3, G.z_dim))
+    with pytest.raises(ValueError, match="move it first"):
+        G.plan("cuda", 2)
+
+
+def test_a_weight_change_after_planning_makes_the_plan_stale():
+    torch.manual_seed(3)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim)
+    plan = G.plan(batch_size=2)
+    before = plan.generate(z)
+    layer = G.synthesis.noise_layers()[-1]
+    with torch.no_grad():
+        # In place, as optimiser steps and load_state_dict do (bumps the version counter); half the
+        # input channels, since demodulation cancels scaling all of them.
+        layer.weight[:, : layer.weight.shape[1] // 2].mul_(3)
+    assert "b32.conv1.weight" in plan.stale_reason()
+    with pytest.raises(StalePlanError, match="stale inference plan"):
+        plan.generate(z)
+    with pytest.raises(StalePlanError):
+        plan.for_batch(1)
+    fresh = plan.refreshed()
+    assert fresh is not plan and fresh.stale_reason() is None and fresh.refreshed() is fresh
+    after = fresh.generate(z)
+    assert not torch.allclose(after, before, atol=1e-3)
+    ref = _reference(G, z)
+    torch.testing.assert_close(after, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    G.synthesis.b16.conv0.weight.data = G.synthesis.b16.conv0.weight.data.clone()  # new storage
+    assert "b16.conv0.weight" in fresh.stale_reason()
+    G.load_state_dict(G.state_dict())
+    assert G.plan(batch_size=2).stale_reason() is None
+
+
+def test_generation_api_runs_plans_batch_by_batch():
+    """5 seeds in batches of 2: the last batch's plan shares the first's filters; every image equals
+    the reference layers' for its seed alone."""
+    torch.manual_seed(4)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    with use_winograd("always"):
+        images = generate_images(G, [0, 1, 2, 3, 4], psi=0.8, batch_size=2)
+        from stylegan_anime.latents import seeds_to_z
+        ref = _reference(G, seeds_to_z([0, 1, 2, 3, 4], G.z_dim), psi=0.8)
+        torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+        ws = G.mapping(seeds_to_z([5, 6, 7], G.z_dim), None)
+        torch.testing.assert_close(synthesize(G, ws, batch_size=2), _reference(G.synthesis, ws),
+                                   rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+    plan = G.plan(batch_size=2)
+    other = plan.for_batch(1)
+    assert other.batch_size == 1 and other.store is plan.store
+    assert all(a.square_sums is b.square_sums for a, b in zip(plan.layers, other.layers))
+
+
+def test_doctor_prints_the_plan_it_runs(capsys):
+    """`doctor --plan` lists each layer with the algorithm the plan (the one forwards run) chose."""
+    from stylegan_anime.cli import main
+    assert main(["doctor", "--plan", "--resolution", "64", "--batch", "8"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("b")]
+    plan = Generator(GeneratorConfig(img_resolution=64)).plan("cpu", 8)
+    assert [(r[0], int(r[1]), r[2], r[3]) for r in rows] == [
+        (lp.name, lp.resolution, f"{lp.in_channels}>{lp.out_channels}", lp.algorithm) for lp in plan.layers]
+    with pytest.raises(SystemExit) as exc:
+        main(["doctor", "--plan", "--batch", "0"])
+    assert exc.value.code == 2 and "--batch must be at least 1" in capsys.readouterr().err
+
+
+def test_video_frames_follow_a_weight_change_between_batches():
+    """The video path keeps its plan across yields and rebuilds it when the caller's code changed the
+    weights in between: frames after the change are what a fresh run with the new weights draws."""
+    import numpy as np
+
+    from stylegan_anime.features.interpolation import KeyframePath, interpolation_frames, make_schedule
+    torch.manual_seed(5)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    path, schedule = KeyframePath(G, [1, 2], space="w"), make_schedule(2, frames=4)
+    old = list(interpolation_frames(G, [path], schedule, batch_size=2))
+    frames = interpolation_frames(G, [path], schedule, batch_size=2)
+    first = [next(frames), next(frames)]  # the first batch
+    layer = G.synthesis.noise_layers()[-1]
+    with torch.no_grad():
+        layer.weight[:, : layer.weight.shape[1] // 2].mul_(3)
+    rest = list(frames)
+    new = list(interpolation_frames(G, [path], schedule, batch_size=2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, old[:2]))
+    assert all(np.array_equal(a, b) for a, b in zip(rest, new[2:]))
+    assert not np.array_equal(rest[0], old[2])
