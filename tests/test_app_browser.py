@@ -69,10 +69,12 @@ def test_studio_in_chromium(tmp_path):
             page.locator("#roll").click()
             page.get_by_text("unknown tag").first.wait_for(timeout=30000)  # a message, not a traceback
             assert "Traceback" not in page.content()
-            page.locator("#prompt textarea").fill("blonde hair, glasses")
+            page.locator("#prompt textarea").fill("blonde hair")
+            page.locator("#attr-glasses input").check()  # an attribute checkbox joins the prompt
             page.locator("#roll").click()
             rolled = _images(page, "rolled", 8)
             assert all(im.size == (64, 64) for im in rolled)
+            assert page.get_by_text("glasses", exact=False).count() > 1  # the captions name it too
             page.screenshot(path=str(shots / "roll.png"), full_page=True)
             page.locator("#keep-name textarea").fill("Alice")
             page.locator("#keep").click()

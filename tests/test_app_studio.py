@@ -113,3 +113,24 @@ def test_animate_walks_through_the_favourites(uncond, tmp_path):
         assert near < far / 3, (near, far)
     with pytest.raises(UserError, match="at least two"):
         uncond.animate(ids[:1], tmp_path / "one.gif")
+
+
+def test_export_then_import_gives_the_same_characters(uncond, tmp_path):
+    ids = [uncond.keep(c, n) for c, n in zip(uncond.roll([8, 9]), ("Ann", "Bo"))]
+    out = uncond.store.export_zip(uncond.network, tmp_path / "f.zip")
+    new = uncond.import_zip(out)
+    assert len(new) == 2 and [uncond.favourite(i).name for i in new] == ["Ann", "Bo"]
+    for old, imported in zip(ids, new):
+        np.testing.assert_array_equal(uncond.favourite(old).w, uncond.favourite(imported).w)
+
+
+def test_project_finds_a_character_nearer_the_picture(uncond, tmp_path):
+    [ch] = uncond.roll([21], psi=0.7)
+    sa.to_pil(ch.image[None])[0].save(tmp_path / "target.png")
+    cfg = sa.ProjectionConfig(steps=40, optimize_noise=False, w_avg_samples=500, perceptual_weight=0.0)
+    found = uncond.project(tmp_path / "target.png", cfg=cfg)
+    w_avg = uncond.G.mapping.w_avg[None, None].expand(1, uncond.G.num_ws, -1)
+    start = sa.synthesize(uncond.G, w_avg)[0]
+    err = lambda img: (img - ch.image).pow(2).mean().item()
+    assert err(found.image) < err(start) / 2, (err(found.image), err(start))
+    torch.testing.assert_close(found.image, sa.synthesize(uncond.G, found.w[None])[0])  # the w alone redraws it

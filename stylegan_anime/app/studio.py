@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import torch
 
 from ..editing.directions import Directions, edit
+from ..editing.projection import ProjectionConfig, load_target, project
 from ..editing.tags import network_label_names, parse_tags, tag_labels
 from ..errors import UserError
 from ..features.generation import synthesize
@@ -21,7 +22,7 @@ from ..features.render import to_pil
 from ..latents import seeds_to_z
 from ..latents.style_layers import named_layers
 from ..metrics.classifier import label_groups
-from .favourites import Favourite, FavouritesStore, network_id
+from .favourites import Favourite, FavouritesStore, network_id, read_zip
 
 GROUPS = ("coarse", "middle", "fine")
 
@@ -167,3 +168,21 @@ class Studio:
         keys = [self.favourite(i).latent() for i in fav_ids]
         return interpolation_video(self.G, keys, path, frames_per_transition=frames_per_transition, fps=fps,
                                    space="w", loop=loop, progress=progress)
+
+    def import_zip(self, path: str | Path) -> list[int]:
+        """Keep every latent in a zip of ``.npz`` files (as ``export_zip`` writes) as a favourite; their ids."""
+        ids = []
+        for name, latent in read_zip(path):
+            w = latent.ws(self.G)[0].cpu()  # a saved w as it is; a saved z mapped (psi 1)
+            ids.append(self.keep(Character(self._draw(w[None])[0], w, 1.0, z=latent.z, labels=latent.c), name))
+        return ids
+
+    def project(self, image_path: str | Path, steps: int = 200, cfg: ProjectionConfig | None = None,
+                progress: bool = False) -> Character:
+        """A picture → the character whose image is nearest it (one w, the network's own noise kept,
+        so the w alone redraws it). cfg overrides the defaults (``steps``, w mode, noise not optimised)."""
+        cfg = cfg or ProjectionConfig(steps=int(steps), optimize_noise=False)
+        target = load_target(image_path, self.G.img_resolution, self.G.img_channels)
+        result = project(self.G, target, cfg, progress=progress)
+        w = result.latent.w
+        return Character(self._draw(w[None])[0], w, 1.0, caption=f"projected · PSNR {result.psnr:.1f} dB")

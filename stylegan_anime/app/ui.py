@@ -69,13 +69,13 @@ def _ids(text: str) -> list[int]:
 
 def build(studio: Studio) -> gr.Blocks:
     """The page for ``studio``."""
-    state = {"rolled": [], "merged": None, "morphed": None}
+    state = {"rolled": [], "merged": None, "morphed": None, "projected": None}
     names = studio.label_names
     with gr.Blocks(title="stylegan-anime studio") as page:
         gr.Markdown("## stylegan-anime · character studio")
         with gr.Tab("Roll"):
             attr_inputs = []
-            with gr.Row():
+            with gr.Row(visible=bool(names)):
                 for g in label_groups(names) if names else []:
                     if g.binary:
                         attr_inputs.append(gr.Checkbox(label=g.name, elem_id=f"attr-{g.name}"))
@@ -108,6 +108,7 @@ def build(studio: Studio) -> gr.Blocks:
                 refresh_btn = gr.Button("refresh", elem_id="refresh")
             export_btn = gr.Button("export zip", elem_id="export")
             export_file = gr.File(label="favourites.zip", elem_id="export-file")
+            import_file = gr.File(label="import a zip of latents", file_types=[".zip"], elem_id="import-file")
         with gr.Tab("Morph"):
             m_id = gr.Number(precision=0, label="favourite #", elem_id="morph-id")
             m_prompt = gr.Textbox(label="change to (tags)", elem_id="morph-prompt")
@@ -138,6 +139,13 @@ def build(studio: Studio) -> gr.Blocks:
             v_btn = gr.Button("animate", elem_id="animate", variant="primary")
             v_out = gr.File(label="video", elem_id="anim-file")
             v_view = gr.Image(label="preview", elem_id="anim-view")
+        with gr.Tab("Project"):
+            p_image = gr.Image(label="a picture", type="filepath", elem_id="proj-image")
+            p_steps = gr.Slider(10, 1000, value=200, step=10, label="steps", elem_id="proj-steps")
+            p_btn = gr.Button("project", elem_id="project", variant="primary")
+            p_out = gr.Image(label="found", type="pil", elem_id="proj-out")
+            p_caption = gr.Markdown(elem_id="proj-caption")
+            p_keep = gr.Button("keep it", elem_id="proj-keep")
 
         @_friendly
         def do_roll(n, p, first, text, *attrs):
@@ -205,6 +213,27 @@ def build(studio: Studio) -> gr.Blocks:
             path = str(studio.animate(_ids(ids), out, int(frames), loop=loop, progress=True))
             return path, path if fmt == "gif" else None
 
+        @_friendly
+        def do_import(path):
+            if not path:
+                return refresh()
+            studio.import_zip(path)
+            return refresh()
+
+        @_friendly
+        def do_project(path, steps, progress=gr.Progress(track_tqdm=True)):
+            if not path:
+                raise UserError("upload a picture first")
+            state["projected"] = studio.project(path, int(steps), progress=True)
+            return to_pil(state["projected"].image[None])[0], state["projected"].caption
+
+        @_friendly
+        def keep_projected():
+            if state["projected"] is None:
+                raise UserError("project a picture first")
+            fid = studio.keep(state["projected"], "projected")
+            return (f"kept #{fid}", *refresh())
+
         roll_in = [count, psi, seed0, prompt, *attr_inputs]
         roll_btn.click(do_roll, roll_in, rolled)
         again_btn.click(new_seed, None, seed0).then(do_roll, roll_in, rolled)
@@ -217,6 +246,9 @@ def build(studio: Studio) -> gr.Blocks:
         m_keep.click(keep_morph, None, [status, favs, fav_info])
         g_btn.click(do_merge, [a_id, b_id, *mix], merged)
         g_keep.click(keep_merge, None, [status, favs, fav_info])
+        import_file.upload(do_import, import_file, [favs, fav_info])
+        p_btn.click(do_project, [p_image, p_steps], [p_out, p_caption])
+        p_keep.click(keep_projected, None, [p_caption, favs, fav_info])
         v_btn.click(do_animate, [v_ids, v_frames, v_loop, v_fmt], [v_out, v_view])
     return page
 
