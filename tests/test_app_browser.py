@@ -120,6 +120,17 @@ def test_studio_in_chromium(tmp_path):
             gif = Image.open(dl.value.path())
             assert gif.size == (64, 64) and gif.n_frames == 8
             page.screenshot(path=str(shots / "animate.png"), full_page=True)
+            _tab(page, "Project")
+            rolled[0].save(tmp_path / "picture.png")
+            page.locator("#proj-image input[type=file]").set_input_files(str(tmp_path / "picture.png"))
+            page.locator("#proj-steps input[type=number]").fill("10")
+            page.locator("#project").click()
+            page.get_by_text("PSNR").wait_for(timeout=120000)
+            [found] = _images(page, "proj-out", 1)
+            assert found.size == (64, 64)
+            page.locator("#proj-keep").click()
+            page.get_by_text("kept #3").wait_for(timeout=30000)
+            page.screenshot(path=str(shots / "project.png"), full_page=True)
         finally:
             browser.close()
             server.terminate()

@@ -183,6 +183,9 @@ class Studio:
         so the w alone redraws it). cfg overrides the defaults (``steps``, w mode, noise not optimised)."""
         cfg = cfg or ProjectionConfig(steps=int(steps), optimize_noise=False)
         target = load_target(image_path, self.G.img_resolution, self.G.img_channels)
-        result = project(self.G, target, cfg, progress=progress)
+        # A conditional network maps with labels: no attribute named, so uniform over each group.
+        c = prompt_labels("", self.label_names) if self.G.c_dim else None
+        result = project(self.G, target, cfg, c=c, progress=progress)
         w = result.latent.w
-        return Character(self._draw(w[None])[0], w, 1.0, caption=f"projected · PSNR {result.psnr:.1f} dB")
+        return Character(self._draw(w[None])[0], w, 1.0, labels=c[0] if c is not None else None,
+                         caption=f"projected · PSNR {result.psnr:.1f} dB")
