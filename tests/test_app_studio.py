@@ -134,3 +134,18 @@ def test_project_finds_a_character_nearer_the_picture(uncond, tmp_path):
     err = lambda img: (img - ch.image).pow(2).mean().item()
     assert err(found.image) < err(start) / 2, (err(found.image), err(start))
     torch.testing.assert_close(found.image, sa.synthesize(uncond.G, found.w[None])[0])  # the w alone redraws it
+
+
+def test_app_command_bad_directions_is_one_line(tmp_path, capsys):
+    from stylegan_anime.cli import main
+    assert main(["app", "--directions", str(tmp_path / "missing.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylegan-anime app: error:") and "missing.npz" in err[0]
+
+
+def test_sa_app_is_the_studio_without_importing_gradio():
+    import subprocess
+    import sys
+    code = "import sys, stylegan_anime as sa; assert callable(sa.app.launch); print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
