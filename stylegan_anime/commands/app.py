@@ -29,5 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ..editing.directions import load_directions
     directions = load_directions(args.directions) if args.directions else None
     G = loading.load(args.network, device=loading.resolve_device(args.device))
-    ui.launch(G, host=args.host, port=args.port, share=args.share, directions=directions)
+    try:
+        ui.launch(G, host=args.host, port=args.port, share=args.share, directions=directions)
+    except OSError as e:  # Gradio's "cannot find empty port" and the like
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {str(e).splitlines()[0]}") from None
     return 0
