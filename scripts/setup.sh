@@ -8,5 +8,5 @@ python -m pip install -q --upgrade pip >/dev/null
 if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q "torch==2.13.0"
 fi
-python -m pip install -q -e ".[test,notebook,export]"
+python -m pip install -q -e ".[test,notebook,export,app]"
 bash scripts/setup_browser.sh

@@ -9,6 +9,7 @@
     sa.save_grid(sa.edit_grid(G, [0, 1], dirs, sa.tag_strengths("blonde hair", dirs, 2.0)), "edit.png", cols=5)
 """
 from .io import hub
+from . import app  # the character studio: sa.app.launch(G, inline=True) (Gradio imported on launch only)
 from .editing import (Directions, ProjectionConfig, edit, edit_grid, find_directions, fit_directions, load_directions,
                       load_target, network_label_names, orthogonalize, project, prompt_labels, save_directions,
                       sefa_directions, tag_labels, tag_strengths, held_out_r2)
@@ -40,5 +41,5 @@ __all__ += ["BuildOptions", "build_dataset", "PortraitParams", "draw_portrait", 
             "write_synthetic_dataset", "AdaConfig", "AdaptiveP", "AugmentConfig", "AugmentPipe", "ImageDataset"]
 __all__ += ["Directions", "edit", "edit_grid", "find_directions", "fit_directions", "load_directions",
             "network_label_names", "orthogonalize", "save_directions", "tag_labels", "tag_strengths", "load_classifier"]
-__all__ += ["OnnxExportConfig", "export_onnx", "export_web"]
+__all__ += ["OnnxExportConfig", "export_onnx", "export_web", "app"]
 __all__ += ["prompt_labels", "sefa_directions", "held_out_r2"]

@@ -1,0 +1,15 @@
+"""The character studio: ``favourites`` is the SQLite store of kept characters, ``studio`` the actions."""
+from .favourites import Favourite, FavouritesStore, network_id, read_zip
+from .studio import Character, Studio, prompt_labels
+
+__all__ = ["Favourite", "FavouritesStore", "network_id", "read_zip", "Character", "Studio", "prompt_labels"]
+
+
+def launch(G, inline: bool = False, **kwargs):
+    """Serve the studio for ``G`` (``inline=True``: inside Colab / Jupyter); kwargs: see ``ui.launch``.
+    Gradio is imported here, so the rest of the package works without it."""
+    from .ui import launch as _launch
+    return _launch(G, inline=inline, **kwargs)
+
+
+__all__ += ["launch"]
