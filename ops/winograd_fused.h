@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "layer_epilogue.h"
@@ -25,7 +26,7 @@ namespace {
 // tiles keep the plain order.)
 constexpr int PERM[LANES] = {0, 2, 4, 6, 1, 3, 5, 7};
 
-// Which of a fused conv's block's tiles lane l holds (PERM order in full blocks), as in_order.
+// Which of a fused conv's block's tiles lane l holds (PERM above; in_order in short blocks).
 inline int lane_tile(int l, int lanes) { return lanes == LANES ? PERM[l] : in_order(l, lanes); }
 
 // The block with its lanes' origins in PERM order (in `po`), for the lane-by-lane moves.
@@ -83,7 +84,7 @@ void store_window_row(const Lanes<float>* d, float* r) {
 }
 #endif
 
-// load_windows for the fused conv (lanes in PERM order in full blocks).
+// load_windows for the fused conv (lane order: PERM).
 template <int R>
 void load_band_windows(const Block<float>& bl, const Tiling& s, Lanes<float> (&d)[R][R]) {
     if (bl.lanes < LANES) return load_windows(bl, s, d);
@@ -100,7 +101,7 @@ void load_band_windows(const Block<float>& bl, const Tiling& s, Lanes<float> (&d
     gather_windows(permuted(bl, po), s, d);
 }
 
-// store_windows (no adding) for the fused conv (lanes in PERM order in full blocks).
+// store_windows (no adding) for the fused conv (lane order: PERM).
 template <int T>
 void store_band_windows(const Block<float>& bl, const Tiling& s, const Lanes<float> (&d)[T][T]) {
     if (bl.lanes < LANES) return store_windows<false>(bl, s, d);
@@ -129,6 +130,13 @@ inline void prefetch_rows(const float* first, int64_t row_stride) {
     for (int i = 0; i < R; ++i) simd::prefetch<WRITE>(first + i * row_stride, WIDTH);
 }
 
+// The fused conv's sinks: what happens to its output windows on their way out. Each kind is a type
+// (and keeping y a template flag), and fused_conv is instantiated for the combinations the bindings
+// use, so a conv without an epilogue or toRGB layer tests for none in its inner loops.
+
+// No epilogue: the output as the products leave it.
+struct NoEpilogue {};
+
 // What a layer does to the fused conv's output on its way out (layer_epilogue.h's `finish`), applied
 // before the output is stored: one pass over the layer's output fewer.
 struct FusedEpilogue {
@@ -150,8 +158,15 @@ struct FusedRgb {
     Tiling tiling;        // out's
     std::vector<Origin> origins;
     epi::Params<float> clamp;  // only its clamp is used
-    bool keep_y;
 };
+
+// No toRGB layer reads the output.
+struct NoRgb {};
+
+template <typename Epi>
+constexpr bool has_epilogue = std::is_same<Epi, FusedEpilogue>::value;
+template <typename Rgb>
+constexpr bool has_rgb = std::is_same<Rgb, FusedRgb>::value;
 
 // What the fused conv of x [N, C, H, W] into y needs to know: the tilings, the tiles' window origins.
 struct FusedConv {
@@ -159,8 +174,6 @@ struct FusedConv {
     std::vector<Origin> oi, oo;
     BandLayout lv, lm;
     const float* scale;  // [N, C] or null
-    const FusedEpilogue* epi;  // or null
-    const FusedRgb* rgb;  // or null
 };
 
 // The band's input windows (tiles p0 .. p0 + count), scaled, to S*S values each, into v.
@@ -182,7 +195,7 @@ void band_input(const FusedConv& f, const float* x, float* v, int64_t p0, int64_
 // The noise under the T x T output windows of the band's blocks (tiles p0 .. p0 + count), lanes as
 // band_output holds them, zeros outside the image: the same for every output channel, so read once.
 template <int T>
-void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count) {
+void band_noise(const FusedConv& f, const FusedEpilogue& e, Lanes<float>* nz, int64_t p0, int64_t count) {
     const int64_t plane = f.so.h * f.so.w;
     for (int64_t q = 0; q < count; q += LANES) {
         const int lanes = int(std::min<int64_t>(LANES, count - q));
@@ -190,7 +203,7 @@ void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count)
         for (int a = 0; a < T * T; ++a) w[a] = 0.f;
         for (int l = 0; l < lanes; ++l) {
             const Origin& o = f.oo[p0 + q + lane_tile(l, lanes)];
-            const float* src = f.epi->noise + (f.epi->noise_images == 1 ? 0 : o.image) * plane;
+            const float* src = e.noise + (e.noise_images == 1 ? 0 : o.image) * plane;
             for (int i = 0; i < T; ++i)
                 for (int j = 0; j < T; ++j)
                     if (o.y0 + i < f.so.h && o.x0 + j < f.so.w) w[i * T + j].v[l] = src[(o.y0 + i) * f.so.w + o.x0 + j];
@@ -200,8 +213,8 @@ void band_noise(const FusedConv& f, Lanes<float>* nz, int64_t p0, int64_t count)
 
 // The epilogue on a block's output windows d (of channel bl.ch).
 template <int T>
-void finish_windows(const FusedConv& f, const Block<float>& bl, const Lanes<float>* noise, Lanes<float> (&d)[T][T]) {
-    const FusedEpilogue& e = *f.epi;
+void finish_windows(const FusedConv& f, const FusedEpilogue& e, const Block<float>& bl, const Lanes<float>* noise,
+                    Lanes<float> (&d)[T][T]) {
     const Lanes<float> scale = e.scale ? lane_scale<float>(bl, e.scale, f.so.c, lane_tile) : Lanes<float>(1.f);
     const Lanes<float> bias(e.bias ? e.bias[bl.ch] : 0.f);
     for (int i = 0; i < T; ++i)
@@ -243,38 +256,37 @@ void store_rgb(const FusedRgb& r, const Lanes<float>* rgb, int64_t p0, int64_t c
 }
 
 // The band's products in m (tiles p0 .. p0 + count) to their T x T output windows in y (through the
-// epilogue if there is one, with the band's noise windows nz), and into the toRGB sums rgb if there
-// is a toRGB layer (y is then stored only if kept).
-template <int S, int T, typename OutTf>
-void band_output(const FusedConv& f, const float* m, float* y, int64_t p0, int64_t count, const Lanes<float>* nz,
-                 Lanes<float>* rgb, OutTf out_tf) {
-    const bool store = !f.rgb || f.rgb->keep_y;
+// epilogue e if there is one, with the band's noise windows nz), stored if KEEP_Y, and into the toRGB
+// sums rgb if there is a toRGB layer r.
+template <int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename OutTf>
+void band_output(const FusedConv& f, const Epi& e, const Rgb& r, const float* m, float* y, int64_t p0, int64_t count,
+                 const Lanes<float>* nz, Lanes<float>* rgb, OutTf out_tf) {
+    static_assert(KEEP_Y || has_rgb<Rgb>, "the fused conv's output must go somewhere");
     for (int64_t ch = 0; ch < f.so.c; ++ch)
         for (int64_t q = 0; q < count; q += LANES) {
-            float* plane = store ? y + ch * f.so.h * f.so.w : nullptr;
+            float* plane = KEEP_Y ? y + ch * f.so.h * f.so.w : nullptr;
             const auto bl = f.lm.block(plane, const_cast<float*>(m), ch, q, count, f.oo.data() + p0);
-            if (store && ch + PREFETCH_CHANNELS < f.so.c)
-                prefetch_rows<T, true>(bl.img + PREFETCH_CHANNELS * f.so.h * f.so.w + bl.o[0].offset, f.so.w);
+            if constexpr (KEEP_Y)
+                if (ch + PREFETCH_CHANNELS < f.so.c)
+                    prefetch_rows<T, true>(bl.img + PREFETCH_CHANNELS * f.so.h * f.so.w + bl.o[0].offset, f.so.w);
             Lanes<float> t[S][S], d[T][T];
             load_tiles(bl, t);
             out_tf(t, d);
-            if (f.epi) finish_windows(f, bl, nz + q / LANES * T * T, d);
-            if (store) store_band_windows(bl, f.so, d);
-            if (f.rgb) add_to_rgb(*f.rgb, bl, f.so.c, d, rgb + q / LANES * f.rgb->tiling.c * T * T);
+            if constexpr (has_epilogue<Epi>) finish_windows(f, e, bl, nz + q / LANES * T * T, d);
+            if constexpr (KEEP_Y) store_band_windows(bl, f.so, d);
+            if constexpr (has_rgb<Rgb>) add_to_rgb(r, bl, f.so.c, d, rgb + q / LANES * r.tiling.c * T * T);
         }
-    if (f.rgb) store_rgb<T>(*f.rgb, rgb, p0, count, f.lm);
+    if constexpr (has_rgb<Rgb>) store_rgb<T>(r, rgb, p0, count, f.lm);
 }
 
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
-// y (undefined if rgb does not keep it); rgb->out filled if rgb is given.
-template <int R, int S, int T, typename InTf, typename OutTf>
-torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale,
-                         const FusedEpilogue* epi, const FusedRgb* rgb, const Tiling& si, const Tiling& so,
-                         int64_t band, InTf in_tf, OutTf out_tf) {
-    const bool keep_y = !rgb || rgb->keep_y;
-    torch::Tensor y = keep_y ? torch::empty({so.n, so.c, so.h, so.w}, x.options()) : torch::Tensor();
+// Returns y (undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
+template <int R, int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename InTf, typename OutTf>
+torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, const Epi& e,
+                         const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf) {
+    torch::Tensor y = KEEP_Y ? torch::empty({so.n, so.c, so.h, so.w}, x.options()) : torch::Tensor();
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
-                      scale.defined() ? scale.data_ptr<float>() : nullptr, epi, rgb};
+                      scale.defined() ? scale.data_ptr<float>() : nullptr};
     const int64_t blocks = (band + LANES - 1) / LANES;
     // Each thread takes an equal share of the tiles, in whole panels, and cuts it into bands. (Dealt
     // out whole, a few long bands split unevenly: a 128² image's 6 bands of 192 tiles gave one thread
@@ -284,23 +296,25 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
     at::parallel_for(0, shares, 1, [&](int64_t begin, int64_t end) {
         // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
         std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
-        std::vector<Lanes<float>> nz(epi ? blocks * T * T : 0, Lanes<float>(0.f));
-        std::vector<Lanes<float>> sums(rgb ? blocks * rgb->tiling.c * T * T : 0);
+        std::vector<Lanes<float>> nz(has_epilogue<Epi> ? blocks * T * T : 0, Lanes<float>(0.f));
+        std::vector<Lanes<float>> sums;
+        if constexpr (has_rgb<Rgb>) sums.resize(blocks * r.tiling.c * T * T);
         for (int64_t share = begin; share < end; ++share) {
             const int64_t first = panels * share / shares * GEMM_COLS;
             const int64_t last = std::min(si.p, panels * (share + 1) / shares * GEMM_COLS);
             for (int64_t p0 = first; p0 < last; p0 += band) {
                 const int64_t count = std::min(last - p0, band);
-                if (epi && epi->noise) band_noise<T>(f, nz.data(), p0, count);
+                if constexpr (has_epilogue<Epi>)
+                    if (e.noise) band_noise<T>(f, e, nz.data(), p0, count);
                 band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
                 band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
                 std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
-                band_output<S, T>(f, m.data(), keep_y ? y.data_ptr<float>() : nullptr, p0, count, nz.data(),
-                                  sums.data(), out_tf);
+                band_output<S, T, KEEP_Y>(f, e, r, m.data(), KEEP_Y ? y.data_ptr<float>() : nullptr, p0, count,
+                                          nz.data(), sums.data(), out_tf);
             }
         }
     });
-    if (keep_y) zero_uncovered(y, so);
+    if constexpr (KEEP_Y) zero_uncovered(y, so);
     return y;
 }
 
@@ -338,20 +352,23 @@ FusedEpilogue fused_epilogue(const Tiling& so, const c10::optional<torch::Tensor
             epi::params<float>(noise_gain, alpha, clamp)};
 }
 
-// The fused F(4x4, 3x3) conv with its layer's epilogue, and with the toRGB layer that reads it if rgb is given.
+// The fused F(4x4, 3x3) conv with its layer's epilogue (where any of it does something), and with the
+// toRGB layer rgb (FusedRgb or NoRgb) that reads it; y is returned if KEEP_Y.
+template <bool KEEP_Y, typename Rgb>
 torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                         int64_t band, const c10::optional<torch::Tensor>& out_scale,
                         const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
-                        double noise_gain, double alpha, double clamp, const FusedRgb* rgb) {
+                        double noise_gain, double alpha, double clamp, const Rgb& rgb) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, TILE_IN, band);
     const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     const FusedEpilogue epi = fused_epilogue(so, out_scale, bias, noise, noise_gain, alpha, clamp);
     const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT>(x, u, sc, finish ? &epi : nullptr, rgb, si, so, band,
-                                                  [](const auto& d, auto& t) { wino::input_tile(d, t); },
-                                                  [](const auto& t, auto& y) { wino::output_tile(t, y); });
+    const auto in_tf = [](const auto& d, auto& t) { wino::input_tile(d, t); };
+    const auto out_tf = [](const auto& t, auto& y) { wino::output_tile(t, y); };
+    if (finish) return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf);
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf);
 }
 
 }  // namespace
@@ -363,7 +380,7 @@ inline torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& 
                             int64_t band, const c10::optional<torch::Tensor>& out_scale,
                             const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
                             double noise_gain, double alpha, double clamp) {
-    return fused_f43(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, nullptr);
+    return fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, NoRgb{});
 }
 
 // winograd_conv, and the toRGB layer reading its output y in the same pass: rgb = clamp(rgb_weight · y +
@@ -382,10 +399,13 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
     torch::Tensor out = torch::empty({n, outs, h, w}, x.options());
     const Tiling rt = tiling(n, outs, h, w);
     const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
-                       out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp),
-                       keep_y};
-    torch::Tensor y = fused_f43(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, &rgb);
-    return {keep_y ? c10::optional<torch::Tensor>(y) : c10::nullopt, out};
+                       out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp)};
+    if (!keep_y) {
+        fused_f43<false>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb);
+        return {c10::nullopt, out};
+    }
+    torch::Tensor y = fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb);
+    return {y, out};
 }
 
 // conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
@@ -396,8 +416,8 @@ inline torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tenso
     check_fused(x, u, sc, wino::UP_VALUES, band);
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
-    return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT>(
-        x, u, sc, nullptr, nullptr, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
+    return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT, true>(
+        x, u, sc, NoEpilogue{}, NoRgb{}, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
         [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
 }
 
