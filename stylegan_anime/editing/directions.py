@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..io.atomic import atomic_path
+from ..io.atomic import save_npz
 from ..errors import UserError
 from ..latents import seeds_to_z
 from .tags import parse_tags, tag_labels
@@ -198,10 +198,7 @@ def save_directions(directions: Directions, path: str | Path) -> Path:
     for key in ("r2", "eigenvalues"):
         if getattr(directions, key) is not None:
             arrays[key] = getattr(directions, key).numpy()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    return path
+    return save_npz(path, arrays)
 
 
 def load_directions(path: str | Path) -> Directions:

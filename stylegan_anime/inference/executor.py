@@ -48,12 +48,8 @@ def _run_block(block: SynthesisBlock, plans: Iterator[LayerPlan], x: torch.Tenso
                ws: torch.Tensor, noise_mode: str, noise: Iterator[torch.Tensor | None],
                keep_x: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``SynthesisBlock.forward`` on the inference path, its layers as ``plans`` says."""
-    dtype = torch.float16 if block.use_fp16 and ws.device.type == "cuda" else torch.float32
+    x = block.block_input(x, ws)
     w_iter = iter(ws.unbind(dim=1))
-    if block.in_channels == 0:
-        x = block.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
-    else:
-        x = x.to(dtype)
     if img is not None:
         img = fast_modconv.upsample_image(img, block.resample_filter)
     if block.architecture == "resnet" and block.in_channels != 0:

@@ -81,3 +81,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_npz(path: str | os.PathLike, arrays: dict) -> Path:
+    """``np.savez`` of ``arrays`` (name → numpy array) to ``path``, atomically (latent and direction files)."""
+    import numpy as np
+
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return path

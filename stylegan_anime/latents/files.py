@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io.atomic import atomic_path
+from ..io.atomic import save_npz
 from ..errors import UserError
 
 
@@ -51,11 +51,7 @@ def save_latent(latent: Latent, path: str | Path) -> Path:
             arrays[name] = t.detach().cpu().float().numpy()
     for i, n in enumerate(latent.noise):
         arrays[f"noise_{i}"] = n.detach().cpu().float().numpy()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    return path
+    return save_npz(path, arrays)
 
 
 def load_latent(path: str | Path) -> Latent:

@@ -49,17 +49,21 @@ class SynthesisBlock(nn.Module):
     def layers(self) -> list[SynthesisLayer]:
         return [m for m in (getattr(self, "conv0", None), self.conv1) if m is not None]
 
+    def block_input(self, x: torch.Tensor | None, ws: torch.Tensor) -> torch.Tensor:
+        """What the first layer reads: the learnt constant for each of the N samples of ws (first
+        block), else x; in float16 for fp16 blocks on CUDA, else float32."""
+        dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else torch.float32
+        if self.in_channels == 0:
+            return self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+        return x.to(dtype)
+
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
                 noise: Iterator[torch.Tensor | None], grouped: bool,
                 keep_x: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv.
         ``keep_x=False``: x is not wanted (the last block), and may come back as None."""
-        dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else torch.float32
+        x = self.block_input(x, ws)
         w_iter = iter(ws.unbind(dim=1))
-        if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
-        else:
-            x = x.to(dtype)
         if img is not None:
             if native_ops.needs_graph(img):
                 img = kernels.upsample2d(img, self.resample_filter)
