@@ -1,7 +1,7 @@
 """Build hook: the wheel carries the repository's top-level ``weights/`` (bundled models and their
 registry) and ``ops/`` (native sources, compiled on the user's machine) inside the package, as
 ``stylegan_anime/_bundled/<folder>``. They stay at the top level of the repository, where people
-look for them; ``stylegan_anime/io/bundled.py`` finds them in either place."""
+look for them; ``stylegan_anime/ops/bundled.py`` finds them in either place."""
 import shutil
 from pathlib import Path
 

@@ -28,7 +28,7 @@ from typing import Callable, TypeVar
 from urllib.parse import unquote, urlparse
 
 from .atomic import atomic_path
-from .bundled import bundled_dir
+from ..ops.bundled import bundled_dir
 from .download import DownloadPolicy, download, partial_path, say, sha256_file, verify
 from .download_check import FORMAT_READERS, check_weights
 from ..errors import UserError

@@ -38,9 +38,11 @@ from typing import Iterator
 import torch
 
 try:
+    from .bundled import bundled_dir
     from .locks import LockTimeout, held, is_held
     from .switches import Switch
 except ImportError:  # run as a script (CI's CUDA check, the background build): this folder is on sys.path
+    from bundled import bundled_dir
     from locks import LockTimeout, held, is_held
     from switches import Switch
 
@@ -54,15 +56,7 @@ ENV_MODE = "STYLEGAN_ANIME_OPS"
 OPS_MODE = Switch(ENV_MODE, MODES, "ops mode")
 
 
-def _source_dir() -> Path:
-    """The native sources: the wheel's bundled copy, else the checkout's top-level ops/. (The same
-    rule as ``bundled.bundled_dir``, restated because this file also runs stand-alone, with torch only.)"""
-    package = Path(__file__).resolve().parent.parent
-    installed = package / "_bundled" / "ops"
-    return installed if installed.is_dir() else package.parent / "ops"
-
-
-SOURCE_DIR = _source_dir()
+SOURCE_DIR = bundled_dir("ops")
 # A build that another live process holds the lock for is waited on this long at most.
 LOCK_TIMEOUT_S = float(os.environ.get("STYLEGAN_ANIME_OPS_LOCK_TIMEOUT", "1200"))
 COMPLETE_MARKER = ".complete"

@@ -1,6 +1,7 @@
 """Where the files bundled with the package are: the repository's top-level ``weights/`` and
 ``ops/``. A built wheel carries them as ``stylegan_anime/_bundled/<folder>`` (see setup.py); a
-checkout or an editable install reads them where they are."""
+checkout or an editable install reads them where they are. Standard library only: the native
+build, which also runs stand-alone, finds its sources here."""
 from __future__ import annotations
 
 from pathlib import Path
