@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..io.atomic import save_npz
 from ..errors import UserError
 from ..latents import seeds_to_z
-from .tags import parse_tags, tag_labels
+from .tags import parse_tags, seed_labels
 
 METHODS = ("regression", "sefa")
 MIN_R2 = 0.1   # below: refused (the label is not a linear function of w to speak of)
@@ -65,15 +65,14 @@ def sample_labelled_w(G, classifier, samples: int, seed: int = 0, batch_size: in
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeds seed..seed+samples-1 → (w [N, w_dim] untruncated, classifier probabilities [N, c_dim]).
 
-    Conditional networks get labels sampled per seed (see ``tags.tag_labels``)."""
+    Conditional networks get labels sampled per seed (see ``tags.seed_labels``)."""
     ws, probs = [], []
     for i in tqdm(range(0, samples, batch_size), desc="label samples", unit="batch", disable=not progress):
         seeds = list(range(seed + i, seed + min(i + batch_size, samples)))
         z = seeds_to_z(seeds, G.z_dim).to(G.device)
         c = None
         if G.c_dim:
-            from .tags import network_label_names
-            c = tag_labels([], network_label_names(G), seeds).to(G.device)
+            c = seed_labels(G, seeds).to(G.device)
         w = G.mapping(z, c)
         img = G.synthesis(w)
         ws.append(w[:, 0].float().cpu())
@@ -257,8 +256,7 @@ def edit_grid(G, seeds: Sequence[int], directions: Directions, strengths: Mappin
     z = seeds_to_z(list(seeds), G.z_dim).to(G.device)
     c = None
     if G.c_dim:
-        from .tags import network_label_names
-        c = tag_labels([], network_label_names(G), list(seeds)).to(G.device)
+        c = seed_labels(G, list(seeds)).to(G.device)
     ws = G.mapping(z, c, psi=psi)
     out = []
     plan = G.plan(G.device, 1)

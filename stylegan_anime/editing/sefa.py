@@ -42,8 +42,8 @@ def w_spread(G, vectors: torch.Tensor, samples: int = 2000, seed: int = 0) -> to
     z = seeds_to_z(list(range(seed, seed + samples)), G.z_dim).to(G.device)
     c = None
     if G.c_dim:
-        from .tags import network_label_names, tag_labels
-        c = tag_labels([], network_label_names(G), list(range(seed, seed + samples))).to(G.device)
+        from .tags import seed_labels
+        c = seed_labels(G, list(range(seed, seed + samples))).to(G.device)
     w = G.mapping(z, c)[:, 0].double().cpu()
     return ((w - w.mean(0)) @ vectors.double().T).std(dim=0).float()
 

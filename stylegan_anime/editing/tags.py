@@ -33,6 +33,7 @@ PHRASE_SYNONYMS = {"twin tails": "twintails", "pony tail": "ponytail", "ribbon":
                    "ponytail hair": "ponytail", "closed mouth": "closed mouth", "mouth open": "open mouth"}
 NEGATIONS = ("no ", "without ", "not ")
 LABEL_NAMES_KEY = "label_names"  # GeneratorConfig.extra key: the label entry names, as a JSON list
+LABEL_PRIOR_KEY = "label_prior"  # GeneratorConfig.extra key: each entry's mean over the training labels, JSON
 
 
 def canonical(tag: str) -> str:
@@ -68,6 +69,31 @@ def network_label_names(G) -> list[str]:
 def with_label_names(extra: dict[str, str], names: Sequence[str]) -> dict[str, str]:
     """``extra`` with the label names stored (what training saves with a conditional network)."""
     return {**extra, LABEL_NAMES_KEY: json.dumps(list(names))}
+
+
+def with_label_prior(extra: dict[str, str], labels: np.ndarray) -> dict[str, str]:
+    """``extra`` with the training labels' per-entry means stored (``labels``: [N, c_dim] in [0, 1]),
+    so that seeds without labels are drawn as the data set is."""
+    prior = np.asarray(labels, np.float64).mean(axis=0)
+    return {**extra, LABEL_PRIOR_KEY: json.dumps([round(float(v), 6) for v in prior])}
+
+
+def network_label_prior(G) -> list[float] | None:
+    """The stored per-entry label means [c_dim] in [0, 1], or None for networks saved without them."""
+    stored = G.cfg.extra.get(LABEL_PRIOR_KEY)
+    if not stored:
+        return None
+    prior = [float(v) for v in json.loads(stored)]
+    if len(prior) != G.c_dim:
+        raise UserError(f"the network stores {len(prior)} label frequencies but takes c_dim = {G.c_dim}")
+    return prior
+
+
+def seed_labels(G, seeds: Sequence[int]) -> torch.Tensor:
+    """Each seed's own labels [N, c_dim], for a conditional ``G`` asked for no particular character:
+    categorical groups drawn with the training data's frequencies and binary entries switched on with
+    theirs (uniform and 1/2 for networks saved without them). The same seed always gives the same labels."""
+    return chosen_labels({}, network_label_names(G), seeds, prior=network_label_prior(G) or "uniform")
 
 
 def _entry_tags(entry: str) -> list[str]:
@@ -155,10 +181,12 @@ def tag_labels(prompt: str | Sequence[str], label_names: Sequence[str], seeds: S
     return chosen_labels(parse_tags(prompt, label_names), label_names, seeds)
 
 
-def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: Sequence[int] | None = None
-                  ) -> torch.Tensor:
+def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: Sequence[int] | None = None,
+                  prior: Sequence[float] | str | None = None) -> torch.Tensor:
     """{entry index: 0/1} (from ``parse_tags`` or ``prompts.parse_prompt``) → label vectors [N, c_dim],
-    the groups nobody chose filled in as ``tag_labels`` describes."""
+    the groups nobody chose filled in as ``tag_labels`` describes; with a ``prior`` (per-entry
+    frequencies [c_dim], or "uniform") per seed instead: categorical values drawn with its weights,
+    binary entries on with its probability (1/2 for "uniform")."""
     groups = label_groups(list(label_names))
     rows = []
     for seed in (seeds if seeds is not None else [None]):
@@ -170,6 +198,8 @@ def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: S
             if any(i in chosen for i in span):
                 for i in span:
                     vec[i] = chosen.get(i, 0.0)
+            elif rng is not None and prior is not None:
+                vec[g.start:g.start + g.width] = _draw_group(g, rng, prior)
             elif not g.binary:
                 if rng is None:
                     vec[g.start:g.start + g.width] = 1.0 / g.width
@@ -177,3 +207,19 @@ def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: S
                     vec[g.start + int(rng.integers(g.width))] = 1.0
         rows.append(vec)
     return torch.from_numpy(np.stack(rows))
+
+
+def _draw_group(g: LabelGroup, rng: np.random.Generator, prior: Sequence[float] | str) -> np.ndarray:
+    """One group's entries [width], drawn with the prior's frequencies."""
+    out = np.zeros(g.width, np.float32)
+    if g.binary:
+        p = 0.5 if isinstance(prior, str) else float(prior[g.start])
+        out[0] = float(rng.random() < p)
+        return out
+    if isinstance(prior, str):
+        out[int(rng.integers(g.width))] = 1.0
+        return out
+    weights = np.clip(np.asarray(prior[g.start:g.start + g.width], np.float64), 0.0, None)
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(g.width, 1.0 / g.width)
+    out[int(rng.choice(g.width, p=weights))] = 1.0
+    return out

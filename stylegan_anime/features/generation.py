@@ -25,8 +25,9 @@ def generate_images(G: Generator, seeds: Sequence[int] | str, psi: float = 1.0, 
     noise_mode: const | random | none | tf-seed (the official TF release's images: z and then
     every noise buffer drawn from RandomState(seed)).
 
-    c: [N, c_dim] or [1, c_dim] labels for conditional networks. Each image depends
-    only on its own seed, not on the batch it was drawn in.
+    c: [N, c_dim] or [1, c_dim] labels for conditional networks; None draws each seed's labels
+    from the seed (``editing.tags.seed_labels``). Each image depends only on its own seed, not on
+    the batch it was drawn in.
     """
     if noise_mode not in GENERATION_NOISE_MODES:
         raise UserError(f"noise mode must be one of {', '.join(GENERATION_NOISE_MODES)}, got {noise_mode!r}")
@@ -38,6 +39,9 @@ def generate_images(G: Generator, seeds: Sequence[int] | str, psi: float = 1.0, 
         z, noise = seeds_to_tf_inputs(seeds, G.z_dim, [l.resolution for l in G.synthesis.noise_layers()])
     else:
         z = seeds_to_z(seeds, G.z_dim)
+    if c is None and G.c_dim:
+        from ..editing.tags import seed_labels
+        c = seed_labels(G, seeds)
     if c is not None and c.shape[0] == 1:
         c = c.expand(len(seeds), -1)
     out = []

@@ -169,9 +169,14 @@ class Trainer:
         self.c_dim = int(dataset[0][1].numel())
         names = getattr(dataset, "label_names", None)
         if cfg.resume is None and self.c_dim and names and "label_names" not in cfg.g.extra:
-            # Saved with the generator so that tag prompts (`generate --tags`) know its label layout.
-            from ..editing.tags import with_label_names
-            cfg.g = dataclasses.replace(cfg.g, extra=with_label_names(cfg.g.extra, names))
+            # Saved with the generator so that tag prompts (`generate --tags`) know its label layout,
+            # and seeds asked for no particular character are drawn as the data set is.
+            from ..editing.tags import with_label_names, with_label_prior
+            extra = with_label_names(cfg.g.extra, names)
+            if hasattr(dataset, "get_label"):
+                labels = torch.stack([dataset.get_label(i) for i in range(len(dataset))]).numpy()
+                extra = with_label_prior(extra, labels)
+            cfg.g = dataclasses.replace(cfg.g, extra=extra)
         G, D, self.meta = initial_networks(cfg, self.c_dim)
         cfg.g, cfg.d = G.cfg, D.cfg
         self.G, self.D = G.to(self.device).train(), D.to(self.device).train()
