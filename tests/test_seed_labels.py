@@ -83,3 +83,21 @@ def test_generate_without_labels_on_a_conditional_network_uses_each_seeds_labels
     # The labels matter: seed 4 with seed 3's labels is another image.
     swapped = sa.generate_images(G, [4], c=seed_labels(G, [3]))
     assert (swapped[0] - want[1]).abs().mean() > 1e-3
+
+
+def test_mix_truncation_and_interpolation_draw_seeds_with_their_own_labels():
+    from stylegan_anime.features.interpolation import KeyframePath
+    from stylegan_anime.features.truncation import truncation_images
+    G = conditional_G(with_label_prior(with_label_names({}, NAMES), skewed_labels()))
+    want = sa.generate_images(G, [3, 4])
+    assert torch.allclose(truncation_images(G, [3, 4], [1.0]), want, atol=1e-5)
+    z = sa.seeds_to_z([3, 4], G.z_dim)
+    for space in ("z", "slerp", "w"):
+        path = KeyframePath(G, [3, 4], space=space)
+        ends = path.ws(np.array([0, 0]), np.array([0.0, 1.0]))
+        assert torch.allclose(ends, G.mapping(z, seed_labels(G, [3, 4])), atol=1e-5), space
+    # Halfway in z, the labels are blended too: not seed 3's and not seed 4's.
+    mid = KeyframePath(G, [3, 4], space="z").ws(np.array([0]), np.array([0.5]))
+    zmid = (z[0] + z[1])[None] / 2
+    blended = seed_labels(G, [3, 4]).mean(0, keepdim=True)
+    assert torch.allclose(mid, G.mapping(zmid, blended), atol=1e-5)

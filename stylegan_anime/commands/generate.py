@@ -34,9 +34,9 @@ def add_parser(sub) -> None:
 def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=None):
     """The label tensor the options ask for (None for unconditional networks).
 
-    --tags needs ``G`` (its label names) and gives one row per seed. A conditional network given
-    none of the label options draws each seed's labels from the seed (``tags.seed_labels``) when
-    ``seeds`` are given."""
+    --tags needs ``G`` (its label names) and gives one row per seed. A conditional network with
+    named labels given none of the label options draws each seed's labels from the seed
+    (``tags.seed_labels``): here when ``seeds`` are given, else None (the features do it per keyframe)."""
     given = [o for o, v in (("--class", args.class_idx), ("--labels", args.labels),
                             ("--tags", getattr(args, "tags", None)), ("--prompt", getattr(args, "prompt", None)))
              if v is not None]
@@ -55,10 +55,21 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
         except ValueError:
             raise UserError(f"--labels must be comma-separated numbers, got {args.labels!r}") from None
         return latents.label_vector(values, c_dim, n)
-    if args.class_idx is None and c_dim and seeds is not None and G is not None:
+    if args.class_idx is None and c_dim and G is not None and has_label_names(G):
+        # No character asked for: each seed brings its own labels (here, or where seeds become ws).
         from ..editing.tags import seed_labels
-        return seed_labels(G, seeds)   # no character asked for: each seed brings its own labels
+        return seed_labels(G, seeds) if seeds is not None else None
     return latents.class_labels(args.class_idx, c_dim, n)
+
+
+def has_label_names(G) -> bool:
+    """Whether a conditional network's labels have names (stored, or the default vocabulary's layout)."""
+    from ..editing.tags import network_label_names
+    try:
+        network_label_names(G)
+    except UserError:
+        return False
+    return True
 
 
 def output_paths(out: Path, seeds: list[int], grid: tuple[int, int] | None) -> list[Path]:

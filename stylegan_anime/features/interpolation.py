@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from ..latents.keyframes import Keyframe, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
+from ..latents.keyframes import Keyframe, keyframe_c, keyframe_ws, keyframe_z, parse_keyframe_groups, parse_keyframes
 from ..networks.modulated_conv import NOISE_MODES
 from .generation import synthesize_with_plan
 from .render import make_grid, to_pil
@@ -143,10 +143,13 @@ class KeyframePath:
         if space not in SPACES:
             raise UserError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
         self.G, self.space, self.psi, self.cutoff, self.c = G, space, psi, cutoff, c
+        self.key_c: torch.Tensor | None = None
         if space == "w":
             self.keys = torch.stack([keyframe_ws(G, k, psi, cutoff, c) for k in keys])  # [K, num_ws, w_dim]
         else:
             self.keys = torch.stack([keyframe_z(G, k) for k in keys])  # [K, z_dim]
+            if G.c_dim and c is None:   # each keyframe's own labels, blended along with z
+                self.key_c = torch.cat([keyframe_c(G, k) for k in keys])  # [K, c_dim]
 
     def __len__(self) -> int:
         return self.keys.shape[0]
@@ -161,6 +164,8 @@ class KeyframePath:
             return lerp(a, b, tt)
         z = slerp(a, b, tt) if self.space == "slerp" else lerp(a, b, tt)
         c = self.c.expand(z.shape[0], -1) if self.c is not None else None
+        if self.key_c is not None:
+            c = lerp(self.key_c[ka], self.key_c[(ka + 1) % len(self)], tt)
         return self.G.mapping(z, c, psi=self.psi, cutoff=self.cutoff)
 
 

@@ -56,12 +56,26 @@ def keyframe_ws(G, key: Keyframe, psi: float = 1.0, cutoff: int | None = None,
     """The ws of a keyframe: [num_ws, w_dim]. Seeds and saved z are mapped and truncated with psi;
     a saved w is used as it is (projection already found it in truncated space).
 
-    c: [1, c_dim] labels for seeds on conditional networks (a saved latent uses its own c)."""
+    c: [1, c_dim] labels for seeds on conditional networks, None for each seed's own
+    (``editing.tags.seed_labels``); a saved latent uses its own c."""
     if isinstance(key, int):
-        return G.mapping(keyframe_z(G, key)[None], c, psi=psi, cutoff=cutoff)[0]
+        return G.mapping(keyframe_z(G, key)[None], keyframe_c(G, key, c), psi=psi, cutoff=cutoff)[0]
     if key.z is not None and key.c is None and c is not None:
         key = Latent(w=key.w, z=key.z, c=c[0].cpu(), noise=key.noise)
     return key.ws(G, psi=psi, cutoff=cutoff)[0]
+
+
+def keyframe_c(G, key: Keyframe, c: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The labels [1, c_dim] a keyframe is drawn with on a conditional network: ``c`` when given,
+    else a saved latent's own, else the seed's own; None on unconditional networks."""
+    if not G.c_dim:
+        return None
+    if c is not None:
+        return c.to(G.device)
+    if not isinstance(key, int) and key.c is not None:
+        return key.c.reshape(1, -1).to(G.device, torch.float32)
+    from ..editing.tags import seed_labels   # editing sits above latents: imported when needed
+    return seed_labels(G, [key if isinstance(key, int) else 0]).to(G.device)
 
 
 def keyframe_name(key: Keyframe) -> str:
