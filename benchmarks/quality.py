@@ -185,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
                 ["attribute", "accuracy", "judge_on_real"])
     print(f"mean {np.mean(list(acc.values())):.3f}, worst categorical {min(cats.values()):.3f} "
           f"(targets >= 0.90 and >= 0.80)")
+    baseline = f", baseline {fid['baseline']:.2f}" if "baseline" in fid else ""
     print(f"FID in the judge's features ({args.fid_num} images): network {fid['network']:.2f}, "
-          f"real vs real {fid['real_vs_real']:.2f}" + (f", baseline {fid['baseline']:.2f}" if "baseline" in fid else ""))
+          f"real vs real {fid['real_vs_real']:.2f}{baseline}")
     print(f"hair colour of {args.diversity} label-less seeds: TV to the data {div['tv']:.3f} (target <= 0.15)")
     print(f"edit +2 std along {ed['direction']}: |dpixel| {ed['pixel_change_255']:.1f}/255, judge p "
           f"{ed['p_before']:.2f} -> {ed['p_after']:.2f}")

@@ -1,6 +1,7 @@
 """`stylegan-anime train`: a run from a data set folder, its continuation, and bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -81,3 +82,33 @@ def test_a_run_killed_after_a_snapshot_resumes_bit_for_bit(tmp_path):
     assert sorted(k for k in a.tensors if not k.startswith("rng.")) == sorted(keys)
     for k in keys:
         assert torch.equal(a.tensors[k], b.tensors[k]), k
+
+
+def test_a_conditional_model_fine_tunes_on_pictures_without_labels(tmp_path, capsys):
+    """The bundled default is conditional; users' own drawings have no labels. Each picture gets the
+    labels its index draws from the model's label frequencies, and the run continues like any other."""
+    import numpy as np
+    from stylegan_anime.data.attributes import label_names
+    from stylegan_anime.editing.tags import seed_labels, with_label_names, with_label_prior
+    from stylegan_anime.networks import Discriminator
+    from stylegan_anime.training.loop import Trainer
+    from training_utils import tiny_config as config
+    names = label_names()
+    cfg = config(c_dim=len(names))
+    labels = np.eye(len(names), dtype=np.float32)[np.arange(40) % len(names)]
+    g = dataclasses.replace(cfg.g, extra=with_label_prior(with_label_names({}, names), labels))
+    model = native.save(native.Networks(G_ema=Generator(g), D=Discriminator(cfg.d)), tmp_path / "cond.safetensors")
+    data = write_folder_dataset(tmp_path / "data", BlobDataset(n=8, c_dim=0))
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(data), "--out", str(run), "--resume", str(model), "--kimg", "0.008",
+                     "--snap", "0.004", "--augment", "off", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "has no labels: each image gets labels drawn" in err
+    assert cli.main(["train", "--resume-run", str(run), "--kimg", "0.012", "--quiet"]) == 0
+    G = loading.load(str(checkpoint.latest_snapshot(run)))
+    assert G.c_dim == len(names) and checkpoint.load_snapshot(checkpoint.latest_snapshot(run)).progress.nimg == 12
+    from stylegan_anime.training.dataset import ImageDataset
+    trainer = Trainer(config(resume=str(model)), tmp_path / "t", ImageDataset(data), progress_bar=False)
+    _, real_c = trainer._real_batch()
+    assert real_c.shape == (4, len(names))
+    assert torch.equal(trainer.dataset.get_label(5), seed_labels(trainer.G, [5])[0])
