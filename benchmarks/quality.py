@@ -61,20 +61,9 @@ def hits(group, probs: torch.Tensor, asked: torch.Tensor) -> float:
     return hit.float().mean().item()
 
 
-def with_value(c: torch.Tensor, group, value: int) -> torch.Tensor:
-    """Labels ``c`` [N, c_dim] with ``group`` set to its ``value``-th entry (binary: 0 off, 1 on)."""
-    c = c.clone()
-    c[:, group.start:group.start + group.width] = 0
-    if group.binary:
-        c[:, group.start] = float(value)
-    else:
-        c[:, group.start + value] = 1
-    return c
-
-
 def label_accuracy(G, judge, num: int) -> tuple[dict[str, float], list[dict]]:
     """Per attribute: the mean over its values of the share of ``num`` images judged as asked."""
-    from stylegan_anime.editing.tags import seed_labels
+    from stylegan_anime.editing.tags import seed_labels, with_group_value
     seeds = list(range(num))
     base = seed_labels(G, seeds)
     per_group, rows = {}, []
@@ -82,7 +71,7 @@ def label_accuracy(G, judge, num: int) -> tuple[dict[str, float], list[dict]]:
         values = [0, 1] if g.binary else list(range(g.width))
         shares = []
         for v in values:
-            c = with_value(base, g, v)
+            c = with_group_value(base, g, v)
             shares.append(hits(g, predict(judge, render(G, seeds, c)), c))
             rows.append({"attribute": g.name, "value": v, "accuracy": shares[-1]})
         per_group[g.name] = float(np.mean(shares))
@@ -164,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fid-num", type=int, default=5000)
     p.add_argument("--diversity", type=int, default=1000)
     p.add_argument("--edit-value", default="blonde")
+    p.add_argument("--labels-only", action="store_true", help="only the label accuracy (ablation arms)")
     p.add_argument("--json", default="benchmarks/results/quality.json")
     args = p.parse_args(argv)
     from stylegan_anime.io import loading
@@ -174,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     own = judge_accuracy(judge, args.data, args.fid_num)
     acc, rows = label_accuracy(G, judge, args.num)
     cats = {k: acc[k] for k in CATEGORICAL if k in acc}
+    if args.labels_only:
+        print_table([{"attribute": k, "accuracy": v, "judge_on_real": own[k]} for k, v in acc.items()],
+                    ["attribute", "accuracy", "judge_on_real"])
+        print(f"mean {np.mean(list(acc.values())):.3f}, worst categorical {min(cats.values()):.3f}")
+        write_json(rows, args.json, network=args.network, per_attribute=acc, mean=float(np.mean(list(acc.values()))),
+                   worst_categorical=min(cats.values()))
+        return
     fid = fids(G, judge, args.data, args.real2, args.baseline, args.fid_num)
     div = diversity(G, judge, args.data, args.diversity)
     with torch.enable_grad():

@@ -62,15 +62,18 @@ Columns give the coarse styles (pose, face shape), rows the rest (colours): each
 with the coarse styles of its column's character."""),
         ("code", """sa.mixing_grid(G, rows="1,2,3", cols="10,11,12,13", layers="coarse", psi=0.7)"""),
         ("md", """## Steering attributes
-A conditional network takes tags directly (`sa.tag_labels`). An unconditional one is steered along
+A conditional network (the bundled default is one) takes a prompt directly (`sa.prompt_labels`: free text
+matched against its attribute vocabulary; the same seed keeps the same face). An unconditional one is steered along
 attribute directions in w space, fitted from images labelled by an attribute classifier
 (trained here on the synthetic labelled portraits; use your own labelled data for real results)."""),
-        ("code", """def show_tags(tags, seed):
-    c = sa.tag_labels(tags, sa.network_label_names(G), [seed])
-    display(sa.make_grid(sa.generate_images(G, [seed], psi=0.7, c=c)))
+        ("code", """def show_prompt(prompt, seed):
+    p = sa.prompt_labels(prompt, sa.network_label_names(G), [seed])
+    print("understood:", ", ".join(p.tags), "| not understood:", ", ".join(p.unknown) or "-")
+    display(sa.make_grid(sa.generate_images(G, [seed], psi=0.7, c=p.labels)))
 
 if G.c_dim:
-    interact(show_tags, tags=Text("blonde hair, blue eyes, twintails"), seed=IntSlider(0, 0, 1000))
+    interact(show_prompt, prompt=Text("a girl with long blonde hair in twintails, blue eyes, glasses, smiling"),
+             seed=IntSlider(0, 0, 1000))
 else:
     print("This network is unconditional (c_dim = 0): the cells below steer it along attribute directions.")"""),
         ("code", """# Unconditional networks: train a small attribute classifier, then fit one direction per label.
@@ -115,9 +118,9 @@ fill the folder so that the cell still shows the steps. Snapshots and sample gri
     for i in range(32):
         sa.draw_portrait(sa.sample_params(100_000 + i), 128).save(f"my_pictures/portrait{i:02d}.png")
 KIMG, SNAP, BATCH = (0.004, 0.004, 4) if QUICK else (20, 4, 8)  # QUICK: one step of 4 images
-# The default model ships only its generator: --cbase/--cmax make the new discriminator as wide as it.
+# The default model ships its discriminator too; pictures without labels get labels drawn from its frequencies.
 !stylegan-anime dataset my_pictures/ my_pictures.zip --resolution {G.img_resolution} --force
-!stylegan-anime train --data my_pictures.zip --out runs/mine --resume default --kimg {KIMG} --snap {SNAP} --batch {BATCH} --cbase {G.cfg.channel_base} --cmax {G.cfg.channel_max}
+!stylegan-anime train --data my_pictures.zip --out runs/mine --resume default --kimg {KIMG} --snap {SNAP} --batch {BATCH}
 display(ShowFile(filename=str(sorted(Path("runs/mine").glob("samples-*.png"))[-1])))"""),
     ]
 

@@ -16,6 +16,7 @@ import torch
 import stylegan_anime as sa
 from stylegan_anime.cli import main
 from stylegan_anime.errors import UserError
+from stylegan_anime.editing.tags import seed_labels
 from stylegan_anime.export import onnx_export, web_page
 from stylegan_anime.features.interpolation import slerp
 from stylegan_anime.networks import Generator
@@ -49,12 +50,16 @@ def test_onnx_matches_pytorch_for_seeds_psi_and_batch_sizes(exported, default_G)
     assert {n.domain for n in model.graph.node} <= {""}  # standard operators only: no custom op
     assert model.opset_import[0].version >= 17
     session = ort.InferenceSession(str(exported[0]))
-    assert [i.name for i in session.get_inputs()] == ["z", "psi"]
+    assert [i.name for i in session.get_inputs()] == (["z", "c", "psi"] if default_G.c_dim else ["z", "psi"])
     for seeds, psi in [([0], 0.7), ([1, 2, 3], 1.0), ([7, 42, 1000, 2**32 - 1], 0.5)]:
         z = sa.seeds_to_z(seeds, default_G.z_dim)
-        out = session.run(None, {"z": z.numpy(), "psi": np.array(psi, dtype=np.float32)})[0]
+        c = seed_labels(default_G, seeds) if default_G.c_dim else None
+        feeds = {"z": z.numpy(), "psi": np.array(psi, dtype=np.float32)}
+        if c is not None:
+            feeds["c"] = c.numpy()
+        out = session.run(None, feeds)[0]
         with torch.no_grad():
-            ref = default_G(z, psi=psi).numpy()
+            ref = default_G(z, c, psi=psi).numpy()
         assert out.shape == (len(seeds), 3, 64, 64)
         assert rel_err(out, ref) <= 1e-4, (seeds, psi)
 
@@ -108,7 +113,7 @@ def test_web_folder_holds_the_page_model_and_runtime(exported, default_G):
     assert {"index.html", "app.js", "seed_random.js", "model.onnx", "model.json"} <= {p.name for p in web.iterdir()}
     assert (web / "model.onnx").read_bytes() == onnx_path.read_bytes()
     info = json.loads((web / "model.json").read_text())
-    assert (info["z_dim"], info["c_dim"], info["resolution"]) == (default_G.z_dim, 0, 64)
+    assert (info["z_dim"], info["c_dim"], info["resolution"]) == (default_G.z_dim, default_G.c_dim, 64)
     html = (web / "index.html").read_text()
     assert f'src="{info["ort_base"]}ort.wasm.min.js"' in html
     if web_page.find_ort_web() is not None:
@@ -183,6 +188,15 @@ def served(exported, conditional, tmp_path_factory):
         s.shutdown()
 
 
+def page_labels(G, n: int) -> torch.Tensor | None:
+    """The labels the page starts with: its first attribute box ticked, the others not."""
+    if not G.c_dim:
+        return None
+    c = torch.zeros([n, G.c_dim])
+    c[:, 0] = 1
+    return c
+
+
 def open_page(browser, url):
     page = browser.new_page()
     page.goto(url)
@@ -215,7 +229,8 @@ def test_browser_draws_the_python_images(browser, served, default_G):
     page = open_page(browser, served[0])
     assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#status")
     with torch.no_grad():
-        expected = sa.to_uint8(default_G(sa.seeds_to_z([0, 1, 2, 3], default_G.z_dim), psi=0.7)).numpy()
+        expected = sa.to_uint8(default_G(sa.seeds_to_z([0, 1, 2, 3], default_G.z_dim), page_labels(default_G, 4),
+                                         psi=0.7)).numpy()
     got = canvas_tiles(page, "grid", 4, 3, 64)
     diff = np.abs(got.astype(int) - expected.astype(int))
     assert diff.max() <= 2, f"max difference {diff.max()}/255"
@@ -224,7 +239,8 @@ def test_browser_draws_the_python_images(browser, served, default_G):
     z = sa.seeds_to_z([0, 1], default_G.z_dim)
     t = torch.linspace(0, 1, 6)
     with torch.no_grad():
-        frames = sa.to_uint8(default_G(slerp(z[:1].expand(6, -1), z[1:].expand(6, -1), t), psi=0.7)).numpy()
+        frames = sa.to_uint8(default_G(slerp(z[:1].expand(6, -1), z[1:].expand(6, -1), t), page_labels(default_G, 6),
+                                       psi=0.7)).numpy()
     assert np.abs(canvas_tiles(page, "interp", 6, 6, 64).astype(int) - frames.astype(int)).max() <= 2
 
     page.evaluate("window.saPage.drawGrid()")  # warm now: time a second grid

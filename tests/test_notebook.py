@@ -85,7 +85,7 @@ def test_every_sa_name_exists():
                 used.add(node.attr)
     missing = sorted(n for n in used if not hasattr(sa, n))
     assert not missing, f"the notebook uses sa.{', sa.'.join(missing)}, which stylegan_anime does not have"
-    assert {"load", "generate_images", "edit_grid", "project", "tag_labels"} <= used
+    assert {"load", "generate_images", "edit_grid", "project", "prompt_labels"} <= used
 
 
 def test_shell_lines_use_existing_commands():
@@ -112,16 +112,9 @@ print(json.dumps({"package": stylegan_anime.__file__, "resolution": G.img_resolu
     "truncation_3": "show_truncation(seed=3, psi=0.7)",
     "edit_0": "show_edit(seed=3, tags='glasses', keep='', strength=0.0)",
     "edit_2": "show_edit(seed=3, tags='glasses', keep='', strength=2.5)",
-    # show_tags needs a conditional network; the bundled one is not, so a small untrained one stands in (32²,
-    # so that its picture's size tells which network drew it)
-    "tags": """from stylegan_anime.data.attributes import label_names
-G_bundled = G
-G = sa.Generator(sa.GeneratorConfig(img_resolution=32, z_dim=32, w_dim=32, c_dim=len(label_names()),
-                                    channel_base=512, channel_max=32, mapping_layers=2)).eval()
-try:
-    show_tags("blonde hair, twintails", seed=5)
-finally:
-    G = G_bundled""",
+    # the bundled network is conditional: the prompt box steers it, the same seed under two prompts
+    "prompt_blonde": "show_prompt('long blonde hair, glasses', seed=5)",
+    "prompt_black": "show_prompt('short black hair, no glasses', seed=5)",
 }
 
 
@@ -220,9 +213,11 @@ def test_edit_callback(executed):
     assert np.abs(np.asarray(edited, float) - np.asarray(still, float)).mean() > 1
 
 
-def test_tags_callback(executed):
-    (image,) = displayed(executed[3]["tags"], "image/png")
-    assert image.size == (32, 32)
+def test_prompt_callback(executed):
+    res = facts(executed)["resolution"]
+    (blonde,), (black,) = (displayed(executed[3][k], "image/png") for k in ("prompt_blonde", "prompt_black"))
+    assert blonde.size == black.size == (res, res)
+    assert np.abs(np.asarray(blonde, float) - np.asarray(black, float)).mean() > 5
 
 
 def gif_frames(image: Image.Image) -> int:

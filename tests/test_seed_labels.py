@@ -101,3 +101,27 @@ def test_mix_truncation_and_interpolation_draw_seeds_with_their_own_labels():
     zmid = (z[0] + z[1])[None] / 2
     blended = seed_labels(G, [3, 4]).mean(0, keepdim=True)
     assert torch.allclose(mid, G.mapping(zmid, blended), atol=1e-5)
+
+
+def test_projection_without_labels_uses_uniform_labels_on_a_conditional_network():
+    from stylegan_anime.editing.projection import ProjectionConfig, project
+    from stylegan_anime.editing.tags import tag_labels
+    G = conditional_G(with_label_prior(with_label_names({}, NAMES), skewed_labels()))
+    target = sa.generate_images(G, [9])
+    cfg = ProjectionConfig(steps=3, w_avg_samples=64)
+    implicit = project(G, target, cfg)
+    explicit = project(G, target, cfg, c=tag_labels([], NAMES))
+    assert torch.equal(implicit.latent.w, explicit.latent.w)
+    assert not torch.equal(implicit.latent.w, project(G, target, cfg, c=seed_labels(G, [9])).latent.w)
+
+
+def test_with_group_value_changes_one_group_and_keeps_the_rest():
+    from stylegan_anime.editing.tags import with_group_value
+    G = conditional_G(with_label_prior(with_label_names({}, NAMES), skewed_labels()))
+    c = seed_labels(G, list(range(50)))
+    hair, glasses = GROUPS["hair_color"], GROUPS["glasses"]
+    blonde = with_group_value(c, hair, NAMES.index("hair_color=blonde") - hair.start)
+    assert (blonde[:, NAMES.index("hair_color=blonde")] == 1).all() and (blonde[:, :hair.width].sum(1) == 1).all()
+    assert torch.equal(blonde[:, hair.width:], c[:, hair.width:])
+    for v in (0, 1):
+        assert (with_group_value(c, glasses, v)[:, glasses.start] == v).all()

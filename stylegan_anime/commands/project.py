@@ -74,9 +74,6 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.target, G.img_resolution, G.img_channels)
     perceptual = load_perceptual(args.perceptual, G.device, cfg.perceptual_size) if args.perceptual else None
     c = conditioning(args, G.c_dim, 1, G)
-    if c is None and G.c_dim:   # no labels asked for: every value equally likely, as the studio projects
-        from ..editing.tags import network_label_names, tag_labels
-        c = tag_labels([], network_label_names(G)).to(G.device)
     result = project(G, target, cfg, c=c, D=nets.D, perceptual=perceptual, progress=True, video=args.video,
                      video_fps=args.video_fps, video_every=args.video_every, video_size=args.video_size)
     save_latent(result.latent, out / "projected.npz")

@@ -209,6 +209,15 @@ def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: S
     return torch.from_numpy(np.stack(rows))
 
 
+def with_group_value(c: torch.Tensor, group: LabelGroup, value: int) -> torch.Tensor:
+    """Labels ``c`` [N, c_dim] with one group set for every row: its ``value``-th entry (binary
+    groups: 0 off, 1 on). The rest of each row, who the character is, stays."""
+    c = c.clone()
+    c[:, group.start:group.start + group.width] = 0
+    c[:, group.start + (0 if group.binary else value)] = float(value) if group.binary else 1.0
+    return c
+
+
 def _draw_group(g: LabelGroup, rng: np.random.Generator, prior: Sequence[float] | str) -> np.ndarray:
     """One group's entries [width], drawn with the prior's frequencies."""
     out = np.zeros(g.width, np.float32)
