@@ -82,15 +82,29 @@ def synthetic_w(n=800, dim=16, seed=0):
     return w, labels, true
 
 
-def test_fit_recovers_known_linear_direction():
-    w, labels, true = synthetic_w()
-    d = fit_directions(w, labels[:, :1] * 0 + (w @ true[0])[:, None], ["x"])
+def test_fit_recovers_known_linear_direction_in_an_isotropic_space():
+    gen = torch.Generator().manual_seed(0)
+    w, true = torch.randn(4000, 16, generator=gen), torch.randn(3, 16, generator=gen)
+    d = fit_directions(w, (w @ true[0])[:, None], ["x"])
     assert torch.nn.functional.cosine_similarity(d["x"], true[0], dim=0) > 0.99
     # Through a sigmoid and noise, the axis is still found.
+    labels = torch.sigmoid(w @ true.T) + 0.05 * torch.randn(4000, 3, generator=gen)
     d = fit_directions(w, labels, ["a", "b", "c"])
     for k, n in enumerate("abc"):
-        assert torch.nn.functional.cosine_similarity(d[n], true[k], dim=0) > 0.9
+        assert torch.nn.functional.cosine_similarity(d[n], true[k], dim=0) > 0.95
     assert torch.allclose(d.vectors.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_a_binary_label_gets_the_axis_between_its_class_means():
+    """In an anisotropic space the axis is the one the samples move along between the two values (the
+    class-mean difference), not the least-squares weight, which can point along a direction of little spread."""
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(4000, 8, generator=gen) * torch.tensor([5.0, 5, 1, 1, 1, 1, 1, 0.05])
+    y = ((w[:, 0] + 40 * w[:, 7] + torch.randn(4000, generator=gen)) > 0).float()[:, None]
+    d = fit_directions(w, y, ["on"])
+    diff = w[y[:, 0] > 0].mean(0) - w[y[:, 0] == 0].mean(0)
+    assert torch.nn.functional.cosine_similarity(d["on"], diff, dim=0) > 0.999
+    assert float(d.std[0]) > 1.0   # it has the spread of the data, unlike the w_7 axis (0.05)
 
 
 def test_orthogonalized_directions_are_orthonormal_and_edits_are_monotone():
@@ -190,7 +204,7 @@ def test_directions_cli_fits_one_unit_direction_per_classifier_label(tmp_path, s
     d = load_directions(out)
     assert d.names == clf.cfg.label_names and d.vectors.shape == (3, small_G.w_dim)
     assert torch.allclose(d.vectors.norm(dim=1), torch.ones(3), atol=1e-5) and bool((d.std > 0).all())
-    # The fit is the least-squares one: the classifier's scores on the same samples regress onto it.
+    # The fit is the one of fit_directions on the classifier's scores of the same samples.
     from stylegan_anime.editing.directions import sample_labelled_w
     w, probs = sample_labelled_w(small_G, clf, 24)
     assert torch.allclose(fit_directions(w, probs, d.names).vectors, d.vectors, atol=1e-5)

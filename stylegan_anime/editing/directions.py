@@ -6,7 +6,8 @@ strength 1 moves a w by one standard deviation of the data along the axis. Saved
 ``editing.sefa``); optionally ``layers`` (the ws an edit moves; absent: all), ``r2`` [K] (held-out fit
 quality of a regression) and ``eigenvalues`` [K] (SeFa). Files without ``method`` are regression ones.
 
-Fit quality: each label's score is predicted from w by the same ridge regression, fitted on 4/5 of
+The axis of a label is cov(w, label) (``fit_directions`` says why not the least-squares weight).
+Fit quality: each label's score is predicted from w by a ridge regression, fitted on 4/5 of
 the samples and scored on the other 1/5 (5 folds): R² = 1 − SSE / SST on held-out samples. A label
 w cannot predict (R² < ``MIN_R2`` = 0.1: w explains under a tenth of its variance) gives an axis that
 mostly moves other things; `directions` refuses to write it, and warns below ``WEAK_R2`` = 0.3.
@@ -109,11 +110,16 @@ def held_out_r2(w: torch.Tensor, labels: torch.Tensor, folds: int = FOLDS, ridge
     return torch.where(sst > 0, r2, torch.zeros_like(r2)).float()
 
 
-def fit_directions(w: torch.Tensor, labels: torch.Tensor, names: Sequence[str], ridge: float = 1e-3) -> Directions:
-    """Least squares of each centred label on centred w (closed form, ridge-regularised).
+def fit_directions(w: torch.Tensor, labels: torch.Tensor, names: Sequence[str]) -> Directions:
+    """One axis per label: the covariance of the centred label with centred w, cov(w, y).
 
-    w: [N, w_dim]; labels: [N, K] (probabilities or 0/1) → K unit directions: the regression
-    weight of each label, i.e. the w axis along which that label's score grows fastest."""
+    w: [N, w_dim]; labels: [N, K] (probabilities or 0/1) → K unit directions. For 0/1 labels this is
+    the difference of the class means of w, the direction along which the samples themselves change
+    from one value to the other. It is the limit of ridge regression for a large ridge, and equals
+    the least-squares axis when w is isotropic (TL-GAN's z); in w, which is not, the least-squares
+    axis is a discriminative one with little spread that moves images hardly at all (on the bundled
+    default: cosine 0.19 with the blonde mean difference, +20 std → judged blonde 11 % → 17 %,
+    where 1.5 × the mean difference gives 97 %). The fit quality (``held_out_r2``) is a ridge fit's."""
     if w.ndim != 2 or labels.ndim != 2 or w.shape[0] != labels.shape[0]:
         raise UserError(f"need w [N, w_dim] and labels [N, K], got {list(w.shape)} and {list(labels.shape)}")
     if labels.shape[1] != len(names):
@@ -122,7 +128,7 @@ def fit_directions(w: torch.Tensor, labels: torch.Tensor, names: Sequence[str], 
         raise UserError("fitting directions needs at least 2 samples")
     w64, y64 = w.double(), labels.double()
     wc, yc = w64 - w64.mean(0), y64 - y64.mean(0)
-    beta = _ridge_beta(wc, yc, ridge)
+    beta = wc.T @ yc / len(wc)   # [D, K]
     norms = beta.norm(dim=0)
     if bool((norms == 0).any()):
         flat = [n for n, v in zip(names, norms) if v == 0]
