@@ -26,44 +26,36 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmarks.ablation import to_uint8
 from benchmarks.common import print_table, write_json
 
 CATEGORICAL = ("hair_color", "eye_color", "hair_style", "mouth")
 
 
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float → the values a saved PNG would hold, back in [-1, 1] (the judge sees what users see)."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
-
-
 @torch.no_grad()
 def render(G, seeds: list[int], c: torch.Tensor | None, batch: int = 50, psi: float = 1.0) -> torch.Tensor:
-    """Seeds (NVlabs z) and labels [N, c_dim] → images [N, 3, R, R] in [-1, 1], as saved PNGs hold them."""
+    """Seeds (NVlabs z) and labels [N, c_dim] → uint8 images [N, 3, R, R], as saved PNGs hold them
+    (the judge sees what users see)."""
     from stylegan_anime.latents import seeds_to_z
     out = []
     for i in range(0, len(seeds), batch):
         z = seeds_to_z(seeds[i:i + batch], G.z_dim)
         cb = c[i:i + batch] if c is not None else None
-        out.append(to_unit(G(z, cb, psi=psi, noise_mode="const")))
+        out.append(to_uint8(G(z, cb, psi=psi, noise_mode="const")))
     return torch.cat(out)
 
 
 @torch.no_grad()
 def predict(judge, images: torch.Tensor, batch: int = 200) -> torch.Tensor:
-    """The judge's probabilities [N, c_dim] of images in [-1, 1]."""
-    return torch.cat([judge.predict(images[i:i + batch]) for i in range(0, len(images), batch)])
-
-
-def hits(group, probs: torch.Tensor, asked: torch.Tensor) -> float:
-    """The share of rows whose judged value of ``group`` is the asked one."""
-    p, t = probs[:, group.start:group.start + group.width], asked[:, group.start:group.start + group.width]
-    hit = (p[:, 0] > 0.5) == (t[:, 0] > 0.5) if group.binary else p.argmax(1) == t.argmax(1)
-    return hit.float().mean().item()
+    """The judge's probabilities [N, c_dim] of uint8 images."""
+    from stylegan_anime.metrics.train_classifier import to_float
+    return torch.cat([judge.predict(to_float(images[i:i + batch])) for i in range(0, len(images), batch)])
 
 
 def label_accuracy(G, judge, num: int) -> tuple[dict[str, float], list[dict]]:
     """Per attribute: the mean over its values of the share of ``num`` images judged as asked."""
     from stylegan_anime.editing.tags import seed_labels, with_group_value
+    from stylegan_anime.metrics.train_classifier import accuracy
     seeds = list(range(num))
     base = seed_labels(G, seeds)
     per_group, rows = {}, []
@@ -72,7 +64,7 @@ def label_accuracy(G, judge, num: int) -> tuple[dict[str, float], list[dict]]:
         shares = []
         for v in values:
             c = with_group_value(base, g, v)
-            shares.append(hits(g, predict(judge, render(G, seeds, c)), c))
+            shares.append(accuracy(judge, render(G, seeds, c), c)[g.name])
             rows.append({"attribute": g.name, "value": v, "accuracy": shares[-1]})
         per_group[g.name] = float(np.mean(shares))
     return per_group, rows
@@ -80,13 +72,11 @@ def label_accuracy(G, judge, num: int) -> tuple[dict[str, float], list[dict]]:
 
 def judge_accuracy(judge, data: str, num: int) -> dict[str, float]:
     """The judge's accuracy on ``num`` images of ``data`` (a set it was not trained on)."""
+    from stylegan_anime.metrics.train_classifier import accuracy, load_images
     from stylegan_anime.training.dataset import ImageDataset
     ds = ImageDataset(data)
-    n = min(num, len(ds.image_names))
-    images = torch.stack([ds[i][0] for i in range(n)]).float() / 127.5 - 1
-    labels = torch.stack([ds.get_label(i) for i in range(n)])
-    probs = predict(judge, images)
-    return {g.name: hits(g, probs, labels) for g in judge.groups}
+    images, labels = load_images(ds, np.arange(min(num, len(ds.image_names))), progress=False)
+    return accuracy(judge, images, labels)
 
 
 def fids(G, judge, data: str, real2: str, baseline: str | None, num: int) -> dict[str, float]:
@@ -132,12 +122,12 @@ def hair_edit(G, judge, value: str, seeds: list[int], strength: float = 2.0) -> 
     dirs = find_directions(G, judge, samples=2000)
     with torch.no_grad():
         w = G.mapping(seeds_to_z(seeds, G.z_dim), seed_labels(G, seeds) if G.c_dim else None)
-        before, after = (to_unit(G.synthesis(x, noise_mode="const")) for x in (w, edit(w, dirs, {name: strength})))
+        before, after = (to_uint8(G.synthesis(x, noise_mode="const")) for x in (w, edit(w, dirs, {name: strength})))
     pb, pa = predict(judge, before), predict(judge, after)
     k = judge.cfg.label_names.index(name)
     g = next(g for g in judge.groups if g.start <= k < g.start + g.width)
     return {"direction": name, "r2": float(dirs.r2[dirs.names.index(name)]) if dirs.r2 is not None else None,
-            "pixel_change_255": float((after - before).abs().mean() * 127.5),
+            "pixel_change_255": float((after.float() - before.float()).abs().mean()),
             "p_before": float(pb[:, k].mean()), "p_after": float(pa[:, k].mean()),
             "judged_as_value_after": float((pa[:, g.start:g.start + g.width].argmax(1) == k - g.start).float().mean())}
 

@@ -125,3 +125,15 @@ def test_with_group_value_changes_one_group_and_keeps_the_rest():
     assert torch.equal(blonde[:, hair.width:], c[:, hair.width:])
     for v in (0, 1):
         assert (with_group_value(c, glasses, v)[:, glasses.start] == v).all()
+
+
+def test_a_saved_latent_keeps_its_labels_along_a_z_path_and_one_without_labels_is_refused():
+    from stylegan_anime.features.interpolation import KeyframePath
+    from stylegan_anime.latents.files import Latent
+    G = conditional_G(with_label_prior(with_label_names({}, NAMES), skewed_labels()))
+    z = sa.seeds_to_z([3, 4], G.z_dim)
+    own = seed_labels(G, [5])
+    start = KeyframePath(G, [Latent(z=z[0], c=own[0]), 4], space="z").ws(np.array([0]), np.array([0.0]))
+    assert torch.allclose(start, G.mapping(z[:1], own), atol=1e-5)
+    with pytest.raises(UserError, match="without labels"):
+        KeyframePath(G, [Latent(z=z[0]), 4], space="z")

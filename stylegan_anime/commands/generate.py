@@ -35,8 +35,8 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
     """The label tensor the options ask for (None for unconditional networks).
 
     --tags needs ``G`` (its label names) and gives one row per seed. A conditional network with
-    named labels given none of the label options draws each seed's labels from the seed
-    (``tags.seed_labels``): here when ``seeds`` are given, else None (the features do it per keyframe)."""
+    named labels given none of the label options gets None: ``generate_images`` and the keyframes
+    then draw each seed's labels from the seed (``tags.seed_labels``)."""
     given = [o for o, v in (("--class", args.class_idx), ("--labels", args.labels),
                             ("--tags", getattr(args, "tags", None)), ("--prompt", getattr(args, "prompt", None)))
              if v is not None]
@@ -56,9 +56,7 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
             raise UserError(f"--labels must be comma-separated numbers, got {args.labels!r}") from None
         return latents.label_vector(values, c_dim, n)
     if args.class_idx is None and c_dim and G is not None and has_label_names(G):
-        # No character asked for: each seed brings its own labels (here, or where seeds become ws).
-        from ..editing.tags import seed_labels
-        return seed_labels(G, seeds) if seeds is not None else None
+        return None   # no character asked for: where seeds become images or ws, each brings its own labels
     return latents.class_labels(args.class_idx, c_dim, n)
 
 

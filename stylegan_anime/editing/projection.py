@@ -31,6 +31,7 @@ from ..networks.config import ConfigBase
 from ..features.render import image_to_tensor, to_uint8
 from ..features.video import check_video_path, write_video
 from . import losses
+from .tags import network_label_names, stores_label_names, tag_labels
 
 MODES = ("w", "w+")
 
@@ -181,9 +182,8 @@ class Projection:
                  perceptual: losses.PerceptualFeatures | None = None):
         self.G, self.cfg, self.D, self.perceptual = G, cfg or ProjectionConfig(), D, perceptual
         self.target = check_target(G, target)
-        if G.c_dim and c is None and G.cfg.extra.get("label_names"):
+        if c is None and stores_label_names(G):
             # No labels asked for: every value equally likely (categorical), on/off attributes off.
-            from .tags import network_label_names, tag_labels
             c = tag_labels([], network_label_names(G)).to(G.device)
         if G.c_dim and (c is None or c.shape[-1] != G.c_dim):
             raise UserError(f"this network is conditional: projection needs labels c of size {G.c_dim}")

@@ -71,6 +71,13 @@ def with_label_names(extra: dict[str, str], names: Sequence[str]) -> dict[str, s
     return {**extra, LABEL_NAMES_KEY: json.dumps(list(names))}
 
 
+def stores_label_names(G_or_cfg) -> bool:
+    """Whether a conditional generator (or its config) stores its label names: what drawing labels
+    for pictures or targets that come without them (fine-tuning, projection) relies on."""
+    cfg = getattr(G_or_cfg, "cfg", G_or_cfg)
+    return bool(cfg.c_dim) and LABEL_NAMES_KEY in cfg.extra
+
+
 def with_label_prior(extra: dict[str, str], labels: np.ndarray) -> dict[str, str]:
     """``extra`` with the training labels' per-entry means stored (``labels``: [N, c_dim] in [0, 1]),
     so that seeds without labels are drawn as the data set is."""

@@ -72,10 +72,13 @@ def keyframe_c(G, key: Keyframe, c: torch.Tensor | None = None) -> torch.Tensor 
         return None
     if c is not None:
         return c.to(G.device)
-    if not isinstance(key, int) and key.c is not None:
+    if not isinstance(key, int):
+        if key.c is None:
+            raise UserError("a saved latent without labels on a conditional network: give its labels "
+                            "(--labels / --tags)")
         return key.c.reshape(1, -1).to(G.device, torch.float32)
     from ..editing.tags import seed_labels   # editing sits above latents: imported when needed
-    return seed_labels(G, [key if isinstance(key, int) else 0]).to(G.device)
+    return seed_labels(G, [key]).to(G.device)
 
 
 def keyframe_name(key: Keyframe) -> str:

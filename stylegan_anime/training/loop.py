@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..io.formats.native import Networks
 from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from . import checkpoint, disk_space, distributed
+from ..editing.tags import stores_label_names
 from .drawn_labels import DrawnLabels
 from .augment import AdaConfig, AdaptiveP, AugmentPipe
 from .checkpoint import Progress
@@ -106,7 +107,7 @@ def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discri
     if G.img_resolution != cfg.resolution:
         raise UserError(f"--resume {cfg.resume} is a {G.img_resolution}² model but the data set is "
                         f"{cfg.resolution}²: fine-tuning needs images at the model's resolution")
-    if G.c_dim != c_dim and not (c_dim == 0 and has_label_names(G)):
+    if G.c_dim != c_dim and not (c_dim == 0 and stores_label_names(G)):
         raise UserError(f"--resume {cfg.resume} takes {G.c_dim} labels but the data set has {c_dim} "
                         f"(use --no-labels for an unconditional model)")
     if cfg.cond_aug and not G.cfg.cond_aug:
@@ -130,13 +131,6 @@ def record_kimg(line: str) -> float | None:
         return None
     kimg = record.get("kimg") if isinstance(record, dict) else None
     return float(kimg) if isinstance(kimg, (int, float)) and not isinstance(kimg, bool) else None
-
-
-def has_label_names(G_or_cfg) -> bool:
-    """Whether a conditional generator (or its config) names its labels, so that an unlabelled set
-    can be given labels drawn from them (``DrawnLabels``)."""
-    cfg = getattr(G_or_cfg, "cfg", G_or_cfg)
-    return bool(cfg.c_dim) and "label_names" in cfg.extra
 
 
 def matching_discriminator_config(d: DiscriminatorConfig, g: GeneratorConfig) -> DiscriminatorConfig:
@@ -481,6 +475,6 @@ def _check_dataset(cfg: TrainingConfig, dataset) -> None:
     if img.shape[-1] != cfg.resolution:
         raise UserError(f"the data set is {img.shape[-1]}² but the model is {cfg.resolution}²: "
                         f"resolution must match (resize the images with `stylegan-anime dataset`)")
-    drawn = label.numel() == 0 and has_label_names(cfg.g)   # a conditional run on pictures without labels
+    drawn = label.numel() == 0 and stores_label_names(cfg.g)   # a conditional run on pictures without labels
     if cfg.resume is None and label.numel() != cfg.g.c_dim and not drawn:
         raise UserError(f"the data set has {label.numel()} labels but the generator takes {cfg.g.c_dim}")
