@@ -9,6 +9,7 @@ its children excluded), so the rows add up to the total.
 
     python -m benchmarks.profile --job generate [--res 512] [--batch 1] [--fresh-weights]
     python -m benchmarks.profile --job train [--res 64]
+    python -m benchmarks.profile --job train-default [--label-guide guide.safetensors]
 """
 from __future__ import annotations
 
@@ -79,10 +80,18 @@ def summarise(prof, top: int) -> tuple[list[dict], list[dict]]:
     return kinds, rows
 
 
-def job_call(job: str, res: int, batch: int):
+def job_call(job: str, res: int, batch: int, label_guide: str | None = None):
     if job == "train":
         from benchmarks.train import make_trainer
         return make_trainer(res).step
+    if job == "train-default":
+        from benchmarks.train import make_default_trainer
+        trainer = make_default_trainer(label_guide=label_guide)
+
+        def sixteen_steps():  # one full cycle of the lazy regularisers (R1 every 16, path length every 4)
+            for _ in range(16):
+                trainer.step()
+        return sixteen_steps
     from benchmarks.compare_ports import build_ours
     G = build_ours(res)
     z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0))
@@ -95,7 +104,9 @@ def job_call(job: str, res: int, batch: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--job", choices=["generate", "train"], default="generate")
+    ap.add_argument("--job", choices=["generate", "train", "train-default"], default="generate",
+                    help="train-default: 16 steps of the bundled default's run (64², batch 16, 26 labels)")
+    ap.add_argument("--label-guide", default=None, help="train-default: with this label-guide classifier")
     ap.add_argument("--res", type=int, default=None, help="default 512 (generate) or 64 (train)")
     ap.add_argument("--batch", type=int, default=1, help="generate: images per forward (train: always 4)")
     ap.add_argument("--fresh-weights", action="store_true",
@@ -103,16 +114,16 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25, help="how many (op, shapes) rows to print")
     ap.add_argument("--out", default=None, help="default benchmarks/results/profile_<job>.json")
     args = ap.parse_args()
-    res = args.res or (64 if args.job == "train" else 512)
+    res = args.res or (512 if args.job == "generate" else 64)
     kept = args.job == "generate" and not args.fresh_weights
     with cached_weights() if kept else contextlib.nullcontext():
-        kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch)), args.top)
+        kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch, args.label_guide)), args.top)
     print(f"{args.job} at {res}², torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print_table(kinds, ["kind", "ms", "share"])
     print()
     print_table(rows, ["op", "calls", "ms", "share", "shapes"])
     write_json(rows, args.out or f"benchmarks/results/profile_{args.job}.json", kinds=kinds, job=args.job, res=res,
-               batch=args.batch if args.job == "generate" else 4, torch=torch.__version__,
+               batch={"generate": args.batch, "train": 4}.get(args.job, 16), torch=torch.__version__,
                threads=torch.get_num_threads())
 
 

@@ -37,14 +37,18 @@ def _use_reference_ops() -> None:
 
 
 class _RandomImages(torch.utils.data.Dataset):
-    def __init__(self, res: int, n: int = 64):
-        self.x = torch.randint(0, 256, [n, 3, res, res], dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    """n random uint8 images [3, res, res], with c_dim random 0/1 labels each (none for 0)."""
+
+    def __init__(self, res: int, n: int = 64, c_dim: int = 0):
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.randint(0, 256, [n, 3, res, res], dtype=torch.uint8, generator=gen)
+        self.c = torch.randint(0, 2, [n, c_dim], generator=gen).float()
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i: int):
-        return self.x[i], torch.zeros([0])
+        return self.x[i], self.c[i]
 
 
 def make_trainer(res: int):
@@ -60,6 +64,21 @@ def make_trainer(res: int):
     trainer.cfg.pl_interval = trainer.cfg.r1_interval = 10 ** 9
     trainer.progress.step = 1
     return trainer
+
+
+def make_default_trainer(batch: int = 16, label_guide: str | None = None):
+    """The trainer of the bundled default's run: 64², 26 labels, channel base 2048 / max 128,
+    z = w = 256, 4 mapping layers, batch 16, no augmentation; every step runs both lazy
+    regularisers' share as the real run does (R1 every 16, path length every 4 steps)."""
+    from stylegan_anime.networks import DiscriminatorConfig, GeneratorConfig
+    from stylegan_anime.training.config import TrainingConfig
+    from stylegan_anime.training.loop import Trainer
+    g = GeneratorConfig(img_resolution=64, z_dim=256, w_dim=256, c_dim=26, mapping_layers=4, channel_base=2048,
+                        channel_max=128, num_fp16_res=0, conv_clamp=None)
+    d = DiscriminatorConfig(img_resolution=64, c_dim=26, channel_base=2048, channel_max=128, num_fp16_res=0,
+                            conv_clamp=None)
+    cfg = TrainingConfig(g=g, d=d, batch=batch, augment="off", device="cpu", label_guide=label_guide)
+    return Trainer(cfg, "/tmp/benchmark-train-unused", _RandomImages(64, c_dim=26), progress_bar=False)
 
 
 def run_ours(case: dict) -> dict:

@@ -54,6 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "training (inference uses mu)")
     p.add_argument("--ca-kl", type=float_arg("--ca-kl"), default=TRAINING.ca_kl,
                    help="weight of the conditioning augmentation KL term (default 1)")
+    p.add_argument("--label-guide", default=TRAINING.label_guide, metavar="CLASSIFIER",
+                   help="add this attribute classifier's cross-entropy on G's images to G's loss (train it "
+                        "with `stylegan-anime classifier` on the same data set; not the one you judge with)")
+    p.add_argument("--label-guide-weight", type=float_arg("--label-guide-weight"),
+                   default=TRAINING.label_guide_weight, help="weight of the label guide's term (default 1)")
     p.add_argument("--gamma", type=float_arg("--gamma"), default=None, help="R1 weight (default 0.0002·res²/batch)")
     p.add_argument("--lr", type=float_arg("--lr"), default=TRAINING.g_lr, help="Adam learning rate of G and D")
     p.add_argument("--no-labels", dest="use_labels", action="store_false", help="ignore the data set's labels")
@@ -99,6 +104,7 @@ def build_config(args: argparse.Namespace, resolution: int, c_dim: int):
                           augment=args.augment, augment_p=args.augment_p, ada_target=args.target,
                           freezed=args.freezed, gan_cls=args.gan_cls, gan_int=args.gan_int,
                           gan_int_beta=args.gan_int_beta, cond_aug=args.cond_aug, ca_kl=args.ca_kl,
+                          label_guide=args.label_guide, label_guide_weight=args.label_guide_weight,
                           resume=args.resume, seed=args.seed, device=args.device,
                           keep_snapshots=args.keep if args.keep is not None else 2)
 

@@ -25,7 +25,9 @@ class TrainingConfig:
     Text-to-image methods (conditional runs only, all off by default): ``gan_cls`` λ in [0, 1]
     (matching-aware D, 0.5 = Reed et al.'s weighting), ``gan_int`` the weight of G's term on
     interpolated labels β·c₁ + (1−β)·c₂ (β = ``gan_int_beta``, the paper's 0.5; 1 = the
-    paper's weight), ``cond_aug`` conditioning augmentation with a KL term of weight ``ca_kl``."""
+    paper's weight), ``cond_aug`` conditioning augmentation with a KL term of weight ``ca_kl``.
+    ``label_guide``: an attribute classifier (.safetensors) trained on the same data set whose
+    cross-entropy on G's images, times ``label_guide_weight``, joins G's loss (None = off)."""
 
     data: str = ""
     g: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -59,6 +61,8 @@ class TrainingConfig:
     gan_int_beta: float = 0.5
     cond_aug: bool = False
     ca_kl: float = 1.0
+    label_guide: str | None = None
+    label_guide_weight: float = 1.0
     resume: str | None = None
     seed: int = 0
     grid_seeds: int = 16
@@ -78,8 +82,8 @@ class TrainingConfig:
             raise UserError(f"--freezed must be >= 0, got {self.freezed}")
         if not 0 <= self.gan_cls <= 1:
             raise UserError(f"--gan-cls must be in [0, 1] (0.5 = the paper), got {self.gan_cls}")
-        if self.gan_int < 0 or self.ca_kl < 0:
-            raise UserError("--gan-int and --ca-kl weights must be >= 0")
+        if self.gan_int < 0 or self.ca_kl < 0 or self.label_guide_weight < 0:
+            raise UserError("--gan-int, --ca-kl and --label-guide-weight must be >= 0")
         if not 0 <= self.gan_int_beta <= 1:
             raise UserError(f"--gan-int-beta must be in [0, 1], got {self.gan_int_beta}")
         self.betas = tuple(self.betas)

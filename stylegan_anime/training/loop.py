@@ -33,6 +33,7 @@ from .drawn_labels import DrawnLabels
 from .augment import AdaConfig, AdaptiveP, AugmentPipe
 from .checkpoint import Progress
 from .config import TrainingConfig
+from .label_guide import LabelGuide
 from .label_pairs import groups_for
 from .loss import StyleGAN2Loss, TextMethods
 from .sampler import InfiniteSampler
@@ -152,6 +153,15 @@ def text_methods(cfg: TrainingConfig, G: Generator, c_dim: int, labels: torch.Te
                        groups=groups)
 
 
+def label_guide(cfg: TrainingConfig, G: Generator, device: torch.device) -> LabelGuide | None:
+    """The run's label guide (None without ``--label-guide``), checked against G's label layout."""
+    if cfg.label_guide is None:
+        return None
+    if not G.c_dim:
+        raise UserError("--label-guide needs a conditional model (a labelled data set)")
+    return LabelGuide.load(cfg.label_guide, G, device, cfg.label_guide_weight)
+
+
 class Trainer:
     """Owns the networks, optimisers and progress of one run in ``run_dir``.
 
@@ -195,7 +205,8 @@ class Trainer:
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, cfg.resolved_r1_gamma(), cfg.style_mixing,
                                   cfg.pl_weight, cfg.pl_decay, cfg.pl_batch_shrink,
                                   mean_across_ranks=lambda x: distributed.mean_tensor(x, self.dist),
-                                  text=text_methods(cfg, self.G, self.c_dim, self._some_labels()))
+                                  text=text_methods(cfg, self.G, self.c_dim, self._some_labels()),
+                                  label_guide=label_guide(cfg, self.G, self.device))
         self.opt_G = make_optimizer(self.G, cfg.g_lr, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else None)
         self.opt_D = make_optimizer(self.D, cfg.d_lr, cfg.betas, cfg.r1_interval if cfg.resolved_r1_gamma() > 0
                                     else None)

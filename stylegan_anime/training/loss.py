@@ -8,7 +8,8 @@ that a penalty applied every N steps weighs as much as one applied every step.
 The text-to-image methods (all off by default, ``TextMethods``): GAN-CLS (Reed et al. 2016,
 the matching-aware D also scores real images with wrong labels as fake), GAN-INT (G also
 trains on labels interpolated between two batch images) and conditioning augmentation
-(StackGAN: G samples its label embedding, with a KL term to N(0, I)).
+(StackGAN: G samples its label embedding, with a KL term to N(0, I)). A label guide
+(``label_guide.py``, off by default) adds a frozen classifier's cross-entropy to G's loss.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torch import nn
 from ..metrics.classifier import LabelGroup
 from ..networks import Discriminator, Generator
 from ..networks.mapping import kl_to_standard_normal
+from .label_guide import LabelGuide
 from .label_pairs import groups_for, interpolated_labels, mismatched_labels
 
 
@@ -56,8 +58,9 @@ class StyleGAN2Loss:
                  style_mixing: float = 0.9, pl_weight: float = 2.0, pl_decay: float = 0.01,
                  pl_batch_shrink: int = 2,
                  mean_across_ranks: Callable[[torch.Tensor], torch.Tensor] = _identity,
-                 text: TextMethods | None = None):
+                 text: TextMethods | None = None, label_guide: LabelGuide | None = None):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
+        self.label_guide = label_guide
         self.text = text if text is not None else TextMethods()
         self.r1_gamma, self.style_mixing = r1_gamma, style_mixing
         self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
@@ -83,13 +86,17 @@ class StyleGAN2Loss:
         return self.D(img, c)
 
     def g_main_phase(self, z: torch.Tensor, c: torch.Tensor | None, gain: float = 1.0) -> dict[str, float]:
-        """Non-saturating loss softplus(-D(G(z))), plus GAN-INT's term on interpolated labels
-        and the CA KL term when those are on."""
+        """Non-saturating loss softplus(-D(G(z))), plus GAN-INT's term on interpolated labels,
+        the CA KL term and the label guide's cross-entropy when those are on."""
         img, _ = self.run_G(z, c)
         logits = self.run_D(img, c)
         loss = F.softplus(-logits).mean()
         stats = {"loss/G": loss.item(), "scores/fake": logits.mean().item()}
         total = loss
+        if c is not None and self.label_guide is not None:
+            loss_label = self.label_guide.loss(img, c)
+            total = total + loss_label
+            stats["loss/G_label"] = loss_label.item()
         if c is not None and self.text.gan_int > 0:
             c_int = interpolated_labels(c, self.text.gan_int_beta)
             img_int, _ = self.run_G(torch.randn_like(z), c_int)
