@@ -67,7 +67,7 @@ def test_studio_in_chromium(tmp_path):
             page.goto(url)
             page.locator("#prompt textarea").fill("green hairr")
             page.locator("#roll").click()
-            page.get_by_text("unknown tag").first.wait_for(timeout=30000)  # a message, not a traceback
+            page.get_by_text("not understood").first.wait_for(timeout=30000)  # a message, not a traceback
             assert "Traceback" not in page.content()
             page.locator("#prompt textarea").fill("blonde hair")
             page.locator("#attr-glasses input").check()  # an attribute checkbox joins the prompt

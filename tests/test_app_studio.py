@@ -37,13 +37,21 @@ def uncond(tmp_path):
 def test_roll_is_generate_images_with_the_prompt_labels(cond):
     seeds = [3, 7, 11]
     rolled = cond.roll(seeds, psi=0.6, prompt="blonde hair, glasses")
-    c = sa.tag_labels("blonde hair, glasses", cond.label_names, seeds)
+    c = sa.prompt_labels("blonde hair, glasses", cond.label_names, seeds).labels  # what generate --prompt uses
     ref = sa.generate_images(cond.G, seeds, psi=0.6, c=c)
     torch.testing.assert_close(torch.stack([r.image for r in rolled]), ref, atol=1e-5, rtol=0)
     assert all("hair_color=blonde" in r.caption and "glasses" in r.caption and f"seed {s}" in r.caption
                for r, s in zip(rolled, seeds))
-    with pytest.raises(UserError, match="unknown tag"):
+    with pytest.raises(UserError, match="not understood: 'hairr'"):
         cond.roll([1], prompt="green hairr")
+    free = cond.roll(seeds, prompt="a girl with long blonde hair and glasses, no hat")  # free text, negation
+    assert all({"hair_color=blonde", "hair_style=long", "glasses"} <= set(r.caption.split(" · ")[1].split(", "))
+               and "hat" not in r.caption.split(", ") for r in free)
+    with pytest.raises(UserError, match="sets hair_color twice"):
+        cond.roll([1], prompt="blonde and black hair")
+    plain = cond.roll(seeds)  # no prompt: the characters `generate --seeds` draws
+    torch.testing.assert_close(torch.stack([r.image for r in plain]), sa.generate_images(cond.G, seeds, psi=0.7),
+                               atol=1e-5, rtol=0)
 
 
 def test_keep_then_draw_again_gives_the_same_image(uncond):

@@ -14,7 +14,8 @@ import torch
 
 from ..editing.directions import Directions, edit
 from ..editing.projection import ProjectionConfig, load_target, project
-from ..editing.tags import network_label_names, parse_tags, tag_labels
+from ..editing.prompts import parse_prompt
+from ..editing.tags import chosen_labels, network_label_names, seed_labels
 from ..errors import UserError
 from ..features.generation import synthesize
 from ..features.interpolation import interpolation_video
@@ -27,10 +28,16 @@ from .favourites import Favourite, FavouritesStore, network_id, read_zip
 GROUPS = ("coarse", "middle", "fine")
 
 
-def prompt_labels(prompt: str, label_names: Sequence[str], seeds: Sequence[int] | None = None) -> torch.Tensor:
-    """Prompt → labels [N, c_dim]: the one place the prompt box goes through (``sa.prompt_labels``
-    will replace ``tag_labels`` here when it lands)."""
-    return tag_labels(prompt, label_names, seeds)
+def read_prompt(prompt: str, label_names: Sequence[str]) -> dict[int, float]:
+    """The prompt box's free text (``sa.prompt_labels``' reading: synonyms, negation, "attr=value")
+    → {label entry index: 0/1}. A word it cannot read is a UserError naming it: the page shows the
+    message instead of rolling characters that silently ignore part of what was asked."""
+    parsed = parse_prompt(prompt, label_names)
+    if parsed.unknown:
+        read = ", ".join(parsed.tags) or "nothing"
+        raise UserError(f"not understood: {', '.join(repr(w) for w in parsed.unknown)} (read: {read}); "
+                        f"rephrase or remove it")
+    return parsed.chosen
 
 
 @dataclass
@@ -66,11 +73,14 @@ class Studio:
 
     @torch.no_grad()
     def roll(self, seeds: Sequence[int], psi: float = 0.7, prompt: str = "") -> list[Character]:
-        """One character per seed, with the prompt's attributes (unmentioned groups drawn per seed)."""
+        """One character per seed, with the prompt's attributes (unmentioned groups drawn per seed).
+        Without a prompt, each seed is the character ``generate --seeds`` draws."""
         seeds = [int(s) for s in seeds]
         c = None
         if self.G.c_dim:
-            c = prompt_labels(prompt, self.label_names, seeds)
+            # As `generate --prompt` draws them: the groups the prompt does not name drawn per seed.
+            c = (chosen_labels(read_prompt(prompt, self.label_names), self.label_names, seeds) if prompt.strip()
+                 else seed_labels(self.G, seeds))
         elif prompt.strip():
             raise UserError("this network is unconditional: it takes no prompt (morph a favourite along "
                             "attribute directions instead)")
@@ -134,9 +144,9 @@ class Studio:
         if fav.z is None or fav.labels is None:
             raise UserError("this favourite has no z and labels (a projected one): morph it with directions")
         old = torch.tensor(fav.labels, dtype=torch.float32)
-        chosen = prompt_labels(prompt, self.label_names, [fav.seed or 0])[0]
+        hit = read_prompt(prompt, self.label_names)
+        chosen = chosen_labels(hit, self.label_names, [fav.seed or 0])[0]
         named = torch.zeros_like(old, dtype=torch.bool)
-        hit = parse_tags(prompt, self.label_names)
         for g in label_groups(self.label_names):  # the groups the prompt names replace the old ones
             named[g.start:g.start + g.width] |= any(g.start <= i < g.start + g.width for i in hit)
         new = torch.where(named, chosen, old)
@@ -184,7 +194,7 @@ class Studio:
         cfg = cfg or ProjectionConfig(steps=int(steps), optimize_noise=False)
         target = load_target(image_path, self.G.img_resolution, self.G.img_channels)
         # A conditional network maps with labels: no attribute named, so uniform over each group.
-        c = prompt_labels("", self.label_names) if self.G.c_dim else None
+        c = chosen_labels({}, self.label_names) if self.G.c_dim else None
         result = project(self.G, target, cfg, c=c, progress=progress)
         w = result.latent.w
         return Character(self._draw(w[None])[0], w, 1.0, labels=c[0] if c is not None else None,

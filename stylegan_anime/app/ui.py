@@ -83,7 +83,8 @@ def build(studio: Studio) -> gr.Blocks:
                         values = [n.partition("=")[2] for n in names[g.start:g.start + g.width]]
                         attr_inputs.append(gr.Dropdown([ANY, *values], value=ANY, label=g.name,
                                                        elem_id=f"attr-{g.name}"))
-            prompt = gr.Textbox(label="prompt (tags)", elem_id="prompt", visible=bool(names))
+            prompt = gr.Textbox(label="prompt", elem_id="prompt", visible=bool(names),
+                                placeholder="long blonde hair in twintails, blue eyes, glasses, no hat")
             with gr.Row():
                 count = gr.Slider(1, 16, value=8, step=1, label="characters", elem_id="count")
                 psi = gr.Slider(0, 1, value=0.7, step=0.05, label="psi", elem_id="psi")
@@ -111,7 +112,7 @@ def build(studio: Studio) -> gr.Blocks:
             import_file = gr.File(label="import a zip of latents", file_types=[".zip"], elem_id="import-file")
         with gr.Tab("Morph"):
             m_id = gr.Number(precision=0, label="favourite #", elem_id="morph-id")
-            m_prompt = gr.Textbox(label="change to (tags)", elem_id="morph-prompt")
+            m_prompt = gr.Textbox(label="change to", elem_id="morph-prompt", placeholder="pink hair, smiling")
             m_dirs = {}
             if studio.directions is not None:
                 with gr.Row():
