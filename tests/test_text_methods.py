@@ -334,3 +334,27 @@ def test_gan_cls_teaches_d_to_score_wrong_labels_below_right_ones():
             margins[lam] = float((D(real, c) - D(real, wrong)).mean())
     # Plain D has no reason to tell right from wrong labels on real images; the matching-aware one does.
     assert margins[0.5] > 1.0 and margins[0.5] > margins[0.0] + 1.0, margins
+
+
+def test_a_plain_conditional_generator_resumed_with_cond_aug_draws_as_before(tmp_path, capsys):
+    """--cond-aug on a snapshot trained without it: μ is the old embedding (same images at inference),
+    σ starts small and equal for every label, and the KL term sees it."""
+    from stylegan_anime.training.loop import CA_WARM_SIGMA, with_conditioning_augmentation
+    plain = tiny_conditional_G(len(NAMES))
+    ca = with_conditioning_augmentation(plain)
+    assert ca.cfg.cond_aug and ca.mapping.cond_aug and not plain.cfg.cond_aug
+    gen = torch.Generator().manual_seed(9)
+    z, c = torch.randn([4, 8], generator=gen), random_labels(4, gen)
+    torch.testing.assert_close(ca(z, c, noise_mode="const"), plain(z, c, noise_mode="const"), atol=0, rtol=0)
+    mu, logvar = ca.mapping.embedding_stats(c)
+    torch.testing.assert_close(mu, plain.mapping.embedding_stats(c)[0])
+    torch.testing.assert_close(logvar.mul(0.5).exp(), torch.full_like(logvar, CA_WARM_SIGMA))
+    ds = BlobDataset(n=8, c_dim=3)
+    g3 = GeneratorConfig(img_resolution=16, z_dim=16, w_dim=16, c_dim=3, mapping_layers=2, channel_base=128,
+                         channel_max=16)
+    path = native.save(Generator(g3), tmp_path / "plain3.safetensors")
+    trainer = Trainer(tiny_config(c_dim=3, cond_aug=True, resume=str(path)), tmp_path / "r", ds, progress_bar=False)
+    assert trainer.G.mapping.cond_aug and trainer.G_ema.mapping.cond_aug
+    assert "without conditioning augmentation" in capsys.readouterr().err
+    stats = trainer.loss.g_main_phase(torch.randn([4, 16]), ds.labels[:4])
+    assert stats["loss/ca_kl"] > 0

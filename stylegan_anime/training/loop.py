@@ -97,6 +97,27 @@ def set_ada_state(ada: AdaptiveP | None, sign_sum: float, count: float, calls: i
         ada._sign_sum, ada._count, ada._calls = sign_sum, int(count), calls
 
 
+CA_WARM_SIGMA = 0.1  # small beside the embedding's unit second moment: the resumed model draws as before
+
+
+def with_conditioning_augmentation(G: Generator) -> Generator:
+    """A copy of the conditional ``G`` built with conditioning augmentation: every weight kept, the
+    label embedding's layer giving μ as before, and log σ² rows that start at a constant σ =
+    ``CA_WARM_SIGMA`` for every label (zero weights), so that training from a plain snapshot starts
+    from the images it drew instead of from noise in the embedding."""
+    out = Generator(dataclasses.replace(G.cfg, cond_aug=True)).to(next(G.parameters()).device)
+    state = G.state_dict()
+    embed = out.mapping.embed
+    w_mu, b_mu = state.pop("mapping.embed.weight"), state.pop("mapping.embed.bias")
+    with torch.no_grad():
+        embed.weight.copy_(torch.cat([w_mu, torch.zeros_like(w_mu)]))
+        log_var = 2 * math.log(CA_WARM_SIGMA) / embed.bias_gain  # the layer multiplies its bias by bias_gain
+        embed.bias.copy_(torch.cat([b_mu, torch.full_like(b_mu, log_var)]))
+    missing, unexpected = out.load_state_dict(state, strict=False)
+    assert set(missing) == {"mapping.embed.weight", "mapping.embed.bias"} and not unexpected, (missing, unexpected)
+    return out
+
+
 def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discriminator, dict[str, str]]:
     """Fresh networks from ``cfg`` (seeded), or the ones ``cfg.resume`` names (fine-tuning)."""
     if cfg.resume is None:
@@ -112,8 +133,9 @@ def initial_networks(cfg: TrainingConfig, c_dim: int) -> tuple[Generator, Discri
         raise UserError(f"--resume {cfg.resume} takes {G.c_dim} labels but the data set has {c_dim} "
                         f"(use --no-labels for an unconditional model)")
     if cfg.cond_aug and not G.cfg.cond_aug:
-        raise UserError(f"--cond-aug needs a generator built with conditioning augmentation; "
-                        f"--resume {cfg.resume} was trained without it")
+        G = with_conditioning_augmentation(G)
+        print(f"--resume {cfg.resume} was trained without conditioning augmentation: its label embedding "
+              f"becomes the mean, with sigma starting at {CA_WARM_SIGMA}", file=sys.stderr, flush=True)
     if nets.D is not None:
         D = copy.deepcopy(nets.D)
     else:
