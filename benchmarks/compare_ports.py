@@ -39,13 +39,14 @@ KEEP_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 CONTENDERS = [  # (name, environment)
     ("ours_ref", {"STYLEGAN_ANIME_OPS": "ref"}),
     ("ours_native", {"STYLEGAN_ANIME_OPS": "native"}),
-    ("ours_native_kept", {"STYLEGAN_ANIME_OPS": "native"}),  # as the generate API runs it (``cached_weights``)
+    ("ours_native_kept", {"STYLEGAN_ANIME_OPS": "native"}),  # the module forward inside ``cached_weights``
+    ("ours_plan", {"STYLEGAN_ANIME_OPS": "native"}),  # as the generation API runs it: an inference plan
     ("ada", {}),
     ("ada", {"GLIBC_TUNABLES": KEEP_MEMORY}),
     ("rosinality", {}),
     ("rosinality", {"GLIBC_TUNABLES": KEEP_MEMORY}),
 ]
-BASELINE_CONTENDERS = [("ours_baseline", {}), ("ours_baseline_kept", {})]
+BASELINE_CONTENDERS = [("ours_baseline", {}), ("ours_baseline_kept", {}), ("ours_baseline_plan", {})]
 
 # --------------------------------------------------------------------------- the same weights everywhere
 
@@ -144,6 +145,9 @@ def build_rosinality(ros_dir: str, G):
 def forward_fn(name: str, case: dict, G):
     """A no-argument call producing images [N, 3, R, R] from fixed z (psi 1, const noise)."""
     z = torch.randn(case["batch"], G.z_dim, generator=torch.Generator().manual_seed(123))
+    if name.endswith("_plan"):
+        plan = G.plan("cpu", case["batch"])
+        return lambda: plan.generate(z, noise_mode="const")
     if name.startswith("ours"):
         return lambda: G(z, noise_mode="const")  # ours_baseline: the same call in another checkout
     if name == "ada":
@@ -189,11 +193,17 @@ def serve(case: dict) -> None:
 
 
 def start_contender(case: dict, env: dict[str, str]) -> subprocess.Popen:
-    """``ours_baseline`` (and ``ours_baseline_kept``) run from another checkout of this project (its own code)."""
-    cwd = case["baseline"] if case["name"].startswith("ours_baseline") else Path(__file__).resolve().parent.parent
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.compare_ports", "--serve", json.dumps(case)],
+    """``ours_baseline*`` run this script on another checkout of this project (its package, its native
+    builds in ``case["baseline_extensions"]`` if given); the rest on this one."""
+    root = Path(__file__).resolve().parent.parent
+    if case["name"].startswith("ours_baseline"):
+        root = Path(case["baseline"]).resolve()
+        if case.get("baseline_extensions"):
+            env = {**env, "TORCH_EXTENSIONS_DIR": case["baseline_extensions"]}
+    env = {**env, "PYTHONPATH": str(root)}  # its stylegan_anime and benchmarks packages come first
+    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(case)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
-                            cwd=cwd)
+                            cwd=root)
 
 
 def _ask(proc: subprocess.Popen, line: str | None) -> dict:
@@ -256,8 +266,17 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
 
 def add_ratios(rows: list[dict]) -> None:
     """vs_best_port: images/s over the faster port's best (with or without tunables) at that
-    size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load)."""
+    size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load);
+    rss_vs_ada: peak RSS over ada's in its default setting (no tunables); vs_baseline_plan: images/s
+    over the baseline checkout's plan (``--baseline``)."""
     for r in rows:
+        same = [p for p in rows if p["res"] == r["res"] and p["batch"] == r["batch"] and "images_per_s" in p]
+        ada = [p for p in same if p["name"] == "ada" and not p["tunables"]]
+        base = [p for p in same if p["name"] == "ours_baseline_plan"]
+        if ada and "peak_rss_mib" in r:
+            r["rss_vs_ada"] = r["peak_rss_mib"] / ada[0]["peak_rss_mib"]
+        if base and "images_per_s" in r:
+            r["vs_baseline_plan"] = r["images_per_s"] / base[0]["images_per_s"]
         ports = [p for p in rows if p["name"] in ("ada", "rosinality") and p["res"] == r["res"]
                  and p["batch"] == r["batch"] and "images_per_s" in p]
         if ports and "images_per_s" in r:
@@ -276,7 +295,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="forwards per contender, taken in turns")
     ap.add_argument("--only", nargs="+", help="contender names to run (default: all)")
     ap.add_argument("--baseline",
-                    help="another checkout of this project (say, main) to run as ours_baseline and ours_baseline_kept")
+                    help="another checkout of this project (say, main) to run as ours_baseline, ours_baseline_kept "
+                         "and ours_baseline_plan")
+    ap.add_argument("--baseline-extensions", help="TORCH_EXTENSIONS_DIR for the baseline checkout's native builds")
     ap.add_argument("--check", action="store_true", help="first check that all three agree on the same weights")
     ap.add_argument("--out", default="benchmarks/results/compare_ports.json")
     args = ap.parse_args()
@@ -288,7 +309,8 @@ def main() -> None:
         return
     if not (args.ada and args.rosinality):
         ap.error("--ada and --rosinality checkouts are required")
-    dirs = {"ada": args.ada, "rosinality": args.rosinality, "baseline": args.baseline}
+    dirs = {"ada": args.ada, "rosinality": args.rosinality, "baseline": args.baseline,
+            "baseline_extensions": args.baseline_extensions}
     checks = []
     if args.check:
         for res in args.res:
@@ -311,7 +333,7 @@ def main() -> None:
             rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "vs_best_port", "cpu_vs_best_port", "died"])
+                       "rss_vs_ada", "vs_baseline_plan", "vs_best_port", "cpu_vs_best_port", "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
 

@@ -6,6 +6,10 @@ ratio is also measured in one process, the two paths alternating call by call on
 
     python -m benchmarks.plan_memory [--res 256] [--batches 1 8] [--repeats 2] [--rounds 5] [--out benchmarks/results/plan_memory.json]
 
+``--budgets 16 32 64 128 0`` instead times plans built with each pass budget (MiB a tensor, 0: the
+whole batch a pass; ``inference.policy.PASS_BYTES``) in one process, call by call in turns, and
+reports each one's speed over the unsplit plan's and its activation buffers.
+
 Keep to 256² on the shared machine: 512² batch 8 needs several GB.
 """
 from __future__ import annotations
@@ -58,6 +62,39 @@ def run_alternating(case: dict) -> dict:
     return {**case, "ratio": ratios[len(ratios) // 2]}
 
 
+def run_budgets(case: dict) -> list[dict]:
+    """Plans of one network with each pass budget, timed in turns ``case["rounds"]`` times: median seconds."""
+    from stylegan_anime.inference import policy
+    from stylegan_anime.networks import Generator, GeneratorConfig
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(img_resolution=case["res"])).eval().requires_grad_(False)
+    z = torch.randn(case["batch"], G.z_dim)
+    plans = {}
+    for mib in case["budgets"]:
+        policy.PASS_BYTES = mib * 2 ** 20 if mib else 2 ** 62
+        plans[mib] = G.plan("cpu", case["batch"])
+        plans[mib].generate(z)  # the first forward allocates the buffers
+    seconds = {mib: [] for mib in plans}
+    for _ in range(case["rounds"]):
+        for mib, plan in plans.items():
+            seconds[mib].append(time_calls(lambda: plan.generate(z), warmup=0, min_seconds=0, min_calls=1))
+    return [{"res": case["res"], "batch": case["batch"], "budget_mib": mib or "whole batch",
+             "seconds": sorted(t)[len(t) // 2], "buffers_mib": plans[mib].buffers.nbytes / 2 ** 20}
+            for mib, t in seconds.items()]
+
+
+def main_budgets(args) -> None:
+    rows = []
+    for b in args.batches:
+        got = run_case_in_subprocess("benchmarks.plan_memory", {"path": "budgets", "batch": b, "res": args.res,
+                                                                 "rounds": args.rounds, "budgets": args.budgets})
+        whole = next(r["seconds"] for r in got if r["budget_mib"] == "whole batch")
+        rows += [{**r, "speed_vs_whole_batch": whole / r["seconds"]} for r in got]
+    print_table(rows, list(rows[0]))
+    if args.out:
+        write_json(rows, args.out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
@@ -65,11 +102,16 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5, help="calls of each path in the alternating run")
+    ap.add_argument("--budgets", type=int, nargs="+", help="pass budgets in MiB to compare (include 0: whole batch)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.case:
         case = json.loads(args.case)
-        print(json.dumps(run_alternating(case) if case["path"] == "both" else run_case(case)))
+        runs = {"both": run_alternating, "budgets": run_budgets}
+        print(json.dumps(runs.get(case["path"], run_case)(case)))
+        return
+    if args.budgets:
+        main_budgets(args)
         return
     cases = [{"path": p, "batch": b, "res": args.res} for b in args.batches for p in PATHS]
     rows = best_of_alternating("benchmarks.plan_memory", cases, args.repeats, score=lambda r: r["img_s"])

@@ -279,12 +279,35 @@ void band_output(const FusedConv& f, const Epi& e, const Rgb& r, const float* m,
     if constexpr (has_rgb<Rgb>) store_rgb<T>(r, rgb, p0, count, f.lm);
 }
 
+// t's data if given (None: null), once checked to be a contiguous float32 CPU tensor of this shape.
+const float* checked_f32(const c10::optional<torch::Tensor>& t, const char* what, const std::vector<int64_t>& shape) {
+    if (!t) return nullptr;
+    check_cpu(*t, what, int64_t(shape.size()));
+    TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
+                " must be float32 of shape ", c10::IntArrayRef(shape));
+    return t->data_ptr<float>();
+}
+
+// out if given (checked to be a contiguous float32 CPU tensor of this shape, not overlapping x: every
+// element is written), else a new tensor. Lets an inference plan keep its activations between forwards.
+torch::Tensor output_or_new(const c10::optional<torch::Tensor>& out, const std::vector<int64_t>& shape,
+                            const torch::Tensor& x) {
+    if (!out) return torch::empty(shape, x.options());
+    checked_f32(out, "out", shape);
+    TORCH_CHECK(out->is_contiguous(), "winograd: out must be contiguous");
+    const auto* o = static_cast<const char*>(out->data_ptr());
+    const auto* i = static_cast<const char*>(x.data_ptr());
+    TORCH_CHECK(o + out->nbytes() <= i || i + x.nbytes() <= o, "winograd: out must not overlap x");
+    return *out;
+}
+
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
-// Returns y (undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
+// Returns y (out, or a new tensor; undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
 template <int R, int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename InTf, typename OutTf>
 torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, const Epi& e,
-                         const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf) {
-    torch::Tensor y = KEEP_Y ? torch::empty({so.n, so.c, so.h, so.w}, x.options()) : torch::Tensor();
+                         const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf,
+                         const c10::optional<torch::Tensor>& out) {
+    torch::Tensor y = KEEP_Y ? output_or_new(out, {so.n, so.c, so.h, so.w}, x) : torch::Tensor();
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
                       scale.defined() ? scale.data_ptr<float>() : nullptr};
     const int64_t blocks = (band + LANES - 1) / LANES;
@@ -332,15 +355,6 @@ void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Te
     }
 }
 
-// t's data if given (None: null), once checked to be a contiguous float32 CPU tensor of this shape.
-const float* checked_f32(const c10::optional<torch::Tensor>& t, const char* what, const std::vector<int64_t>& shape) {
-    if (!t) return nullptr;
-    check_cpu(*t, what, int64_t(shape.size()));
-    TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
-                " must be float32 of shape ", c10::IntArrayRef(shape));
-    return t->data_ptr<float>();
-}
-
 // The epilogue's arguments, checked: out_scale [N, K], bias [K], noise [1 or N, H, W] (float32, contiguous).
 FusedEpilogue fused_epilogue(const Tiling& so, const c10::optional<torch::Tensor>& out_scale,
                              const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
@@ -358,7 +372,8 @@ template <bool KEEP_Y, typename Rgb>
 torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                         int64_t band, const c10::optional<torch::Tensor>& out_scale,
                         const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
-                        double noise_gain, double alpha, double clamp, const Rgb& rgb) {
+                        double noise_gain, double alpha, double clamp, const Rgb& rgb,
+                        const c10::optional<torch::Tensor>& out) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, TILE_IN, band);
     const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
@@ -367,58 +382,61 @@ torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c1
     const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
     const auto in_tf = [](const auto& d, auto& t) { wino::input_tile(d, t); };
     const auto out_tf = [](const auto& t, auto& y) { wino::output_tile(t, y); };
-    if (finish) return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf);
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf);
+    if (finish) return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf, out);
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf, out);
 }
 
 }  // namespace
 
 // conv2d(x * scale[:, :, None, None], g, padding=1) from U = winograd_weight(g): [36, K, C]; x: [N, C, H, W]
 // float32, scale: [N, C] or None → [N, K, H, W], then layer_epilogue.h's `finish` (with out_scale, bias,
-// noise, noise_gain, alpha, clamp) where any of it does something. No gradients.
+// noise, noise_gain, alpha, clamp) where any of it does something, stored in out if given. No gradients.
 inline torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                             int64_t band, const c10::optional<torch::Tensor>& out_scale,
                             const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
-                            double noise_gain, double alpha, double clamp) {
-    return fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, NoRgb{});
+                            double noise_gain, double alpha, double clamp, const c10::optional<torch::Tensor>& out) {
+    return fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, NoRgb{}, out);
 }
 
 // winograd_conv, and the toRGB layer reading its output y in the same pass: rgb = clamp(rgb_weight · y +
 // rgb_bias, ±rgb_clamp) + skip (to_rgb.py's to_rgb, then the skip image added); rgb_weight [N, O, K],
-// rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp < 0: none. Returns (y, or None unless keep_y; rgb).
+// rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp < 0: none; y_out, rgb_out: where to store them
+// (or None: new tensors; rgb_out may be skip itself: each value is read before it is written). Returns
+// (y, or None unless keep_y; rgb).
 inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb(
         const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale, int64_t band,
         const c10::optional<torch::Tensor>& out_scale, const c10::optional<torch::Tensor>& bias,
         const c10::optional<torch::Tensor>& noise, double noise_gain, double alpha, double clamp,
         const torch::Tensor& rgb_weight, const c10::optional<torch::Tensor>& rgb_bias,
-        const c10::optional<torch::Tensor>& skip, double rgb_clamp, bool keep_y) {
+        const c10::optional<torch::Tensor>& skip, double rgb_clamp, bool keep_y,
+        const c10::optional<torch::Tensor>& y_out, const c10::optional<torch::Tensor>& rgb_out) {
     const int64_t n = x.size(0), k = u.size(1), h = x.size(2), w = x.size(3);
     TORCH_CHECK(rgb_weight.dim() == 3, "winograd: rgb_weight must be [N, O, K]");
     const int64_t outs = rgb_weight.size(1);
     const float* wp = checked_f32(rgb_weight, "rgb_weight", {n, outs, k});
-    torch::Tensor out = torch::empty({n, outs, h, w}, x.options());
+    torch::Tensor out = output_or_new(rgb_out, {n, outs, h, w}, x);
     const Tiling rt = tiling(n, outs, h, w);
     const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
                        out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp)};
     if (!keep_y) {
-        fused_f43<false>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb);
+        fused_f43<false>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, c10::nullopt);
         return {c10::nullopt, out};
     }
-    torch::Tensor y = fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb);
+    torch::Tensor y = fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, y_out);
     return {y, out};
 }
 
 // conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
-// → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h). No gradients.
+// → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h), stored in out if given. No gradients.
 inline torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
-                               int64_t band) {
+                               int64_t band, const c10::optional<torch::Tensor>& out) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, wino::UP_VALUES, band);
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT, true>(
         x, u, sc, NoEpilogue{}, NoRgb{}, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
-        [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out);
 }
 
 }  // namespace sa

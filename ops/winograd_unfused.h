@@ -14,20 +14,33 @@
 namespace sa {
 namespace {
 
+// out (contiguous, like's dtype and device, of this shape, apart from like) if defined, else a new tensor.
+torch::Tensor given_or_new(const torch::Tensor& out, const std::vector<int64_t>& shape, const torch::Tensor& like) {
+    if (!out.defined()) return torch::empty(shape, like.options());
+    TORCH_CHECK(out.device() == like.device() && out.scalar_type() == like.scalar_type() && out.is_contiguous() &&
+                out.sizes().vec() == shape, "winograd: out must be contiguous, of the input's dtype and of shape ",
+                c10::IntArrayRef(shape));
+    const auto* o = static_cast<const char*>(out.data_ptr());
+    const auto* i = static_cast<const char*>(like.data_ptr());
+    TORCH_CHECK(o + out.nbytes() <= i || i + like.nbytes() <= o, "winograd: out must not overlap the input");
+    return out;
+}
+
 // Image → tiles: fn maps the R x R window (at `shift` from each tile's origin) of every tile of
 // image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
 // With `scale` ([N, C], img's dtype, or undefined), each window is first multiplied by its image's
-// scale of the channel: the modulation of a modulated conv, in the same pass.
+// scale of the channel: the modulation of a modulated conv, in the same pass. out: the [S*S, C, P]
+// tensor to fill (contiguous, img's dtype), or undefined for a new one.
 template <int R, int S, typename Fn>
 torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn,
-                               const torch::Tensor& scale = torch::Tensor()) {
+                               const torch::Tensor& scale = torch::Tensor(), const torch::Tensor& out = torch::Tensor()) {
     TORCH_CHECK(s.stride == READ_STEP, "winograd: windows to read must lie ", READ_STEP, " pixels apart");
     if (scale.defined()) {
         check_cpu(scale, "scale", 2);
         TORCH_CHECK(scale.scalar_type() == img.scalar_type() && scale.size(0) == s.n && scale.size(1) == s.c,
                     "winograd: scale must be [N, C] of x's dtype");
     }
-    torch::Tensor tiles = torch::empty({S * S, s.c, s.p}, img.options());
+    torch::Tensor tiles = given_or_new(out, {S * S, s.c, s.p}, img);
     AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         const scalar_t* sc = scale.defined() ? scale.data_ptr<scalar_t>() : nullptr;
@@ -44,11 +57,13 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_
 }
 
 // Tiles → image: fn maps each tile's S x S values (of `tiles`, [S*S, C, P]) to its R x R window of
-// the returned [N, C, H, W] image (s's), which ADD sums where windows overlap (else they must not).
+// the returned [N, C, H, W] image (s's), which ADD sums where windows overlap (else they must not);
+// out: the image to fill (not with ADD), or undefined for a new one.
 template <bool ADD, int R, int S, typename Fn>
-torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn) {
+torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn,
+                               const torch::Tensor& out = torch::Tensor()) {
     torch::Tensor img = ADD ? torch::zeros({s.n, s.c, s.h, s.w}, tiles.options())
-                            : torch::empty({s.n, s.c, s.h, s.w}, tiles.options());
+                            : given_or_new(out, {s.n, s.c, s.h, s.w}, tiles);
     AT_DISPATCH_FLOATING_TYPES(tiles.scalar_type(), "winograd_tiles_to_windows", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         for_each_block<true, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
@@ -76,12 +91,13 @@ Tiling tiling_of(const torch::Tensor& t, const char* what, Tiling (*make)(int64_
 
 }  // namespace
 
-// x: [N, C, H, W] (times scale: [N, C] or None) → V: [36, C, P].
-inline torch::Tensor winograd_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale) {
+// x: [N, C, H, W] (times scale: [N, C] or None) → V: [36, C, P] (in out, if given).
+inline torch::Tensor winograd_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
+                                    const c10::optional<torch::Tensor>& out) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<TILE_IN, TILE_IN>(x, tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
                                               [](const auto& d, auto& t) { wino::input_tile(d, t); },
-                                              scale.value_or(torch::Tensor()));
+                                              scale.value_or(torch::Tensor()), out.value_or(torch::Tensor()));
 }
 
 // dV: [36, C, P] → dx: [N, C, H, W], the adjoint of winograd_input (overlapping tiles add up).
@@ -90,10 +106,12 @@ inline torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, 
                                                     [](const auto& t, auto& d) { wino::input_tile_adjoint(t, d); });
 }
 
-// M: [36, K, P] → y: [N, K, H, W].
-inline torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
+// M: [36, K, P] → y: [N, K, H, W] (in out, if given).
+inline torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w,
+                                     const c10::optional<torch::Tensor>& out) {
     return tiles_to_windows<false, TILE_OUT, TILE_IN>(m, tiling_of<TILE_IN>(m, "M", tiling, n, h, w), 0,
-                                                      [](const auto& t, auto& y) { wino::output_tile(t, y); });
+                                                      [](const auto& t, auto& y) { wino::output_tile(t, y); },
+                                                      out.value_or(torch::Tensor()));
 }
 
 // dy: [N, K, H, W] → dM: [36, K, P], the adjoint of winograd_output.
@@ -104,19 +122,23 @@ inline torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
 }
 
 // The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] (times scale: [N, C]
-// or None) → V: [81, C, P].
-inline torch::Tensor winograd_up_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale) {
+// or None) → V: [81, C, P] (in out, if given).
+inline torch::Tensor winograd_up_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
+                                       const c10::optional<torch::Tensor>& out) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<wino::UP_WINDOW, wino::UP_VALUES>(
         x, up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
-        [](const auto& d, auto& t) { wino::up_input_tile(d, t); }, scale.value_or(torch::Tensor()));
+        [](const auto& d, auto& t) { wino::up_input_tile(d, t); }, scale.value_or(torch::Tensor()),
+        out.value_or(torch::Tensor()));
 }
 
-// M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches.
-inline torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w) {
+// M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches (in
+// out, if given).
+inline torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w,
+                                        const c10::optional<torch::Tensor>& out) {
     return tiles_to_windows<false, wino::UP_TILE_OUT, wino::UP_VALUES>(
         m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w), 0,
-        [](const auto& t, auto& y) { wino::up_output_tile(t, y); });
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out.value_or(torch::Tensor()));
 }
 
 namespace {

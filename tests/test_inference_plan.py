@@ -141,8 +141,9 @@ def test_doctor_prints_the_plan_it_runs(capsys):
     assert main(["doctor", "--plan", "--resolution", "64", "--batch", "8"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("b")]
     plan = Generator(GeneratorConfig(img_resolution=64)).plan("cpu", 8)
-    assert [(r[0], int(r[1]), r[2], r[3]) for r in rows] == [
-        (lp.name, lp.resolution, f"{lp.in_channels}>{lp.out_channels}", lp.algorithm) for lp in plan.layers]
+    assert [(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows] == [
+        (lp.name, lp.resolution, f"{lp.in_channels}>{lp.out_channels}", plan.stages[lp.stage].samples, lp.algorithm)
+        for lp in plan.layers]
     with pytest.raises(SystemExit) as exc:
         main(["doctor", "--plan", "--batch", "0"])
     assert exc.value.code == 2 and "--batch must be at least 1" in capsys.readouterr().err
@@ -168,3 +169,68 @@ def test_video_frames_follow_a_weight_change_between_batches():
     assert all(np.array_equal(a, b) for a, b in zip(first, old[:2]))
     assert all(np.array_equal(a, b) for a, b in zip(rest, new[2:]))
     assert not np.array_equal(rest[0], old[2])
+
+
+@pytest.mark.parametrize("mode", ["auto", "always"])
+def test_passes_of_a_few_samples_give_the_images_of_the_whole_batch(monkeypatch, mode):
+    """With a small pass budget the high-resolution blocks run one or two samples a pass, depth first:
+    the images (with per-sample noise overrides, sliced pass by pass) equal the reference layers'."""
+    from stylegan_anime.inference import policy
+    torch.manual_seed(4)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(5, G.z_dim)
+    noise = [torch.randn(5, 1, layer.resolution, layer.resolution) for layer in G.synthesis.noise_layers()]
+    ref = _reference(G, z, noise=noise)
+    per_sample = [max(layer.weight.shape[0] * (layer.resolution + layer.up - 1) ** 2 * 4 for layer in b.layers())
+                  for b in G.synthesis.blocks()]
+    monkeypatch.setattr(policy, "PASS_BYTES", 2 * per_sample[-2])  # two samples a pass, then one
+    with use_winograd(mode):
+        plan = G.plan(batch_size=5)
+        assert [s.samples for s in plan.stages][-2:] == [2, 1] and plan.stages[0].samples == 5
+        images = plan.generate(z, noise=noise)
+    torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+
+
+def test_a_plan_allocates_its_buffers_once_and_shares_them_across_batch_sizes():
+    """The second forward reuses the first one's buffers (no slot reallocated) and gives the same
+    images; a plan for a smaller batch of the same weights runs on the same buffers."""
+    torch.manual_seed(5)
+    G = randomize_buffers(Generator(GeneratorConfig(img_resolution=64, channel_base=4096, channel_max=256)))
+    G = G.eval().requires_grad_(False)
+    z = torch.randn(3, G.z_dim)
+    plan = G.plan("cpu", 3)
+    first = plan.generate(z)
+    slots = {slot: t.data_ptr() for slot, t in plan.buffers._bytes.items()}
+    assert slots and plan.buffers.nbytes >= sum(plan.buffer_bytes.values())
+    second = plan.generate(z)
+    assert torch.equal(first, second) and first.data_ptr() != second.data_ptr()
+    assert {slot: t.data_ptr() for slot, t in plan.buffers._bytes.items()} == slots
+    small = plan.for_batch(2)
+    assert small.buffers is plan.buffers
+    torch.testing.assert_close(small.generate(z[:2]), first[:2], rtol=1e-5, atol=1e-6)
+
+
+def test_native_outputs_go_where_asked_and_may_not_overlap_the_input():
+    """The fused convs and the unfused transforms write into a given tensor exactly what they return
+    otherwise; an output overlapping the input is refused."""
+    torch.manual_seed(6)
+    x, scale = torch.randn(2, 16, 12, 12), torch.rand(2, 16) + 0.5
+    if not winograd_op.native_available(x):
+        pytest.skip("the native winograd op is not built")
+    u = winograd_op.weight_transform(torch.randn(8, 16, 3, 3))
+    up = winograd_op.up_filters(torch.randn(8, 16, 3, 3))
+    cases = [(lambda out: winograd_op.conv3x3_fused(x, u, scale, out=out), (2, 8, 12, 12)),
+             (lambda out: winograd_op.conv_transpose3x3_s2_fused(x, up, scale, out=out), (2, 8, 25, 25)),
+             (lambda out: winograd_op.conv3x3_transformed(x, u, True, scale, scratch=_scratch, out=out), (2, 8, 12, 12)),
+             (lambda out: winograd_op.conv_transpose3x3_s2_transformed(x, up, True, scale, scratch=_scratch, out=out),
+              (2, 8, 25, 25))]
+    for run, shape in cases:
+        expected = run(None)
+        out = torch.full(shape, float("nan"))
+        assert run(out) is not None and torch.equal(out, expected)
+    with pytest.raises(RuntimeError, match="overlap"):
+        winograd_op.conv3x3_fused(x, torch.randn(36, 16, 16), scale, out=x)
+
+
+def _scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.full(shape, float("nan"), dtype=dtype)

@@ -5,6 +5,11 @@ For each layer the plan holds its conv algorithm and why (``policy.py``), where 
 the tensors derived from its weights alone (squared tap sums, Winograd filter transforms, the
 transposed conv's layout, the split FIR taps). ``executor.py`` runs forwards from it.
 
+The plan also owns the forward's memory: the blocks form stages by how many samples a pass takes
+(``policy.samples_per_pass``: the high-resolution blocks run a few samples at a time, each pass going
+on through the later stages before the next starts), and every large layer output goes to a buffer
+slot the plan assigned (``buffers.py``), allocated once and reused.
+
 A plan knows the weights it was built from: the version counter, storage, dtype and shape of every
 parameter and buffer of the synthesis network. In-place updates (optimiser steps,
 ``load_state_dict``, EMA) bump the version; assigning ``.data`` changes the storage. Either makes
@@ -21,6 +26,7 @@ import torch
 from ..networks import fast_modconv
 from ..ops.layer_epilogue import Fir
 from . import policy
+from .buffers import ActivationBuffers, Slot, slot_bytes
 
 if TYPE_CHECKING:
     from ..networks import Generator
@@ -28,6 +34,10 @@ if TYPE_CHECKING:
 
 # A tensor's version as the plan saw it: (name, version counter, data pointer, dtype, device, shape).
 Stamp = tuple[str, int, int, torch.dtype, torch.device, tuple[int, ...]]
+
+
+# The algorithms whose conv output (before the epilogue pass) and tiles can go to the plan's buffers.
+WINOGRAD_RAW = ("f43", "up_fused", "up_winograd")
 
 
 class StalePlanError(RuntimeError):
@@ -50,11 +60,28 @@ class LayerPlan:
     # Winograd filters ([36, out, in] or the stride-2 ones), or the transposed layout [in, out, k, k]
     prepared: torch.Tensor | None = field(repr=False)
     fir: Fir | None = field(default=None, repr=False)  # the upsampling FIR's split taps (None: reference resampling)
+    index: int = 0  # in InferencePlan.layers (and in a forward's noise overrides)
+    stage: int = 0  # index into InferencePlan.stages
+    out_slot: str | None = None  # the buffer slot of its output (None: allocated per forward, or not stored)
+    raw_slot: str | None = None  # ... of its conv's output before the epilogue pass
+
+    @property
+    def raw_side(self) -> int:
+        """Side of the conv's output before the epilogue: an upsampling conv's is one more than the layer's."""
+        return self.resolution + (1 if self.up > 1 else 0)
 
     @property
     def epilogue(self) -> str:
         """Where demodulation, noise, bias, lrelu and clamp run."""
         return "in the conv" if self.algorithm == "fused" else "one pass after"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Blocks ``first`` .. ``end - 1`` (of ``synthesis.blocks()``), run ``samples`` samples a pass."""
+    first: int
+    end: int
+    samples: int
 
 
 @dataclass
@@ -65,8 +92,15 @@ class InferencePlan:
     batch_size: int
     layers: list[LayerPlan]
     stamp: list[Stamp] = field(repr=False)
+    stages: list[Stage] = field(default_factory=list)
+    buffer_bytes: dict[Slot, int] = field(default_factory=dict, repr=False)  # what a forward needs by slot
     # Derived tensors by (layer name, kind), shared with plans for other batch sizes of the same weights.
     store: dict[tuple[str, str], object] = field(default_factory=dict, repr=False)
+    buffers: ActivationBuffers | None = field(default=None, repr=False)  # shared likewise
+
+    def __post_init__(self):
+        if self.buffers is None:
+            self.buffers = ActivationBuffers(self.device)
 
     def stale_reason(self) -> str | None:
         """None while the weights are those the plan was built from, else the first changed tensor."""
@@ -86,14 +120,16 @@ class InferencePlan:
 
     def refreshed(self) -> InferencePlan:
         """This plan if its weights are unchanged, else a new one built from the current weights."""
-        return self if self.stale_reason() is None else build_plan(self.generator, self.device, self.batch_size)
+        if self.stale_reason() is None:
+            return self
+        return build_plan(self.generator, self.device, self.batch_size, buffers=self.buffers)
 
     def for_batch(self, batch_size: int) -> InferencePlan:
-        """The plan for another batch size, sharing this one's prepared tensors (checked fresh)."""
+        """The plan for another batch size, sharing this one's prepared tensors (checked fresh) and buffers."""
         if batch_size == self.batch_size:
             return self
         self.check()
-        return build_plan(self.generator, self.device, batch_size, self.store)
+        return build_plan(self.generator, self.device, batch_size, self.store, self.buffers)
 
     def synthesize(self, ws: torch.Tensor, noise_mode: str = "const",
                    noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
@@ -109,11 +145,16 @@ class InferencePlan:
         return self.synthesize(ws, noise_mode, noise)
 
     def table(self) -> str:
-        """The plan as a text table: layer, resolution, channels, algorithm, epilogue, toRGB, why."""
-        head = f"{'layer':<10} {'res':>5} {'channels':>9}  {'algorithm':<11} {'epilogue':<14} {'toRGB':<6} why"
-        rows = [f"{lp.name:<10} {lp.resolution:>5} {f'{lp.in_channels}>{lp.out_channels}':>9}  {lp.algorithm:<11} "
-                f"{lp.epilogue:<14} {'fused' if lp.to_rgb_fused else '-':<6} {lp.why}" for lp in self.layers]
-        return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}", head, *rows])
+        """The plan as a text table: layer, resolution, channels, samples a pass, algorithm, epilogue, toRGB, why."""
+        head = (f"{'layer':<10} {'res':>5} {'channels':>9} {'pass':>4}  {'algorithm':<11} {'epilogue':<14} "
+                f"{'toRGB':<6} why")
+        rows = [f"{lp.name:<10} {lp.resolution:>5} {f'{lp.in_channels}>{lp.out_channels}':>9} "
+                f"{self.stages[lp.stage].samples:>4}  {lp.algorithm:<11} {lp.epilogue:<14} "
+                f"{'fused' if lp.to_rgb_fused else '-':<6} {lp.why}" for lp in self.layers]
+        mib = sum(self.buffer_bytes.values()) / 2 ** 20
+        return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}, {mib:.0f} MiB of activation "
+                          f"buffers (pass: samples a pass takes, at most {policy.PASS_BYTES >> 20} MiB a tensor)",
+                          head, *rows])
 
 
 def weights_stamp(G: Generator) -> list[Stamp]:
@@ -123,25 +164,85 @@ def weights_stamp(G: Generator) -> list[Stamp]:
 
 
 def build_plan(G: Generator, device: torch.device | str | None = None, batch_size: int = 1,
-               store: dict | None = None) -> InferencePlan:
+               store: dict | None = None, buffers: ActivationBuffers | None = None) -> InferencePlan:
     """Walk G's synthesis layers once for ``batch_size`` images on ``device`` (G's own; G must already
-    be there). ``store``: prepared tensors of another plan of the same weights, reused."""
+    be there). ``store``, ``buffers``: prepared tensors and activation buffers of another plan of the
+    same weights, reused."""
     device = G.device if device is None else torch.device(device)
     if device.type != G.device.type or (device.index is not None and device != G.device):
         raise ValueError(f"the generator is on {G.device}, not {device}: move it first (G.to(device))")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     store = {} if store is None else store
+    blocks = G.synthesis.blocks()
+    samples = policy.samples_per_pass(batch_size, [_largest_bytes(b, device) for b in blocks])
+    stages = _stages(samples)
     layers = []
     with torch.no_grad():
-        for block in G.synthesis.blocks():
-            dtype = torch.float16 if block.use_fp16 and device.type == "cuda" else torch.float32
-            fuse_rgb = block.num_torgb and block.architecture != "resnet"
+        for stage_index, stage in enumerate(stages):
+            for block in blocks[stage.first: stage.end]:
+                layers += _plan_block(block, stage.samples, device, stage_index, store)
+    for i, lp in enumerate(layers):
+        lp.index = i
+    plan = InferencePlan(G, device, batch_size, layers, weights_stamp(G), stages, {}, store, buffers)
+    _assign_slots(plan, blocks)
+    return plan
+
+
+def _plan_block(block, n: int, device: torch.device, stage: int, store: dict) -> list[LayerPlan]:
+    """The block's layers planned for passes of n samples."""
+    dtype = _block_dtype(block, device)
+    fuse_rgb = block.num_torgb and block.architecture != "resnet"
+    plans = []
+    for layer in block.layers():
+        rgb = bool(fuse_rgb) and layer is block.conv1
+        plans.append(_plan_layer(f"b{block.resolution}.{_short(block, layer)}", layer, n, dtype, device, rgb, store))
+        plans[-1].stage = stage
+    return plans
+
+
+def _block_dtype(block, device: torch.device) -> torch.dtype:
+    return torch.float16 if block.use_fp16 and device.type == "cuda" else torch.float32
+
+
+def _largest_bytes(block, device: torch.device) -> int:
+    """Bytes per sample of the block's largest activation (a conv's output, an upsampling conv's before
+    its FIR filter)."""
+    size = _block_dtype(block, device).itemsize
+    return max(layer.weight.shape[0] * (layer.resolution + layer.up - 1) ** 2 * size for layer in block.layers())
+
+
+def _stages(samples: list[int]) -> list[Stage]:
+    """Runs of consecutive blocks taking the same samples a pass."""
+    stages, first = [], 0
+    for i in range(1, len(samples) + 1):
+        if i == len(samples) or samples[i] != samples[first]:
+            stages.append(Stage(first, i, samples[first]))
+            first = i
+    return stages
+
+
+def _assign_slots(plan: InferencePlan, blocks) -> None:
+    """Give each layer's output (and raw conv output) a buffer slot and size the slots: outputs alternate
+    between a stage's x0 and x1 (a layer reads one and writes the other); a stage's first layer reads its
+    parent stage's slot. The resnet architecture's blocks keep the allocating path."""
+    layer_iter = iter(plan.layers)
+    last = blocks[-1]
+    for stage_index, stage in enumerate(plan.stages):
+        turn = 0
+        for block in blocks[stage.first: stage.end]:
             for layer in block.layers():
-                rgb = bool(fuse_rgb) and layer is block.conv1
-                layers.append(_plan_layer(f"b{block.resolution}.{_short(block, layer)}", layer, batch_size,
-                                          dtype, device, rgb, store))
-    return InferencePlan(G, device, batch_size, layers, weights_stamp(G), store)
+                lp = next(layer_iter)
+                if block.architecture == "resnet":
+                    continue
+                stored = not (lp.to_rgb_fused and block is last)
+                lp.out_slot = f"x{turn % 2}" if stored else None
+                turn += 1
+                lp.raw_slot = "raw" if lp.algorithm in WINOGRAD_RAW else None
+                slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
+                           lp.dtype, plan.buffer_bytes)
+                slot_bytes(stage_index, lp.raw_slot, stage.samples, (lp.out_channels, lp.raw_side, lp.raw_side),
+                           lp.dtype, plan.buffer_bytes)
 
 
 def _short(block, layer) -> str:
@@ -175,6 +276,11 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
                         lambda: fast_modconv.prepare_up(choice.algorithm, w, dtype))
     return LayerPlan(name, res, in_c, out_c, layer.up, dtype, choice.algorithm, choice.why,
                      block_rgb and choice.algorithm == "fused", square_sums, prepared, fir)
+
+
+def total_buffer_bytes(plan: InferencePlan) -> int:
+    """Bytes of activation buffers a forward of the plan uses."""
+    return sum(plan.buffer_bytes.values())
 
 
 def total_prepared_bytes(plan: InferencePlan) -> int:

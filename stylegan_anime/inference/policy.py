@@ -8,10 +8,29 @@ A plan keeps its filters between forwards, so the rules that need kept filters a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from ..networks import fast_modconv, winograd
+
+
+# A pass over the high-resolution blocks takes as many samples as keep the block's largest tensor within
+# this many bytes (at least one): the activations then stay small, whatever the batch. 32 MiB measured
+# fastest of 16–256 MiB and unsplit at 256²/512², batches 1 and 8 (``benchmarks/plan_memory.py --budgets``).
+PASS_BYTES = 32 * 2 ** 20
+
+
+def samples_per_pass(batch_size: int, block_bytes: Sequence[int], budget: int | None = None) -> list[int]:
+    """For each block in order, the samples one pass takes: the most (up to ``batch_size``) whose largest
+    tensor, ``block_bytes`` per sample, fits ``budget`` (default ``PASS_BYTES``); at least one; never more
+    than the block before (a pass runs a sub-batch of its parent's)."""
+    budget = PASS_BYTES if budget is None else budget
+    out, cap = [], batch_size
+    for nbytes in block_bytes:
+        cap = max(1, min(cap, budget // max(1, nbytes)))
+        out.append(cap)
+    return out
 
 
 @dataclass(frozen=True)

@@ -242,18 +242,23 @@ def make_finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bia
 
 def run_layer(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, finish: Finish,
               padding: int, prepared: torch.Tensor | None, up: int = 1, f: torch.Tensor | None = None,
-              fir: Fir | None = None) -> torch.Tensor:
+              fir: Fir | None = None, out: torch.Tensor | None = None, raw: torch.Tensor | None = None,
+              scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
     """A synthesis layer's conv by ``algorithm`` (chosen by ``same_conv_algorithm`` / ``up_conv_algorithm``),
     then ``finish``: x: [N, in, H, W] → [N, out, H*up, W*up]. prepared: ``prepare_f43`` (fused, f43),
-    ``prepare_up`` (upsampling) or None; f: the upsampling FIR filter, fir: its split taps or None."""
+    ``prepare_up`` (upsampling) or None; f: the upsampling FIR filter, fir: its split taps or None.
+    out: where to store the result; raw: where the Winograd convs (``f43``, ``up_fused``, ``up_winograd``)
+    store their output before the epilogue pass (each contiguous, apart from x; None: new tensors);
+    scratch: gives the unfused Winograd convs their tile tensors."""
     if algorithm == "fused":  # the epilogue runs inside the fused conv, on each output tile before it is stored
-        return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish)
+        return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish, out=out)
     gd, gb = finish.scale, finish.bias
     if up == 1:
-        y, fir, scale, rest_bias = _same_conv(algorithm, x, weight, styles, gd, gb, padding, prepared)
+        y, fir, scale, rest_bias = _same_conv(algorithm, x, weight, styles, gd, gb, padding, prepared, raw, scratch)
     else:
-        y, fir, scale, rest_bias = _up_conv(algorithm, x, weight, styles, gd, gb, up, padding, f, fir, prepared)
-    return layer_epilogue(y, fir, scale, rest_bias, finish.noise, finish.noise_gain, LRELU_ALPHA, finish.clamp)
+        y, fir, scale, rest_bias = _up_conv(algorithm, x, weight, styles, gd, gb, up, padding, f, fir, prepared, raw,
+                                            scratch)
+    return layer_epilogue(y, fir, scale, rest_bias, finish.noise, finish.noise_gain, LRELU_ALPHA, finish.clamp, out)
 
 
 def _square_sums(weight: torch.Tensor) -> torch.Tensor:
@@ -266,7 +271,8 @@ ConvParts = tuple[torch.Tensor, Fir | None, torch.Tensor | None, torch.Tensor | 
 
 
 def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor,
-               gb: torch.Tensor, padding: int, f43_filters: torch.Tensor | None) -> ConvParts:
+               gb: torch.Tensor, padding: int, f43_filters: torch.Tensor | None,
+               raw: torch.Tensor | None = None, scratch: winograd_op.Scratch | None = None) -> ConvParts:
     """The stride-1 modulated conv of ``run_layer`` (demodulation gd: [N, out],
     bias gb: [out]): [N, in, H, W] → [N, out, H, W]."""
     n, in_c, h, w_ = x.shape
@@ -279,7 +285,7 @@ def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: to
         y = F.conv2d(x.reshape(1, n * in_c, h, w_), wk, bias=gb.repeat(n), padding=padding, groups=n)
         return y.reshape(n, out_c, h, w_), None, None, None
     if algorithm == "f43":  # the modulation in its input transform
-        y = winograd.f43_conv3x3(x, f43_filters, styles)
+        y = winograd.f43_conv3x3(x, f43_filters, styles, out=raw, scratch=scratch)
     else:
         y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb
@@ -306,14 +312,16 @@ def _up_prepared(algorithm: str, weight: torch.Tensor, dtype: torch.dtype) -> to
 
 def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor,
              gb: torch.Tensor, up: int, padding: int, f: torch.Tensor, fir: Fir | None,
-             prepared: torch.Tensor) -> ConvParts:
+             prepared: torch.Tensor, raw: torch.Tensor | None = None,
+             scratch: winograd_op.Scratch | None = None) -> ConvParts:
     """The upsampling modulated conv of ``run_layer`` (demodulation gd: [N, out], bias gb: [out]):
     [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
     dtype = x.dtype
     if algorithm == "up_fused":
-        return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw), fir, gd, gb
     if algorithm == "up_winograd":
-        return winograd_op.conv_transpose3x3_s2_transformed(x, prepared, native=True, scale=styles), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_transformed(x, prepared, native=True, scale=styles, scratch=scratch,
+                                                            out=raw), fir, gd, gb
     w_t = prepared  # [in, out, k, k]
     if algorithm == "up_weights":
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..ops import kernels, native_ops
-from . import memory
 from .config import GeneratorConfig
 from . import fast_modconv
 from .layers import Conv2dLayer
@@ -120,8 +119,6 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise is not None and len(noise) != len(self.noise_layers()):
             raise ValueError(f"noise needs {len(self.noise_layers())} entries, got {len(noise)}")
-        if ws.device.type == "cpu":
-            memory.keep_freed_memory()  # else big freed blocks go back to the kernel and fault in again
         noise_iter = iter(noise) if noise is not None else iter(lambda: None, 0)
         x = img = None
         w_idx = 0

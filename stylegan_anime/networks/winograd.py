@@ -151,17 +151,25 @@ def f43_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], p
                                            and th * tw <= KEPT_FILTER_MAX_TILES)
 
 
-def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
+                out: torch.Tensor | None = None, scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
     """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over slices of the batch of at
     most ``KEPT_FILTER_MAX_TILES`` tiles each (one image if larger): the tile tensors of a slice stay
-    in the cache. x: [N, C, H, W], u: [36, K, C], scale: [N, C] or None → [N, K, H, W]."""
+    in the cache. x: [N, C, H, W], u: [36, K, C], scale: [N, C] or None → [N, K, H, W] (in ``out``
+    if given; the tiles in ``scratch``'s tensors if given)."""
     th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
     step = max(1, KEPT_FILTER_MAX_TILES // (th * tw))
-    if step >= x.shape[0]:
+    if step >= x.shape[0] and out is None and scratch is None:
         return winograd_op.conv3x3_transformed(x, u, native=True, scale=scale)
-    return torch.cat([winograd_op.conv3x3_transformed(x[i: i + step], u, native=True,
-                                                      scale=None if scale is None else scale[i: i + step])
-                      for i in range(0, x.shape[0], step)])
+    if out is None:
+        out = x.new_empty(x.shape[0], u.shape[1], x.shape[2], x.shape[3])
+    for i in range(0, x.shape[0], step):
+        part = winograd_op.conv3x3_transformed(x[i: i + step], u, native=True,
+                                               scale=None if scale is None else scale[i: i + step],
+                                               scratch=scratch, out=out[i: i + step])
+        if scratch is None:
+            out[i: i + step] = part
+    return out
 
 
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,

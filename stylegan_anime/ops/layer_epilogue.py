@@ -69,20 +69,25 @@ def separable_taps(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 def layer_epilogue(y: torch.Tensor, fir: Fir | None = None, scale: torch.Tensor | None = None,
                    bias: torch.Tensor | None = None, noise: torch.Tensor | None = None, noise_gain: float = 0.0,
-                   alpha: float = 0.2, clamp: float | None = None) -> torch.Tensor:
+                   alpha: float = 0.2, clamp: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """y: [N, C, H, W]; scale: [N, C] or None; bias: [C] or None; noise: broadcastable to [N, 1, Ho, Wo] or None;
     alpha: the leaky ReLU's slope below zero (1: linear); clamp: None or >= 0.
-    Returns [N, C, Ho, Wo] (``fir.out_size``); without ``fir`` it is y itself, overwritten."""
+    Returns [N, C, Ho, Wo] (``fir.out_size``): ``out`` if given (contiguous, y's dtype, apart from y when
+    there is a ``fir``), else without ``fir`` y itself, overwritten."""
     module = native_ops.inference_module("layer_epilogue", y)
     if fir is not None and max(fir.th.numel(), fir.tw.numel()) > MAX_TAPS:
         module = None
     if module is None:
-        return _torch_epilogue(y, fir, scale, bias, noise, noise_gain, alpha, clamp)
+        result = _torch_epilogue(y, fir, scale, bias, noise, noise_gain, alpha, clamp)
+        return result if out is None else out.copy_(result)
     n, c, h, w = y.shape
     ho, wo = fir.out_size(h, w) if fir is not None else (h, w)
     dtype, empty = y.dtype, y.new_empty(0)
     th, tw, pad = (fir.th, fir.tw, fir.pad) if fir is not None else (y.new_ones(1), y.new_ones(1), 0)
-    out = y.new_empty(n, c, ho, wo) if fir is not None else y
+    if out is None:
+        out = y.new_empty(n, c, ho, wo) if fir is not None else y
+    elif out.shape != (n, c, ho, wo) or out.dtype != dtype or not out.is_contiguous():
+        raise ValueError(f"out must be contiguous {dtype} [{n}, {c}, {ho}, {wo}], got {out.dtype} {tuple(out.shape)}")
     args = (y.contiguous(), th.to(dtype).contiguous(), tw.to(dtype).contiguous(), pad,
             empty if scale is None else scale.to(dtype).reshape(n, c).contiguous(),
             empty if bias is None else bias.to(dtype).reshape(c).contiguous(),

@@ -16,7 +16,7 @@ P = N·ceil(H/4)·ceil(W/4) tiles in (n, ty, tx) order.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,10 @@ import torch.nn.functional as F
 from . import native_build
 from .layer_epilogue import Finish
 from .to_rgb import ToRgb
+
+# Gives the tensor to fill for a role ("tiles_in", "tiles_out"), shape and dtype: an inference plan's
+# buffers, so that a forward's Winograd tiles are not allocated anew each time.
+Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 
 _BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
@@ -169,10 +173,14 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
 
 
 def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None,
-                        scale: torch.Tensor | None = None) -> torch.Tensor:
+                        scale: torch.Tensor | None = None, scratch: Scratch | None = None,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
     """``conv3x3`` given the transformed filters u = ``weight_transform(weight)``: [36, K, C]
     (so that callers may keep them between calls); with scale: [N, C], the conv of
-    x * scale[:, :, None, None] (modulated activations), without gradients."""
+    x * scale[:, :, None, None] (modulated activations), without gradients. With ``scratch`` (native
+    only, no gradients) the tiles go to the tensors it gives, and the result to ``out`` if given."""
+    if scratch is not None:
+        return _tile_products_into(x, u, ("input", "output"), tiles(x.shape[2], x.shape[3]), scale, scratch, out)
     return _tile_products(x, u, native, (input_transform, output_transform), (input_transform_ref, output_transform_ref),
                           scale)
 
@@ -186,6 +194,18 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
         native = native_available(x)
     to_tiles, from_tiles = native_pair if native else ref_pair
     return from_tiles(torch.bmm(u, to_tiles(x) if scale is None else to_tiles(x, scale)), n, h, w)
+
+
+def _tile_products_into(x: torch.Tensor, u: torch.Tensor, names: tuple[str, str], tile_grid: tuple[int, int],
+                       scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor | None) -> torch.Tensor:
+    """``_tile_products`` by the native transforms ``names`` (input, output), the transformed input and the
+    products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's images times
+    ``tile_grid``'s tiles), the result in ``out`` (None: a new tensor)."""
+    n, c, h, w = x.shape
+    values, k, p = u.shape[0], u.shape[1], n * tile_grid[0] * tile_grid[1]
+    v = _native(names[0], x, None if scale is None else _scale_arg(scale, x), scratch("tiles_in", (values, c, p), x.dtype))
+    m = torch.bmm(u, v, out=scratch("tiles_out", (values, k, p), x.dtype))
+    return _native(names[1], m, n, h, w, out)
 
 
 def modulated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -331,9 +351,14 @@ def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | N
 
 
 def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native: bool | None = None,
-                                     scale: torch.Tensor | None = None) -> torch.Tensor:
+                                     scale: torch.Tensor | None = None, scratch: Scratch | None = None,
+                                     out: torch.Tensor | None = None) -> torch.Tensor:
     """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls),
-    of x * scale[:, :, None, None] if scale: [N, C] is given."""
+    of x * scale[:, :, None, None] if scale: [N, C] is given; ``scratch``, ``out`` as in ``conv3x3_transformed``."""
+    if scratch is not None:
+        y = _tile_products_into(x, filters.u, ("up_input", "up_output"), up_tiles(x.shape[2], x.shape[3]), scale,
+                                scratch, out)
+        return fill_uncovered_edges(y, x, filters, scale)
     y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
                        (up_input_transform_ref, up_output_transform_ref), scale)
     return fill_uncovered_edges(y, x, filters, scale)
@@ -363,27 +388,30 @@ def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | No
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
-                  band: int | None = None, finish: Finish | None = None) -> torch.Tensor:
+                  band: int | None = None, finish: Finish | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``conv3x3_transformed(x * scale[:, :, None, None], u)`` in one native pass (no gradients), then
     ``layer_epilogue(y, None, ...)`` with ``finish``'s arguments, if given, before y is stored.
-    x: [N, C, H, W] float32; u: [36, K, C]; scale: [N, C] or None → [N, K, H, W]; band: tiles per
-    band (default ``fused_band(C)``)."""
+    x: [N, C, H, W] float32; u: [36, K, C]; scale: [N, C] or None → [N, K, H, W] (stored in ``out``,
+    contiguous float32 apart from x, if given); band: tiles per band (default ``fused_band(C)``)."""
     n, _, h, w = x.shape
-    return _fused("conv", x, u, scale, band, *(finish or Finish()).native_args(n, u.shape[1], h, w))
+    return _fused("conv", x, u, scale, band, *(finish or Finish()).native_args(n, u.shape[1], h, w), out)
 
 
 def conv3x3_fused_rgb(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, finish: Finish,
-                      rgb: ToRgb, band: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+                      rgb: ToRgb, band: int | None = None, out: torch.Tensor | None = None,
+                      rgb_out: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``conv3x3_fused(x, u, scale, band, finish)`` = y and ``rgb(y)`` in the same native pass: the toRGB
     sums gather tile by tile as y's channels go by. Returns (y, or None if ``rgb.keep_input`` is False:
-    then y is never stored; rgb(y): [N, O, H, W])."""
+    then y is never stored; rgb(y): [N, O, H, W]), stored in ``out`` and ``rgb_out`` if given (``rgb_out``
+    may be ``rgb.skip`` itself)."""
     n, _, h, w = x.shape
-    return _fused("conv_rgb", x, u, scale, band, *finish.native_args(n, u.shape[1], h, w), *rgb.native_args())
+    return _fused("conv_rgb", x, u, scale, band, *finish.native_args(n, u.shape[1], h, w), *rgb.native_args(),
+                  out, rgb_out)
 
 
 def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch.Tensor | None = None,
-                               band: int | None = None) -> torch.Tensor:
+                               band: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``conv_transpose3x3_s2_transformed(x * scale[:, :, None, None], filters)`` in one native pass
     (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
-    [N, K, 2H + 1, 2W + 1]."""
-    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band), x, filters, scale)
+    [N, K, 2H + 1, 2W + 1] (stored in ``out``, contiguous float32 apart from x, if given)."""
+    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, out), x, filters, scale)

@@ -1,0 +1,67 @@
+"""The activation buffers an inference plan owns: allocated once, at the sizes the plan computed from its
+layers, and reused by every forward, so that no forward allocates (or page-faults in) a large tensor.
+
+Without them each forward's big activations (tens to hundreds of MiB at 256²–512²) come from mmap and
+go back to the kernel when freed, and the next forward zero-fills every page again: 30 % of a 512²
+batch-8 forward on the CPU (``benchmarks/plan_memory.py``). Owning the buffers keeps that cost out
+without changing how the process allocates anything else.
+
+A slot is named by (stage, role): the plan's layers write their outputs into the slots it assigned
+them (``LayerPlan.out_slot``, ``raw_slot``); a slot holds bytes and is viewed as each layer's dtype
+and shape. Plans for other batch sizes of the same weights (``InferencePlan.for_batch``) share one
+``ActivationBuffers``, which grows a slot when a plan needs it larger. A lock keeps two threads from
+running forwards on the same buffers at once.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Iterable
+
+import torch
+
+# (stage index, role): "x0" / "x1" for layer outputs, "raw" for a conv's output before its epilogue,
+# "tiles_in" / "tiles_out" for a Winograd conv's transformed input and its products.
+Slot = tuple[int, str]
+
+
+class ActivationBuffers:
+    """Byte buffers by slot on one device, sized by ``reserve`` before a forward and viewed by ``view``."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.lock = threading.Lock()
+        self._bytes: dict[Slot, torch.Tensor] = {}
+
+    def reserve(self, sizes: dict[Slot, int]) -> None:
+        """Make every slot at least ``sizes[slot]`` bytes (allocating only slots that are too small)."""
+        for slot, nbytes in sizes.items():
+            have = self._bytes.get(slot)
+            if have is None or have.numel() < nbytes:
+                self._bytes.pop(slot, None)  # freed before the larger one is allocated
+                self._bytes[slot] = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+
+    def view(self, slot: Slot, shape: Iterable[int], dtype: torch.dtype) -> torch.Tensor:
+        """The slot's first bytes as a contiguous tensor of ``shape`` and ``dtype``; a slot not reserved
+        large enough grows (the first forward sizes the Winograd tile slots so)."""
+        shape = tuple(shape)
+        nbytes = math.prod(shape) * dtype.itemsize
+        self.reserve({slot: nbytes})
+        return self._bytes[slot][:nbytes].view(dtype).view(shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(t.numel() for t in self._bytes.values())
+
+    def release(self) -> None:
+        """Free every slot (the next forward allocates them again)."""
+        self._bytes.clear()
+
+
+def slot_bytes(stage: int, role: str | None, samples: int, shape_per_sample: tuple[int, ...],
+               dtype: torch.dtype, sizes: dict[Slot, int]) -> None:
+    """Grow ``sizes[(stage, role)]`` to hold ``samples`` tensors of ``shape_per_sample`` (no-op for role None)."""
+    if role is not None:
+        need = samples * math.prod(shape_per_sample) * dtype.itemsize
+        sizes[(stage, role)] = max(sizes.get((stage, role), 0), need)
