@@ -89,21 +89,20 @@ def _discriminator(device: torch.device, resolution: int, seed: int) -> Discrimi
 
 GENERATOR_PATHS = {
     "forward": "the plain inference forward (CPU: one-pass layer epilogues and toRGB)",
-    "kept filters": "the generation API's, inside cached_weights() (CPU: fused Winograd convs)",
+    "plan": "the generation API's inference plan (CPU: fused Winograd convs, the plan's own buffers)",
     "grouped modconv": "per-sample weights, grouped convs (upfirdn2d and bias_act as training runs them)",
 }
 
 
 def check_generator(device: torch.device, path: str = "forward") -> NetworkComparison:
     """A 64² generator's images for 2 seeds, native vs reference, on one of ``GENERATOR_PATHS``."""
-    from ..networks.weight_cache import cached_weights
-
     G = _generator(device, 64, seed=0).eval()
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1)).to(device)
 
     def run(native: bool):
-        kept = cached_weights() if path == "kept filters" else contextlib.nullcontext()
-        with _paths(native), torch.no_grad(), kept:
+        with _paths(native), torch.no_grad():
+            if path == "plan":  # built under the paths' switches: its algorithms follow them
+                return G.plan(device, 2).generate(z, psi=0.8, noise_mode="const")
             return G(z, psi=0.8, noise_mode="const", grouped=path == "grouped modconv")
 
     run(True)  # the first call builds / loads and self-checks the ops; time the second

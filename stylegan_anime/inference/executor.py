@@ -21,7 +21,8 @@ from ..networks.synthesis import SynthesisBlock
 from ..ops import winograd_op
 from ..ops.layer_epilogue import Finish
 from ..ops.to_rgb import ToRgb
-from .plan import InferencePlan, LayerPlan
+from .buffers import TRANSIENT
+from .plan import WINOGRAD, InferencePlan, LayerPlan
 
 
 @dataclass
@@ -122,14 +123,14 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     styles = layer.affine(w)
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
-    raw = _slot(plan, lp, lp.raw_slot, x.shape[0], lp.raw_side, x.dtype)
+    raw = out if lp.up == 1 else _slot(plan, lp, lp.raw_slot, x.shape[0], lp.raw_side, x.dtype, TRANSIENT)
 
     def scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        return plan.buffers.view((lp.stage, role), shape, dtype)
+        return plan.buffers.view((TRANSIENT, role), shape, dtype)
 
     return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, lp.prepared,
                                   layer.up, layer.resample_filter, lp.fir, out=out, raw=raw,
-                                  scratch=scratch if lp.raw_slot is not None else None)
+                                  scratch=scratch if lp.algorithm in WINOGRAD and out is not None else None)
 
 
 def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, w: torch.Tensor,
@@ -145,12 +146,13 @@ def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x:
     return winograd_op.conv3x3_fused_rgb(x, lp.prepared, styles, finish, rgb, out=out, rgb_out=rgb.skip)
 
 
-def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: int,
-          dtype: torch.dtype) -> torch.Tensor | None:
-    """The layer's [n, out_channels, side, side] view of its buffer slot ``role`` (None: no slot)."""
+def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: int, dtype: torch.dtype,
+          stage: int | None = None) -> torch.Tensor | None:
+    """The layer's [n, out_channels, side, side] view of buffer slot ``role`` of its stage (or of ``stage``;
+    None: no slot)."""
     if role is None:
         return None
-    return plan.buffers.view((lp.stage, role), (n, lp.out_channels, side, side), dtype)
+    return plan.buffers.view((lp.stage if stage is None else stage, role), (n, lp.out_channels, side, side), dtype)
 
 
 def _finish(lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, styles: torch.Tensor, inputs: _Pass,

@@ -26,7 +26,7 @@ import torch
 from ..networks import fast_modconv
 from ..ops.layer_epilogue import Fir
 from . import policy
-from .buffers import ActivationBuffers, Slot, slot_bytes
+from .buffers import TRANSIENT, ActivationBuffers, Slot, slot_bytes
 
 if TYPE_CHECKING:
     from ..networks import Generator
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 Stamp = tuple[str, int, int, torch.dtype, torch.device, tuple[int, ...]]
 
 
-# The algorithms whose conv output (before the epilogue pass) and tiles can go to the plan's buffers.
-WINOGRAD_RAW = ("f43", "up_fused", "up_winograd")
+# The algorithms whose tiles (f43, up_winograd) and conv output before the epilogue pass go to the
+# plan's buffers; a stride-1 conv's output is its layer's own output slot (the epilogue runs in place),
+# an upsampling conv's (2H + 1 wide, before the FIR filter) a slot of its own.
+WINOGRAD = ("f43", "up_fused", "up_winograd")
 
 
 class StalePlanError(RuntimeError):
@@ -238,10 +240,10 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                 stored = not (lp.to_rgb_fused and block is last)
                 lp.out_slot = f"x{turn % 2}" if stored else None
                 turn += 1
-                lp.raw_slot = "raw" if lp.algorithm in WINOGRAD_RAW else None
+                lp.raw_slot = "raw" if lp.algorithm in WINOGRAD and lp.up > 1 else None
                 slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
                            lp.dtype, plan.buffer_bytes)
-                slot_bytes(stage_index, lp.raw_slot, stage.samples, (lp.out_channels, lp.raw_side, lp.raw_side),
+                slot_bytes(TRANSIENT, lp.raw_slot, stage.samples, (lp.out_channels, lp.raw_side, lp.raw_side),
                            lp.dtype, plan.buffer_bytes)
 
 

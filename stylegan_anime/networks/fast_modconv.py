@@ -248,7 +248,8 @@ def run_layer(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: tor
     then ``finish``: x: [N, in, H, W] → [N, out, H*up, W*up]. prepared: ``prepare_f43`` (fused, f43),
     ``prepare_up`` (upsampling) or None; f: the upsampling FIR filter, fir: its split taps or None.
     out: where to store the result; raw: where the Winograd convs (``f43``, ``up_fused``, ``up_winograd``)
-    store their output before the epilogue pass (each contiguous, apart from x; None: new tensors);
+    store their output before the epilogue pass (each contiguous, apart from x; raw may be out itself
+    for a stride-1 conv, whose epilogue then runs in place; None: new tensors);
     scratch: gives the unfused Winograd convs their tile tensors."""
     if algorithm == "fused":  # the epilogue runs inside the fused conv, on each output tile before it is stored
         return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish, out=out)

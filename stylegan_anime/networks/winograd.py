@@ -15,7 +15,7 @@ against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
   order), 2.1–2.2× faster forwards + backwards on the 256–512-channel layers of a 64² training
   run; slower with fewer than ``MIN_TILES`` tiles or ``MIN_CHANNELS`` channels.
 
-- Inside ``cached_weights()`` (filter transforms kept): the fused F(4×4, 3×3) on the large stride-1
+- In an inference plan, or inside ``cached_weights()`` (filter transforms kept): the fused F(4×4, 3×3) on the large stride-1
   layers of up to 256 channels (``fused_preferred``, ``winograd_op.conv3x3_fused``: transforms and
   products band by band in the cache, modulation folded in), our F(4×4, 3×3) on the widest ones
   (``f43_preferred``), and the stride-2 transposed conv of upsampling layers as Winograd F(4, 2) on
@@ -35,34 +35,31 @@ from ..ops.switches import Switch
 
 MODES = ("auto", "off", "always")
 ENV_MODE = "STYLEGAN_ANIME_WINOGRAD"
-# Below these sizes oneDNN's direct convolution was as fast or faster (measured, 2 cores, AVX2).
-MIN_PIXELS = 64 * 64  # NNPACK
-MIN_WORK = 2 ** 28  # NNPACK: pixels × C_in × C_out
-MIN_TILES = 64  # F(4x4, 3x3): N · ceil(H/4) · ceil(W/4)
-MIN_CHANNELS = 128  # F(4x4, 3x3): C_in and C_out
-# With its filter transform kept between forwards, F(4x4, 3x3) beats NNPACK on layers this wide,
-# run on at most this many tiles per call (512 channels at 64², one image a call: 1.2–1.4×; at 32²,
-# 4 images a call: 3.2×; but 256–512 channels at 128², 1024 tiles a call: 0.85×).
+# The thresholds below: where each algorithm starts to beat the one it replaces, on the sizes the
+# generators have. Each is set by the benchmark its comment names; benchmarks/THRESHOLDS.md keeps the
+# figures those runs showed.
+# NNPACK (``benchmarks.ops --conv``): oneDNN's direct conv is as fast under these.
+MIN_PIXELS = 64 * 64
+MIN_WORK = 2 ** 28  # pixels × C_in × C_out
+# Our F(4x4, 3x3) (``benchmarks.ops --conv`` at a 64² training run's sizes): too little work to
+# amortise the transforms under these.
+MIN_TILES = 64  # N · ceil(H/4) · ceil(W/4)
+MIN_CHANNELS = 128  # C_in and C_out
+# With its filter transform kept, F(4x4, 3x3) beats NNPACK on layers this wide, as long as a call's
+# tiles stay in the cache (``benchmarks.ops --conv``).
 KEPT_FILTER_MIN_CHANNELS = 512
 KEPT_FILTER_MAX_TILES = 256
-# The stride-2 transposed 3x3 conv as Winograd (``winograd_op.conv_transpose3x3_s2``), with its filter
-# transform kept, against oneDNN's transposed conv: alone, 1.3x (one image) to 1.6x (8) with 512
-# channels in at 32² and 64² inputs, and 0.2-0.8x on smaller inputs. With 256 channels in at 128²
-# it was 0.87x alone (one image) but 1.03x (one image) and 1.08x (8) for the whole 512² generator,
-# measured side by side; adding the 128-channel 256² layer made the generator 0.97x (one image).
-# With ceil(H/4) windows down an input (stop 15), 512 channels at 16²: 1.8x for 8 images (128
-# windows), 0.85x for one (16); at 8²: 1.04x for 8 images (32 windows), 0.36x for one.
+# The stride-2 transposed conv as Winograd, filters kept, against oneDNN's transposed conv: it needs
+# enough windows and input channels to pay for its transforms (``benchmarks.ops --conv``, and the
+# whole generator side by side in ``benchmarks.compare_ports``).
 UP_MIN_TILES = 64  # N · ceil(H/4) · ceil(W/4) windows
 UP_MIN_CHANNELS = 256
-# The fused stride-2 transposed conv (``winograd_op.conv_transpose3x3_s2_fused``) against oneDNN's, alone,
-# one image: 2.8-4.0x with 64 channels in (128², 256² inputs), 1.1-1.3x with 128 (64², 128²), 1.04x
-# (128 at 256²) but 1.04-1.06x (one image) and 1.10x (8) for the whole 512² generator, side by side;
-# 0.7x at 32². With 256 channels in it is no faster than the unfused transposed conv (1.0x).
+# The fused stride-2 transposed conv: the large, narrow inputs, where the unfused transforms' passes
+# over memory cost most (same benchmarks).
 FUSED_UP_MIN_PIXELS = 64 * 64
 FUSED_UP_MAX_CHANNELS = 128
-# The fused F(4x4, 3x3) (``winograd_op.conv3x3_fused``), filters kept, against NNPACK, alone, one
-# image: 1.65x (64 channels at 512²), 1.45x (128 at 256²), 1.0-1.3x (256 at 128²); on the 512-channel
-# layers it is no faster than the unfused F(4x4, 3x3), whose products run as larger GEMMs.
+# The fused F(4x4, 3x3) against NNPACK: large layers of up to 256 channels; wider ones run faster as
+# the unfused F(4x4, 3x3)'s larger GEMMs (``benchmarks.ops --conv``).
 FUSED_MIN_PIXELS = 128 * 128
 FUSED_MAX_CHANNELS = 256
 

@@ -370,8 +370,8 @@ def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native
 # (the op's own register-blocked products) and transformed back while it is in the cache, and the
 # activations' modulation is folded into the input transform. Inference only, float32, CPU.
 
-# Tiles per band (multiples of the op's 24-tile product blocks), measured fastest alone: 24 up to 128
-# channels in; wider layers read all their filters once a band, so they take longer bands.
+# Tiles per band (multiples of the op's 24-tile product blocks), fastest alone (``benchmarks.ops --conv``,
+# benchmarks/THRESHOLDS.md): wider layers read all their filters once a band, so they take longer bands.
 FUSED_BAND = 24
 FUSED_WIDE_BAND = 192
 
