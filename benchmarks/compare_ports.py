@@ -145,7 +145,10 @@ def build_rosinality(ros_dir: str, G):
 def forward_fn(name: str, case: dict, G):
     """A no-argument call producing images [N, 3, R, R] from fixed z (psi 1, const noise)."""
     z = torch.randn(case["batch"], G.z_dim, generator=torch.Generator().manual_seed(123))
-    if name.endswith("_plan"):
+    if name.endswith("_plan") or "_plan@" in name:
+        if "@" in name:  # ours_plan@64: a plan whose passes may hold 64 MiB a tensor (``--pass-mib``)
+            from stylegan_anime.inference import policy
+            policy.PASS_BYTES = int(name.split("@")[1]) * 2 ** 20
         plan = G.plan("cpu", case["batch"])
         return lambda: plan.generate(z, noise_mode="const")
     if name.startswith("ours"):
@@ -217,8 +220,9 @@ def _ask(proc: subprocess.Popen, line: str | None) -> dict:
 
 
 def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
-    """Start every contender, then let them run one forward each in turn, ``rounds`` times:
-    all of them see the same drift in the machine's speed. Rows carry median times."""
+    """Start every contender, then let them run one forward each in turn, ``rounds`` times, the order
+    rotating by one each round: all of them see the same drift in the machine's speed. Rows carry
+    median times."""
     procs = [start_contender(case, env) for case, env in cases]
     alive = [True] * len(procs)
 
@@ -238,7 +242,9 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
             ask(i, None)
         samples: list[list[dict]] = [[] for _ in procs]
         for r in range(rounds):
-            for i in range(len(procs)):
+            # Each round starts one contender later: whoever runs right after a big process pays for
+            # the caches and memory it left behind (2-3 % at 256² batch 8), so no one always does.
+            for i in [(r + j) % len(procs) for j in range(len(procs))]:
                 got = ask(i, "go\n")
                 if got is not None:
                     samples[i].append(got)
@@ -298,6 +304,8 @@ def main() -> None:
                     help="another checkout of this project (say, main) to run as ours_baseline, ours_baseline_kept "
                          "and ours_baseline_plan")
     ap.add_argument("--baseline-extensions", help="TORCH_EXTENSIONS_DIR for the baseline checkout's native builds")
+    ap.add_argument("--pass-mib", type=int, nargs="+", default=[],
+                    help="also run plans with these pass budgets (MiB a tensor) as ours_plan@MiB")
     ap.add_argument("--check", action="store_true", help="first check that all three agree on the same weights")
     ap.add_argument("--out", default="benchmarks/results/compare_ports.json")
     args = ap.parse_args()
@@ -322,6 +330,7 @@ def main() -> None:
                   f"({row['max_abs_diff_rosinality'] / scale:.1e}); kept weights: max |ours - ada| = "
                   f"{row['max_abs_diff_ada_kept']:.2e}")
     contenders = [c for c in CONTENDERS if not args.only or c[0] in args.only]
+    contenders += [(f"ours_plan@{mib}", {"STYLEGAN_ANIME_OPS": "native"}) for mib in args.pass_mib]
     if args.baseline:  # the other checkout as plain forwards and as the generate API runs them
         contenders[:0] = [c for c in BASELINE_CONTENDERS if not args.only or c[0] in args.only]
     rows = []

@@ -26,6 +26,8 @@ import torch
 # hold what its next pass, or its child stage, still reads.
 Slot = tuple[int, str]
 TRANSIENT = -1
+# Cache lines each role's tensors start after (see ActivationBuffers._offset): distinct modulo 64.
+ROLE_LINES = {"x0": 0, "x1": 17, "raw": 34, "tiles_in": 51, "tiles_out": 9}
 
 
 class ActivationBuffers:
@@ -40,17 +42,26 @@ class ActivationBuffers:
         """Make every slot at least ``sizes[slot]`` bytes (allocating only slots that are too small)."""
         for slot, nbytes in sizes.items():
             have = self._bytes.get(slot)
-            if have is None or have.numel() < nbytes:
+            if have is None or have.numel() - self._offset(slot) < nbytes:
                 self._bytes.pop(slot, None)  # freed before the larger one is allocated
-                self._bytes[slot] = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+                self._bytes[slot] = torch.empty(nbytes + self._offset(slot), dtype=torch.uint8, device=self.device)
 
     def view(self, slot: Slot, shape: Iterable[int], dtype: torch.dtype) -> torch.Tensor:
-        """The slot's first bytes as a contiguous tensor of ``shape`` and ``dtype``; a slot not reserved
+        """The slot's bytes as a contiguous tensor of ``shape`` and ``dtype``; a slot not reserved
         large enough grows (the first forward sizes the Winograd tile slots so)."""
         shape = tuple(shape)
         nbytes = math.prod(shape) * dtype.itemsize
         self.reserve({slot: nbytes})
-        return self._bytes[slot][:nbytes].view(dtype).view(shape)
+        start = self._offset(slot)
+        return self._bytes[slot][start: start + nbytes].view(dtype).view(shape)
+
+    def _offset(self, slot: Slot) -> int:
+        """Where the slot's tensors start in its buffer. Large allocations all start at the same offset
+        within a 4 KiB page, so a layer reading one slot and writing another at the same offsets
+        within their pages makes the CPU stall (4K aliasing) and share cache sets: 5 % of a 512²
+        batch-8 forward (``benchmarks.compare_ports``). A different number of 64-byte lines per role
+        and stage keeps them apart."""
+        return (ROLE_LINES.get(slot[1], 0) + 23 * (slot[0] + 1)) % 64 * 64
 
     @property
     def nbytes(self) -> int:

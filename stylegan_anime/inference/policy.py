@@ -16,10 +16,8 @@ from ..networks import fast_modconv, winograd
 
 
 # A pass over the high-resolution blocks takes as many samples as keep the block's largest tensor within
-# this many bytes (at least one): the activations then stay small, whatever the batch. Larger passes run
-# a little faster (bigger GEMMs) and hold far more memory; 32 MiB is as fast as the whole batch at 512²
-# and the largest that keeps 512² batch 8 under half of stylegan2-ada-pytorch's peak
-# (``benchmarks.plan_memory --budgets``, benchmarks/THRESHOLDS.md).
+# this many bytes (at least one): the activations then stay small, whatever the batch. 64 MiB was no
+# faster at 512² batch 8 and holds 160 MiB more; 16 MiB was slower (benchmarks/THRESHOLDS.md).
 PASS_BYTES = 32 * 2 ** 20
 
 

@@ -321,8 +321,7 @@ def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torc
     if algorithm == "up_fused":
         return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw), fir, gd, gb
     if algorithm == "up_winograd":
-        return winograd_op.conv_transpose3x3_s2_transformed(x, prepared, native=True, scale=styles, scratch=scratch,
-                                                            out=raw), fir, gd, gb
+        return winograd.up_winograd_conv(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
     w_t = prepared  # [in, out, k, k]
     if algorithm == "up_weights":
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None

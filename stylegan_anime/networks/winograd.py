@@ -169,6 +169,27 @@ def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = N
     return out
 
 
+def up_winograd_conv(x: torch.Tensor, filters: winograd_op.UpFilters, scale: torch.Tensor | None = None,
+                     out: torch.Tensor | None = None,
+                     scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
+    """``winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=scale)``, in slices
+    of the batch of at most ``KEPT_FILTER_MAX_TILES`` windows (one image if larger) when ``scratch``
+    gives its tile tensors (an inference plan's buffers then hold one slice's tiles, not the batch's).
+    x: [N, C, H, W], scale: [N, C] or None → [N, K, 2H + 1, 2W + 1] (in ``out`` if given)."""
+    if scratch is None:
+        y = winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=scale)
+        return y if out is None else out.copy_(y)
+    th, tw = winograd_op.up_tiles(x.shape[2], x.shape[3])
+    step = max(1, KEPT_FILTER_MAX_TILES // (th * tw))
+    if out is None:
+        out = x.new_empty(x.shape[0], filters.u.shape[1], 2 * x.shape[2] + 1, 2 * x.shape[3] + 1)
+    for i in range(0, x.shape[0], step):
+        winograd_op.conv_transpose3x3_s2_transformed(x[i: i + step], filters, native=True,
+                                                     scale=None if scale is None else scale[i: i + step],
+                                                     scratch=scratch, out=out[i: i + step])
+    return out
+
+
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,
                       float32_only: bool = False) -> str | None:
     """The Winograd mode if a 3×3 conv of x may run on a kept filter transform with the native op
