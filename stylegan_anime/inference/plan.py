@@ -153,9 +153,11 @@ class InferencePlan:
         rows = [f"{lp.name:<10} {lp.resolution:>5} {f'{lp.in_channels}>{lp.out_channels}':>9} "
                 f"{self.stages[lp.stage].samples:>4}  {lp.algorithm:<11} {lp.epilogue:<14} "
                 f"{'fused' if lp.to_rgb_fused else '-':<6} {lp.why}" for lp in self.layers]
-        mib = sum(self.buffer_bytes.values()) / 2 ** 20
-        return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}, {mib:.0f} MiB of activation "
-                          f"buffers (pass: samples a pass takes, at most {policy.PASS_BYTES >> 20} MiB a tensor)",
+        mib, kept = sum(self.buffer_bytes.values()) / 2 ** 20, total_prepared_bytes(self) / 2 ** 20
+        return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}; memory: {kept:.0f} MiB of "
+                          f"prepared filters, {mib:.0f} MiB of activation buffers and the Winograd tiles' (sized by "
+                          f"the first forward); pass: samples a pass takes, at most {policy.PASS_BYTES >> 20} MiB a "
+                          "tensor",
                           head, *rows])
 
 
@@ -280,11 +282,8 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
                      block_rgb and choice.algorithm == "fused", square_sums, prepared, fir)
 
 
-def total_buffer_bytes(plan: InferencePlan) -> int:
-    """Bytes of activation buffers a forward of the plan uses."""
-    return sum(plan.buffer_bytes.values())
-
-
 def total_prepared_bytes(plan: InferencePlan) -> int:
-    """Bytes of the tensors the plan keeps (its store)."""
-    return sum(t.numel() * t.element_size() for t in plan.store.values() if isinstance(t, torch.Tensor))
+    """Bytes of the tensors the plan keeps (its store; the stride-2 filters are a tuple of three)."""
+    tensors = [t for v in plan.store.values() for t in (v if isinstance(v, tuple) else (v,))
+               if isinstance(t, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
