@@ -19,7 +19,6 @@ they are compared at their better figure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -31,22 +30,19 @@ from pathlib import Path
 
 import torch
 
-from stylegan_anime.networks.weight_cache import cached_weights
-
 from benchmarks.common import peak_rss_mib, print_table, run_case_in_subprocess, write_json
 
 KEEP_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 CONTENDERS = [  # (name, environment)
     ("ours_ref", {"STYLEGAN_ANIME_OPS": "ref"}),
     ("ours_native", {"STYLEGAN_ANIME_OPS": "native"}),
-    ("ours_native_kept", {"STYLEGAN_ANIME_OPS": "native"}),  # the module forward inside ``cached_weights``
     ("ours_plan", {"STYLEGAN_ANIME_OPS": "native"}),  # as the generation API runs it: an inference plan
     ("ada", {}),
     ("ada", {"GLIBC_TUNABLES": KEEP_MEMORY}),
     ("rosinality", {}),
     ("rosinality", {"GLIBC_TUNABLES": KEEP_MEMORY}),
 ]
-BASELINE_CONTENDERS = [("ours_baseline", {}), ("ours_baseline_kept", {}), ("ours_baseline_plan", {})]
+BASELINE_CONTENDERS = [("ours_baseline", {}), ("ours_baseline_plan", {})]
 
 # --------------------------------------------------------------------------- the same weights everywhere
 
@@ -173,9 +169,10 @@ def run_case(case: dict) -> dict:
                     noise_mode="const")
             ports = {n: forward_fn(n, case, G)() for n in ("ada", "rosinality")}
             diffs = {n: (img - ref).abs().max().item() for n, img in ports.items()}
-            with cached_weights():  # the second call uses what the first one kept
-                kept = [forward_fn("ours", case, G)() for _ in range(2)][1]
-            diffs["ada_kept"] = (ports["ada"] - kept).abs().max().item()
+            plan = G.plan("cpu", case["batch"])  # as the generation API runs it
+            planned = plan.generate(torch.randn(case["batch"], G.z_dim, generator=torch.Generator().manual_seed(123)),
+                                 noise_mode="const")
+            diffs["ada_plan"] = (ports["ada"] - planned).abs().max().item()
         return {**case, **{f"max_abs_diff_{n}": d for n, d in diffs.items()}, "max_abs_ours": ref.abs().max().item()}
     raise ValueError(case["name"])
 
@@ -184,8 +181,7 @@ def serve(case: dict) -> None:
     """A contender process: build once, then time one forward per line read from stdin and
     answer with a JSON line (wall and CPU seconds), until stdin closes."""
     fn = forward_fn(case["name"], case, build_ours(case["res"]))
-    kept = cached_weights() if case["name"].endswith("_kept") else contextlib.nullcontext()
-    with torch.inference_mode(), kept:
+    with torch.inference_mode():
         fn()  # warm-up: first-call costs (and a native build, if any) stay out of the timing
         print(json.dumps({"ready": True}), flush=True)
         for _ in sys.stdin:
@@ -301,7 +297,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="forwards per contender, taken in turns")
     ap.add_argument("--only", nargs="+", help="contender names to run (default: all)")
     ap.add_argument("--baseline",
-                    help="another checkout of this project (say, main) to run as ours_baseline, ours_baseline_kept "
+                    help="another checkout of this project (say, main) to run as ours_baseline "
                          "and ours_baseline_plan")
     ap.add_argument("--baseline-extensions", help="TORCH_EXTENSIONS_DIR for the baseline checkout's native builds")
     ap.add_argument("--pass-mib", type=int, nargs="+", default=[],
@@ -327,8 +323,8 @@ def main() -> None:
             scale = row["max_abs_ours"]
             print(f"{res}²: max |ours - ada| = {row['max_abs_diff_ada']:.2e} ({row['max_abs_diff_ada'] / scale:.1e} "
                   f"of max |ours| = {scale:.2f}), max |ours - rosinality| = {row['max_abs_diff_rosinality']:.2e} "
-                  f"({row['max_abs_diff_rosinality'] / scale:.1e}); kept weights: max |ours - ada| = "
-                  f"{row['max_abs_diff_ada_kept']:.2e}")
+                  f"({row['max_abs_diff_rosinality'] / scale:.1e}); inference plan: max |ours - ada| = "
+                  f"{row['max_abs_diff_ada_plan']:.2e}")
     contenders = [c for c in CONTENDERS if not args.only or c[0] in args.only]
     contenders += [(f"ours_plan@{mib}", {"STYLEGAN_ANIME_OPS": "native"}) for mib in args.pass_mib]
     if args.baseline:  # the other checkout as plain forwards and as the generate API runs them

@@ -1,6 +1,6 @@
-"""Peak RSS and images/s of a forward run from an inference plan against today's path (the module
-forward inside ``cached_weights()``), config F with random weights, each case in a fresh process,
-the cases taking turns (the machine's speed drifts); ratios plan / today side by side. The speed
+"""Peak RSS and images/s of a forward run from an inference plan against the module forward ``G(z)``
+(which derives its filters every call and allocates its activations), config F with random weights, each case in a fresh process,
+the cases taking turns (the machine's speed drifts); ratios plan / module side by side. The speed
 ratio is also measured in one process, the two paths alternating call by call on the same network
 (``alternating_ratio``): on a shared machine that is the steadier figure.
 
@@ -15,7 +15,6 @@ Keep to 256² on the shared machine: 512² batch 8 needs several GB.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 
 import torch
@@ -23,41 +22,38 @@ import torch
 from benchmarks.common import (best_of_alternating, peak_rss_mib, print_table, run_case_in_subprocess, time_calls,
                                write_json)
 
-PATHS = ("today", "plan")
+PATHS = ("module", "plan")
 
 
 def run_case(case: dict) -> dict:
     """One (path, batch, resolution): median seconds per forward after a warm-up, and peak RSS."""
     from stylegan_anime.networks import Generator, GeneratorConfig
-    from stylegan_anime.networks.weight_cache import cached_weights
     torch.manual_seed(0)
     G = Generator(GeneratorConfig(img_resolution=case["res"])).eval().requires_grad_(False)
     z = torch.randn(case["batch"], G.z_dim)
-    with contextlib.ExitStack() as stack, torch.no_grad():
+    with torch.no_grad():
         if case["path"] == "plan":
             plan = G.plan("cpu", case["batch"])
             seconds = time_calls(lambda: plan.generate(z), warmup=1, min_seconds=3.0)
         else:
-            stack.enter_context(cached_weights())
             seconds = time_calls(lambda: G(z), warmup=1, min_seconds=3.0)
     return {**case, "img_s": case["batch"] / seconds, "peak_rss_mib": peak_rss_mib()}
 
 
 def run_alternating(case: dict) -> dict:
-    """Both paths on one network, call by call, ``case["rounds"]`` times: the median of plan / today speed."""
+    """Both paths on one network, call by call, ``case["rounds"]`` times: the median of plan / module speed."""
     from stylegan_anime.networks import Generator, GeneratorConfig
-    from stylegan_anime.networks.weight_cache import cached_weights
     torch.manual_seed(0)
     G = Generator(GeneratorConfig(img_resolution=case["res"])).eval().requires_grad_(False)
     z = torch.randn(case["batch"], G.z_dim)
     plan = G.plan("cpu", case["batch"])
     ratios = []
-    with cached_weights(), torch.no_grad():
-        G(z), plan.generate(z)  # warm-up: today's path derives its filters on the first call
+    with torch.no_grad():
+        G(z), plan.generate(z)  # warm-up
         for _ in range(case["rounds"]):
-            today = time_calls(lambda: G(z), warmup=0, min_seconds=0, min_calls=1)
+            module = time_calls(lambda: G(z), warmup=0, min_seconds=0, min_calls=1)
             planned = time_calls(lambda: plan.generate(z), warmup=0, min_seconds=0, min_calls=1)
-            ratios.append(today / planned)
+            ratios.append(module / planned)
     ratios.sort()
     return {**case, "ratio": ratios[len(ratios) // 2]}
 
@@ -120,11 +116,11 @@ def main() -> None:
                    for b in args.batches}
     table = []
     for b in args.batches:
-        today, plan = (next(r for r in rows if r["batch"] == b and r["path"] == p) for p in PATHS)
-        table.append({"res": args.res, "batch": b, "today_img_s": today["img_s"], "plan_img_s": plan["img_s"],
-                      "speed_ratio": plan["img_s"] / today["img_s"],
-                      "alternating_ratio": alternating[b]["ratio"], "today_rss_mib": today["peak_rss_mib"],
-                      "plan_rss_mib": plan["peak_rss_mib"], "rss_ratio": plan["peak_rss_mib"] / today["peak_rss_mib"]})
+        module, plan = (next(r for r in rows if r["batch"] == b and r["path"] == p) for p in PATHS)
+        table.append({"res": args.res, "batch": b, "module_img_s": module["img_s"], "plan_img_s": plan["img_s"],
+                      "speed_ratio": plan["img_s"] / module["img_s"],
+                      "alternating_ratio": alternating[b]["ratio"], "module_rss_mib": module["peak_rss_mib"],
+                      "plan_rss_mib": plan["peak_rss_mib"], "rss_ratio": plan["peak_rss_mib"] / module["peak_rss_mib"]})
     print_table(table, list(table[0]))
     if args.out:
         write_json(table, args.out, cases=rows, alternating=list(alternating.values()))

@@ -7,7 +7,7 @@ transforms, upfirdn2d, bias_act, ...) and the most expensive (op, input shapes) 
 both as JSON. Times are PyTorch profiler self-CPU times of the calling thread (an op's own time,
 its children excluded), so the rows add up to the total.
 
-    python -m benchmarks.profile --job generate [--res 512] [--batch 1] [--fresh-weights]
+    python -m benchmarks.profile --job generate [--res 512] [--batch 1] [--module-forward]
     python -m benchmarks.profile --job train [--res 64]
     python -m benchmarks.profile --job train-default [--label-guide guide.safetensors]
 """
@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from stylegan_anime.networks.weight_cache import cached_weights
 
 from benchmarks.common import print_table, write_json
 
@@ -80,7 +78,7 @@ def summarise(prof, top: int) -> tuple[list[dict], list[dict]]:
     return kinds, rows
 
 
-def job_call(job: str, res: int, batch: int, label_guide: str | None = None):
+def job_call(job: str, res: int, batch: int, label_guide: str | None = None, module_forward: bool = False):
     if job == "train":
         from benchmarks.train import make_trainer
         return make_trainer(res).step
@@ -95,11 +93,13 @@ def job_call(job: str, res: int, batch: int, label_guide: str | None = None):
     from benchmarks.compare_ports import build_ours
     G = build_ours(res)
     z = torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(0))
-
-    def forward():
-        with torch.no_grad():
-            return G(z)
-    return forward
+    if module_forward:
+        def forward():
+            with torch.no_grad():
+                return G(z)
+        return forward
+    plan = G.plan("cpu", batch)  # as the generation API runs it
+    return lambda: plan.generate(z)
 
 
 def main() -> None:
@@ -109,15 +109,15 @@ def main() -> None:
     ap.add_argument("--label-guide", default=None, help="train-default: with this label-guide classifier")
     ap.add_argument("--res", type=int, default=None, help="default 512 (generate) or 64 (train)")
     ap.add_argument("--batch", type=int, default=1, help="generate: images per forward (train: always 4)")
-    ap.add_argument("--fresh-weights", action="store_true",
-                    help="generate: derive weight tensors every forward (default: kept, as the generate API runs)")
+    ap.add_argument("--module-forward", action="store_true",
+                    help="generate: profile G(z), which derives its filters every call (default: an inference "
+                         "plan, as the generation API runs)")
     ap.add_argument("--top", type=int, default=25, help="how many (op, shapes) rows to print")
     ap.add_argument("--out", default=None, help="default benchmarks/results/profile_<job>.json")
     args = ap.parse_args()
     res = args.res or (512 if args.job == "generate" else 64)
-    kept = args.job == "generate" and not args.fresh_weights
-    with cached_weights() if kept else contextlib.nullcontext():
-        kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch, args.label_guide)), args.top)
+    kinds, rows = summarise(profile_call(job_call(args.job, res, args.batch, args.label_guide, args.module_forward)),
+                            args.top)
     print(f"{args.job} at {res}², torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print_table(kinds, ["kind", "ms", "share"])
     print()

@@ -1,5 +1,6 @@
-"""Inference plans: each layer's algorithm chosen once equals what the per-forward policy chooses, a
-plan's images equal the reference layers', and a weight change after planning is caught."""
+"""Inference plans: each layer's algorithm chosen once, a plan's images equal the reference layers'
+(whole batches and passes of a few samples, on the plan's own buffers), and a weight change after
+planning is caught."""
 from __future__ import annotations
 
 import pytest
@@ -8,42 +9,33 @@ import torch
 from stylegan_anime.features.generation import generate_images, synthesize
 from stylegan_anime.inference import StalePlanError
 from stylegan_anime.networks import Generator, GeneratorConfig, fast_modconv
-from stylegan_anime.networks.weight_cache import cached_weights
 from stylegan_anime.networks.winograd import use_winograd
 from stylegan_anime.ops import winograd_op
 
 from conftest import randomize_buffers, small_g_config
 
 
-def _per_forward_choices(G: Generator, z: torch.Tensor, monkeypatch) -> list[str]:
-    """The algorithm each synthesis layer took in a forward of the module path inside cached_weights()
-    (the generation API's path before plans), in network order; "+rgb": toRGB fused into the conv."""
-    seen = []
-    run_layer, fused_rgb = fast_modconv.run_layer, winograd_op.conv3x3_fused_rgb
-    with monkeypatch.context() as m:
-        m.setattr(fast_modconv, "run_layer", lambda algorithm, *a, **k: seen.append(algorithm) or run_layer(
-            algorithm, *a, **k))
-        m.setattr(winograd_op, "conv3x3_fused_rgb", lambda *a, **k: seen.append("fused+rgb") or fused_rgb(*a, **k))
-        with cached_weights(), torch.no_grad():
-            out = G(z)
-    return seen, out
-
-
 @pytest.mark.parametrize("batch", [1, 4])
-def test_plan_choices_equal_the_per_forward_policy_on_a_256_config_f_network(monkeypatch, batch):
-    """Config F at 256² (512 channels down to 128): the plan, built from shapes alone, picks for every
-    layer what the per-forward rules picked from the real activations, and gives the same images."""
+def test_plan_on_a_256_config_f_network_takes_the_kept_filter_algorithms_and_equals_the_reference(batch):
+    """Config F at 256² (512 channels down to 128): the plan, built from shapes alone, takes the
+    algorithms that need filters kept between forwards (fused with toRGB, stride-2 Winograd, F(4×4, 3×3)
+    on kept filters) where the native op is built, and its images equal the reference layers'."""
     torch.manual_seed(0)
     G = randomize_buffers(Generator(GeneratorConfig(img_resolution=256))).eval().requires_grad_(False)
     z = torch.randn(batch, G.z_dim)
-    old, expected = _per_forward_choices(G, z, monkeypatch)
     plan = G.plan("cpu", batch)
-    assert [lp.algorithm + ("+rgb" if lp.to_rgb_fused else "") for lp in plan.layers] == old
+    taken = [lp.algorithm + ("+rgb" if lp.to_rgb_fused else "") for lp in plan.layers]
     assert len(plan.layers) == len(G.synthesis.noise_layers()) == 13
     if winograd_op.native_available(z):  # the kept-filter rules fire on this network
-        assert {"fused+rgb", "up_winograd", "f43"} <= set(old)
+        assert {"fused+rgb", "up_winograd", "f43"} <= set(taken)
+    for lp in plan.layers:  # a module's own forward never takes them: it derives its filters every call
+        chosen = (fast_modconv.same_conv_algorithm if lp.up == 1 else
+                  lambda x, shape, pad, kept: fast_modconv.up_conv_algorithm(x, shape, True, lp.up, kept))
+        x = torch.zeros(()).expand(batch, lp.in_channels, lp.resolution // lp.up, lp.resolution // lp.up)
+        assert chosen(x, (lp.out_channels, lp.in_channels, 3, 3), 1, False) not in ("fused", "up_fused", "up_winograd")
+    expected = _reference(G, z)
     images = plan.generate(z)
-    torch.testing.assert_close(images, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+    torch.testing.assert_close(images, expected, rtol=1e-5, atol=2e-5 * expected.abs().max().item())
 
 
 def _reference(G: Generator, z: torch.Tensor, **kw) -> torch.Tensor:
@@ -234,3 +226,36 @@ def test_native_outputs_go_where_asked_and_may_not_overlap_the_input():
 
 def _scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.full(shape, float("nan"), dtype=dtype)
+
+
+@pytest.mark.parametrize("convs, upsampling", [(("conv_transpose3x3_s2_fused",), True),
+                                              (("conv3x3_fused", "conv3x3_fused_rgb"), False),
+                                              (("conv_transpose3x3_s2_transformed",), True)])
+def test_always_mode_routes_a_plans_convs_to_winograd_and_agrees_with_the_reference(monkeypatch, convs, upsampling):
+    """In "always" mode a plan sends every upsampling layer through the fused stride-2 Winograd transposed
+    conv (the unfused one where the rule says so), and every stride-1 3×3 layer through the fused
+    F(4×4, 3×3) (with its block's toRGB layer in the same pass); a module forward takes none of them, and
+    the plan's images equal the reference layers'."""
+    from stylegan_anime.networks import winograd
+    if not winograd_op.native_available(torch.zeros(1)):
+        pytest.skip("the native winograd op is not built")
+    if convs == ("conv_transpose3x3_s2_transformed",):
+        monkeypatch.setattr(winograd, "up_algorithm", lambda x, shape, kept: "winograd" if kept else None)
+    calls = []
+    for conv in convs:
+        real = getattr(winograd_op, conv)
+        monkeypatch.setattr(winograd_op, conv, lambda *a, real=real, conv=conv, **k: calls.append(conv) or real(*a, **k))
+    torch.manual_seed(1)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim)
+    layers = sum(1 for layer in G.synthesis.noise_layers() if (layer.up > 1) == upsampling)
+    with use_winograd("always"), torch.no_grad():
+        G(z, noise_mode="const")
+        assert calls == []
+        images = G.plan("cpu", 2).generate(z, noise_mode="const")
+        assert len(calls) == layers > 0
+        if not upsampling:  # a skip generator: every block's conv1 feeds its toRGB layer
+            assert calls.count("conv3x3_fused_rgb") == len(G.synthesis.blocks())
+    with use_winograd("off"):
+        reference = _reference(G, z, noise_mode="const")
+    torch.testing.assert_close(images, reference, rtol=1e-5, atol=2e-5 * reference.abs().max().item())

@@ -15,19 +15,20 @@
   where it is not in the weights, bias, noise, lrelu, clamp) is one pass of
   ``layer_epilogue`` over the conv's output, or, after the fused F(4×4, 3×3), part of the conv
   (``layer_epilogue.Finish``), applied to each output tile before it is stored.
-- In an inference plan (``stylegan_anime/inference``, the generation API) or inside
-  ``weight_cache.cached_weights()``, what is derived from the weights alone (squared tap sums,
-  the transposed conv's weight layout, F(4×4, 3×3) filter transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
+- In an inference plan (``stylegan_anime/inference``, the generation API) what is derived from the
+  weights alone (squared tap sums, the transposed conv's weight layout, F(4×4, 3×3) filter
+  transforms) is made once, not every forward; that also makes F(4×4, 3×3) on modulated
   activations worth taking over NNPACK: fused, with the modulation in its input transform, on the
   large layers of up to 256 channels (``winograd.fused_preferred``), and as separate transforms
   and BLAS products on the widest (``winograd.f43_preferred``); the same two ways for the
-  upsampling convs' stride-2 Winograd transposed conv (``winograd.up_algorithm``).
+  upsampling convs' stride-2 Winograd transposed conv (``winograd.up_algorithm``). A module's own
+  forward derives them every call, so it takes none of these.
 
 - Large 3×3 layers may run as Winograd convolutions (``winograd.py`` says where: NNPACK for
   per-sample weights, F(4×4, 3×3) for shared ones; faster, with float32 rounding of about
   2e-5 of the largest output; ``STYLEGAN_ANIME_WINOGRAD=off`` turns them off).
-- toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``, or, after the fused
-  F(4×4, 3×3), part of the conv (``synthesis_layer_to_rgb``), which then need not store its output.
+- toRGB's per-sample 1×1 conv, bias and clamp are one pass of ``to_rgb``, or, in a plan, after the
+  fused F(4×4, 3×3), part of the conv, which then need not store its output.
 
 Which algorithm a layer takes (``same_conv_algorithm``, ``up_conv_algorithm``) is kept apart from
 running it (``run_layer``): module forwards choose per call, a plan once per layer.
@@ -43,8 +44,8 @@ import torch.nn.functional as F
 
 from ..ops import kernels, winograd_op
 from ..ops.layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
-from ..ops.to_rgb import ToRgb, to_rgb
-from . import weight_cache, winograd
+from ..ops.to_rgb import to_rgb
+from . import winograd
 from .resample_conv import conv2d_resample
 
 LRELU_ALPHA = 0.2
@@ -155,28 +156,16 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
 
     The algorithm is chosen here, per call (an ``InferencePlan`` chooses once and calls ``run_layer``).
     """
-    finish = make_finish(x, weight, styles, bias, noise, noise_strength, gain, clamp, _square_sums(weight))
-    kept = weight_cache.active()
+    finish = make_finish(x, weight, styles, bias, noise, noise_strength, gain, clamp, weight_square_sums(weight))
     if up == 1:
-        algorithm = same_conv_algorithm(x, weight.shape, padding, kept)
-        prepared = _f43_filters(weight, x.dtype) if algorithm in ("fused", "f43") else None
+        algorithm = same_conv_algorithm(x, weight.shape, padding, filters_kept=False)
+        prepared = prepare_f43(weight, x.dtype) if algorithm in ("fused", "f43") else None
         return run_layer(algorithm, x, weight, styles, finish, padding, prepared)
-    fir = _kept_fir(weight, resample_filter, up, padding)
-    algorithm = up_conv_algorithm(x, weight.shape, fir is not None, up, kept)
-    return run_layer(algorithm, x, weight, styles, finish, padding, _up_prepared(algorithm, weight, x.dtype),
+    k = weight.shape[2]
+    fir = upsample_fir(resample_filter, up, padding, k) if k == weight.shape[3] else None
+    algorithm = up_conv_algorithm(x, weight.shape, fir is not None, up, filters_kept=False)
+    return run_layer(algorithm, x, weight, styles, finish, padding, prepare_up(algorithm, weight, x.dtype),
                      up, resample_filter, fir)
-
-
-def synthesis_layer_to_rgb(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
-                           noise: torch.Tensor | None, noise_strength: torch.Tensor, padding: int, gain: float,
-                           clamp: float | None, rgb: ToRgb) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """A stride-1 ``synthesis_layer_forward`` (same arguments, up = 1) y, and ``rgb(y)``: computed together
-    by the fused conv where it runs (then y is None unless ``rgb.keep_input``). Returns (y, rgb(y))."""
-    if same_conv_algorithm(x, weight.shape, padding, weight_cache.active()) == "fused":
-        finish = make_finish(x, weight, styles, bias, noise, noise_strength, gain, clamp, _square_sums(weight))
-        return winograd_op.conv3x3_fused_rgb(x, _f43_filters(weight, x.dtype), styles, finish, rgb)
-    y = synthesis_layer_forward(x, weight, styles, bias, noise, noise_strength, 1, padding, None, gain, clamp)
-    return y, rgb(y)
 
 
 # The algorithms of a stride-1 layer's conv: the fused F(4×4, 3×3) (epilogue inside), F(4×4, 3×3) on
@@ -262,10 +251,6 @@ def run_layer(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: tor
     return layer_epilogue(y, fir, scale, rest_bias, finish.noise, finish.noise_gain, LRELU_ALPHA, finish.clamp, out)
 
 
-def _square_sums(weight: torch.Tensor) -> torch.Tensor:
-    return weight_cache.derived(weight, "square_sums", lambda: weight_square_sums(weight))
-
-
 # What the convolutions below return: their output, and what layer_epilogue still has to apply to it
 # (the FIR filter, the demodulation scale [N, out] and the bias [out], each None if done or not needed).
 ConvParts = tuple[torch.Tensor, Fir | None, torch.Tensor | None, torch.Tensor | None]
@@ -290,25 +275,6 @@ def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: to
     else:
         y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb
-
-
-def _f43_filters(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """weight's F(4×4, 3×3) filter transform in dtype, [36, K, C] (kept inside ``cached_weights()``)."""
-    return weight_cache.derived(weight, f"winograd_f43_{dtype}", lambda: prepare_f43(weight, dtype))
-
-
-def _kept_fir(weight: torch.Tensor, f: torch.Tensor, up: int, padding: int) -> Fir | None:
-    """``upsample_fir`` of an upsampling layer's filter, kept in cached_weights(): whether f splits is read
-    on the host (a sync on CUDA). None for non-square kernels."""
-    k = weight.shape[2]
-    if k != weight.shape[3]:
-        return None
-    return weight_cache.derived(f, f"upsample_fir_{up}_{padding}_{k}", lambda: upsample_fir(f, up, padding, k))
-
-
-def _up_prepared(algorithm: str, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    kind = f"winograd_up_{dtype}" if algorithm in ("up_fused", "up_winograd") else "transposed"
-    return weight_cache.derived(weight, kind, lambda: prepare_up(algorithm, weight, dtype))
 
 
 def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gd: torch.Tensor,

@@ -87,16 +87,6 @@ class SynthesisLayer(nn.Module):
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return kernels.bias_act(x, self.bias.to(x.dtype), act="lrelu", gain=self.act_gain * gain, clamp=clamp)
 
-    def forward_to_rgb(self, x: torch.Tensor, w: torch.Tensor, rgb: ToRgb, noise_mode: str = "const",
-                       noise: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(y, rgb(y)) for y = ``forward(x, w, noise_mode, noise)`` on the inference path (no gradients),
-        computed in one pass where the layer's conv allows; y is then None unless ``rgb.keep_input``."""
-        if self.up != 1:
-            y = self.forward(x, w, noise_mode, noise)
-            return y, rgb(y)
-        return fast_modconv.synthesis_layer_to_rgb(x, self.weight, self.affine(w), self.bias,
-                                                   self._noise(x, noise_mode, noise), self.noise_strength,
-                                                   self.padding, self.act_gain, self.conv_clamp, rgb)
 
     def _noise(self, x: torch.Tensor, noise_mode: str, noise: torch.Tensor | None) -> torch.Tensor | None:
         """The noise to add: ``noise`` if given, else what ``noise_mode`` says."""

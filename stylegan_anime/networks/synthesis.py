@@ -57,10 +57,8 @@ class SynthesisBlock(nn.Module):
         return x.to(dtype)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
-                noise: Iterator[torch.Tensor | None], grouped: bool,
-                keep_x: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv.
-        ``keep_x=False``: x is not wanted (the last block), and may come back as None."""
+                noise: Iterator[torch.Tensor | None], grouped: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ws: [N, num_conv + num_torgb, w_dim]; ``noise`` yields one override (or None) per conv."""
         x = self.block_input(x, ws)
         w_iter = iter(ws.unbind(dim=1))
         if img is not None:
@@ -76,11 +74,6 @@ class SynthesisBlock(nn.Module):
         else:
             if self.in_channels != 0:
                 x = self.conv0(x, next(w_iter), noise_mode, next(noise), grouped)
-            if self.num_torgb and not grouped and not native_ops.needs_graph(x, ws, img, *self.parameters()):
-                # The inference path: toRGB may run inside conv1's convolution.
-                w1, w_rgb = next(w_iter), next(w_iter)
-                rgb = self.torgb.prepared(w_rgb, x.dtype, img, keep_x)
-                return self.conv1.forward_to_rgb(x, w1, rgb, noise_mode, next(noise))
             x = self.conv1(x, next(w_iter), noise_mode, next(noise), grouped)
         if self.num_torgb:
             y = self.torgb(x, next(w_iter), grouped).to(torch.float32)
@@ -125,6 +118,6 @@ class SynthesisNetwork(nn.Module):
         blocks = self.blocks()
         for block in blocks:
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
-            x, img = block(x, img, block_ws, noise_mode, noise_iter, grouped, keep_x=block is not blocks[-1])
+            x, img = block(x, img, block_ws, noise_mode, noise_iter, grouped)
             w_idx += block.num_conv
         return img

@@ -15,7 +15,7 @@ against oneDNN's direct convolution, on the CPUs we measure on: 2 cores, AVX2):
   order), 2.1–2.2× faster forwards + backwards on the 256–512-channel layers of a 64² training
   run; slower with fewer than ``MIN_TILES`` tiles or ``MIN_CHANNELS`` channels.
 
-- In an inference plan, or inside ``cached_weights()`` (filter transforms kept): the fused F(4×4, 3×3) on the large stride-1
+- In an inference plan (filter transforms kept): the fused F(4×4, 3×3) on the large stride-1
   layers of up to 256 channels (``fused_preferred``, ``winograd_op.conv3x3_fused``: transforms and
   products band by band in the cache, modulation folded in), our F(4×4, 3×3) on the widest ones
   (``f43_preferred``), and the stride-2 transposed conv of upsampling layers as Winograd F(4, 2) on
