@@ -279,35 +279,13 @@ void band_output(const FusedConv& f, const Epi& e, const Rgb& r, const float* m,
     if constexpr (has_rgb<Rgb>) store_rgb<T>(r, rgb, p0, count, f.lm);
 }
 
-// t's data if given (None: null), once checked to be a contiguous float32 CPU tensor of this shape.
-const float* checked_f32(const c10::optional<torch::Tensor>& t, const char* what, const std::vector<int64_t>& shape) {
-    if (!t) return nullptr;
-    check_cpu(*t, what, int64_t(shape.size()));
-    TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
-                " must be float32 of shape ", c10::IntArrayRef(shape));
-    return t->data_ptr<float>();
-}
-
-// out if given (checked to be a contiguous float32 CPU tensor of this shape, not overlapping x: every
-// element is written), else a new tensor. Lets an inference plan keep its activations between forwards.
-torch::Tensor output_or_new(const c10::optional<torch::Tensor>& out, const std::vector<int64_t>& shape,
-                            const torch::Tensor& x) {
-    if (!out) return torch::empty(shape, x.options());
-    checked_f32(out, "out", shape);
-    TORCH_CHECK(out->is_contiguous(), "winograd: out must be contiguous");
-    const auto* o = static_cast<const char*>(out->data_ptr());
-    const auto* i = static_cast<const char*>(x.data_ptr());
-    TORCH_CHECK(o + out->nbytes() <= i || i + x.nbytes() <= o, "winograd: out must not overlap x");
-    return *out;
-}
-
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
 // Returns y (out, or a new tensor; undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
 template <int R, int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename InTf, typename OutTf>
 torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, const Epi& e,
                          const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf,
                          const c10::optional<torch::Tensor>& out) {
-    torch::Tensor y = KEEP_Y ? output_or_new(out, {so.n, so.c, so.h, so.w}, x) : torch::Tensor();
+    torch::Tensor y = KEEP_Y ? given_or_new(out.value_or(torch::Tensor()), {so.n, so.c, so.h, so.w}, x) : torch::Tensor();
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
                       scale.defined() ? scale.data_ptr<float>() : nullptr};
     const int64_t blocks = (band + LANES - 1) / LANES;
@@ -353,6 +331,15 @@ void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Te
         TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.size(0) == x.size(0) && scale.size(1) == x.size(1),
                     "winograd: scale must be float32 [N, C]");
     }
+}
+
+// t's data if given (None: null), once checked to be a contiguous float32 CPU tensor of this shape.
+const float* checked_f32(const c10::optional<torch::Tensor>& t, const char* what, const std::vector<int64_t>& shape) {
+    if (!t) return nullptr;
+    check_cpu(*t, what, int64_t(shape.size()));
+    TORCH_CHECK(t->scalar_type() == at::kFloat && t->sizes().vec() == shape, "winograd: ", what,
+                " must be float32 of shape ", c10::IntArrayRef(shape));
+    return t->data_ptr<float>();
 }
 
 // The epilogue's arguments, checked: out_scale [N, K], bias [K], noise [1 or N, H, W] (float32, contiguous).
@@ -414,7 +401,7 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
     TORCH_CHECK(rgb_weight.dim() == 3, "winograd: rgb_weight must be [N, O, K]");
     const int64_t outs = rgb_weight.size(1);
     const float* wp = checked_f32(rgb_weight, "rgb_weight", {n, outs, k});
-    torch::Tensor out = output_or_new(rgb_out, {n, outs, h, w}, x);
+    torch::Tensor out = given_or_new(rgb_out.value_or(torch::Tensor()), {n, outs, h, w}, x);
     const Tiling rt = tiling(n, outs, h, w);
     const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
                        out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp)};

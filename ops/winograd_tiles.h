@@ -72,6 +72,19 @@ void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
                 "winograd: ", what, " must be float32 or float64");
 }
 
+// out (contiguous, like's dtype and device, of this shape, apart from like) if defined, else a new tensor:
+// where an op stores a result its caller keeps between calls (an inference plan's buffers).
+torch::Tensor given_or_new(const torch::Tensor& out, const std::vector<int64_t>& shape, const torch::Tensor& like) {
+    if (!out.defined()) return torch::empty(shape, like.options());
+    TORCH_CHECK(out.device() == like.device() && out.scalar_type() == like.scalar_type() && out.is_contiguous() &&
+                out.sizes().vec() == shape, "winograd: out must be contiguous, of the input's dtype and of shape ",
+                c10::IntArrayRef(shape));
+    const auto* o = static_cast<const char*>(out.data_ptr());
+    const auto* i = static_cast<const char*>(like.data_ptr());
+    TORCH_CHECK(o + out.nbytes() <= i || i + like.nbytes() <= o, "winograd: out must not overlap the input");
+    return out;
+}
+
 // Where tile p's R x R image window starts, relative to its channel's plane in image 0.
 struct Origin {
     int64_t offset, y0, x0;

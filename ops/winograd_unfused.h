@@ -14,18 +14,6 @@
 namespace sa {
 namespace {
 
-// out (contiguous, like's dtype and device, of this shape, apart from like) if defined, else a new tensor.
-torch::Tensor given_or_new(const torch::Tensor& out, const std::vector<int64_t>& shape, const torch::Tensor& like) {
-    if (!out.defined()) return torch::empty(shape, like.options());
-    TORCH_CHECK(out.device() == like.device() && out.scalar_type() == like.scalar_type() && out.is_contiguous() &&
-                out.sizes().vec() == shape, "winograd: out must be contiguous, of the input's dtype and of shape ",
-                c10::IntArrayRef(shape));
-    const auto* o = static_cast<const char*>(out.data_ptr());
-    const auto* i = static_cast<const char*>(like.data_ptr());
-    TORCH_CHECK(o + out.nbytes() <= i || i + like.nbytes() <= o, "winograd: out must not overlap the input");
-    return out;
-}
-
 // Image → tiles: fn maps the R x R window (at `shift` from each tile's origin) of every tile of
 // image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
 // With `scale` ([N, C], img's dtype, or undefined), each window is first multiplied by its image's

@@ -42,6 +42,12 @@ Stamp = tuple[str, int, int, torch.dtype, torch.device, tuple[int, ...]]
 WINOGRAD = ("f43", "up_fused", "up_winograd")
 
 
+def raw_side(resolution: int, up: int) -> int:
+    """Side of a layer's conv output before its epilogue: an upsampling conv's (2H + 1) is one more than the
+    layer's output."""
+    return resolution + (1 if up > 1 else 0)
+
+
 class StalePlanError(RuntimeError):
     """The generator's weights changed after the plan was built."""
 
@@ -69,8 +75,7 @@ class LayerPlan:
 
     @property
     def raw_side(self) -> int:
-        """Side of the conv's output before the epilogue: an upsampling conv's is one more than the layer's."""
-        return self.resolution + (1 if self.up > 1 else 0)
+        return raw_side(self.resolution, self.up)
 
     @property
     def epilogue(self) -> str:
@@ -213,7 +218,7 @@ def _largest_bytes(block, device: torch.device) -> int:
     """Bytes per sample of the block's largest activation (a conv's output, an upsampling conv's before
     its FIR filter)."""
     size = _block_dtype(block, device).itemsize
-    return max(layer.weight.shape[0] * (layer.resolution + layer.up - 1) ** 2 * size for layer in block.layers())
+    return max(layer.weight.shape[0] * raw_side(layer.resolution, layer.up) ** 2 * size for layer in block.layers())
 
 
 def _stages(samples: list[int]) -> list[Stage]:

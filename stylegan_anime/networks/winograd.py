@@ -150,44 +150,52 @@ def f43_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], p
 
 def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
                 out: torch.Tensor | None = None, scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
-    """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over slices of the batch of at
-    most ``KEPT_FILTER_MAX_TILES`` tiles each (one image if larger): the tile tensors of a slice stay
-    in the cache. x: [N, C, H, W], u: [36, K, C], scale: [N, C] or None → [N, K, H, W] (in ``out``
-    if given; the tiles in ``scratch``'s tensors if given)."""
+    """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over ``_in_slices`` of the batch.
+    x: [N, C, H, W], u: [36, K, C], scale: [N, C] or None → [N, K, H, W] (in ``out`` if given; the tiles
+    in ``scratch``'s tensors if given)."""
     th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
-    step = max(1, KEPT_FILTER_MAX_TILES // (th * tw))
-    if step >= x.shape[0] and out is None and scratch is None:
+    if _slice_step(th * tw) >= x.shape[0] and out is None and scratch is None:  # one slice
         return winograd_op.conv3x3_transformed(x, u, native=True, scale=scale)
-    if out is None:
-        out = x.new_empty(x.shape[0], u.shape[1], x.shape[2], x.shape[3])
-    for i in range(0, x.shape[0], step):
-        part = winograd_op.conv3x3_transformed(x[i: i + step], u, native=True,
-                                               scale=None if scale is None else scale[i: i + step],
-                                               scratch=scratch, out=out[i: i + step])
-        if scratch is None:
-            out[i: i + step] = part
-    return out
+    out = x.new_empty(x.shape[0], u.shape[1], x.shape[2], x.shape[3]) if out is None else out
+    return _in_slices(x, scale, th * tw, out, lambda xs, ss, ys: winograd_op.conv3x3_transformed(
+        xs, u, native=True, scale=ss, scratch=scratch, out=ys))
 
 
 def up_winograd_conv(x: torch.Tensor, filters: winograd_op.UpFilters, scale: torch.Tensor | None = None,
                      out: torch.Tensor | None = None,
                      scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
-    """``winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=scale)``, in slices
-    of the batch of at most ``KEPT_FILTER_MAX_TILES`` windows (one image if larger) when ``scratch``
-    gives its tile tensors (an inference plan's buffers then hold one slice's tiles, not the batch's).
-    x: [N, C, H, W], scale: [N, C] or None → [N, K, 2H + 1, 2W + 1] (in ``out`` if given)."""
+    """``winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=scale)``, over
+    ``_in_slices`` of the batch when ``scratch`` gives its tile tensors (an inference plan's buffers then
+    hold one slice's tiles, not the batch's). x: [N, C, H, W], scale: [N, C] or None →
+    [N, K, 2H + 1, 2W + 1] (in ``out`` if given)."""
     if scratch is None:
         y = winograd_op.conv_transpose3x3_s2_transformed(x, filters, native=True, scale=scale)
         return y if out is None else out.copy_(y)
     th, tw = winograd_op.up_tiles(x.shape[2], x.shape[3])
-    step = max(1, KEPT_FILTER_MAX_TILES // (th * tw))
     if out is None:
         out = x.new_empty(x.shape[0], filters.u.shape[1], 2 * x.shape[2] + 1, 2 * x.shape[3] + 1)
+    return _in_slices(x, scale, th * tw, out, lambda xs, ss, ys: winograd_op.conv_transpose3x3_s2_transformed(
+        xs, filters, native=True, scale=ss, scratch=scratch, out=ys))
+
+
+def _in_slices(x: torch.Tensor, scale: torch.Tensor | None, tiles_per_image: int, out: torch.Tensor,
+               conv) -> torch.Tensor:
+    """``conv(x[i:j], scale[i:j], out[i:j])`` over slices of the batch of at most ``KEPT_FILTER_MAX_TILES``
+    tiles each (one image if larger), so that a slice's tile tensors stay in the cache; a slice's result
+    is copied into ``out`` unless the conv wrote it there. Returns out."""
+    step = _slice_step(tiles_per_image)
     for i in range(0, x.shape[0], step):
-        winograd_op.conv_transpose3x3_s2_transformed(x[i: i + step], filters, native=True,
-                                                     scale=None if scale is None else scale[i: i + step],
-                                                     scratch=scratch, out=out[i: i + step])
+        rows = slice(i, i + step)
+        target = out[rows]
+        part = conv(x[rows], None if scale is None else scale[rows], target)
+        if part.data_ptr() != target.data_ptr():
+            target.copy_(part)
     return out
+
+
+def _slice_step(tiles_per_image: int) -> int:
+    """Images per slice of ``_in_slices``."""
+    return max(1, KEPT_FILTER_MAX_TILES // tiles_per_image)
 
 
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,
