@@ -108,6 +108,41 @@ def test_a_weight_change_after_planning_makes_the_plan_stale():
     assert G.plan(batch_size=2).stale_reason() is None
 
 
+def test_a_generator_keeps_its_plan_until_its_weights_or_settings_change():
+    """G.plan returns the plan it built before (the API's calls pay no filter transforms after the first),
+    one for another batch size sharing its filters and buffers, and a new one after a weight change
+    (equal to the reference layers) or under another Winograd mode; copies and pickles keep none."""
+    import copy
+    import pickle
+    torch.manual_seed(5)
+    G = randomize_buffers(Generator(small_g_config())).eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim)
+    plan = G.plan(batch_size=2)
+    assert G.plan("cpu", 2) is plan
+    one = G.plan(batch_size=1)
+    assert one is G.plan(batch_size=1) and one.store is plan.store and one.buffers is plan.buffers
+    plan.generate(z)
+    with torch.no_grad():
+        G.synthesis.b16.conv1.weight[:, :4].mul_(2)
+    fresh = G.plan(batch_size=2)
+    assert fresh is not plan and fresh.stale_reason() is None and fresh.buffers is plan.buffers
+    assert fresh.store is not plan.store and G.plan(batch_size=1) is not one
+    ref = _reference(G, z)
+    torch.testing.assert_close(fresh.generate(z), ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+    with use_winograd("always"):
+        always = G.plan(batch_size=2)
+        assert always is not fresh and always is G.plan(batch_size=2)
+        if winograd_op.native_available(z):
+            assert {lp.algorithm for lp in always.layers} == {"fused", "up_fused"} != {lp.algorithm for lp in fresh.layers}
+    assert G.plan(batch_size=2) is fresh
+    twin = copy.deepcopy(G)
+    assert twin._plans == {} and pickle.loads(pickle.dumps(G))._plans == {}
+    twin_plan = twin.plan(batch_size=2)
+    assert twin_plan is not fresh and twin_plan.generator is twin
+    G.release_plans()
+    assert G.plan(batch_size=2) is not fresh
+
+
 def test_generation_api_runs_plans_batch_by_batch():
     """5 seeds in batches of 2: the last batch's plan shares the first's filters; every image equals
     the reference layers' for its seed alone."""

@@ -15,6 +15,9 @@ parameter and buffer of the synthesis network. In-place updates (optimiser steps
 ``load_state_dict``, EMA) bump the version; assigning ``.data`` changes the storage. Either makes
 the plan stale, and running a stale plan raises ``StalePlanError`` (``refreshed()`` builds a new
 one). Edits made *through* ``.data`` in place bypass both: rebuild the plan after them.
+
+``G.plan`` keeps the plan on the generator (``kept_plan``) and returns it again while the weights are
+unchanged, so the generation API's calls after the first pay no filter transforms and reuse warm buffers.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..networks import fast_modconv
+from ..networks import fast_modconv, winograd
+from ..ops.native_build import OPS_MODE
 from ..ops.layer_epilogue import Fir
 from . import policy
 from .buffers import TRANSIENT, ActivationBuffers, Slot, slot_bytes
@@ -170,6 +174,25 @@ def weights_stamp(G: Generator) -> list[Stamp]:
     """The version of every parameter and buffer of G's synthesis network, in a fixed order."""
     tensors = list(G.synthesis.named_parameters()) + list(G.synthesis.named_buffers())
     return [(name, t._version, t.data_ptr(), t.dtype, t.device, tuple(t.shape)) for name, t in tensors]
+
+
+def kept_plan(G: Generator, kept: dict, device: torch.device | str | None = None,
+              batch_size: int = 1) -> InferencePlan:
+    """G's plan for ``batch_size`` images on ``device``, kept in ``kept`` (G's) between calls: while G's
+    weights are unchanged the plan kept for this device and these settings (Winograd and ops modes,
+    pass budget) is returned, or one for another batch size sharing its filters and buffers; after a
+    weight change a new plan replaces them, reusing their buffers."""
+    device = G.device if device is None else torch.device(device)
+    key = (device, winograd.winograd_mode(), OPS_MODE.get(), policy.PASS_BYTES)
+    plans: dict[int, InferencePlan] = kept.get(key, {})
+    some = next(iter(plans.values()), None)
+    if some is not None and some.stale_reason() is None:
+        if batch_size not in plans:
+            plans[batch_size] = some.for_batch(batch_size)
+        return plans[batch_size]
+    plan = build_plan(G, device, batch_size, buffers=None if some is None else some.buffers)
+    kept[key] = {batch_size: plan}
+    return plan
 
 
 def build_plan(G: Generator, device: torch.device | str | None = None, batch_size: int = 1,

@@ -25,6 +25,7 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
                                       cfg.mapping_lr_multiplier, cfg.w_avg_beta, cfg.label_mode,
                                       cond_aug=cfg.cond_aug)
+        self._plans: dict = {}  # kept inference plans (see ``plan``), by device and settings
 
     @property
     def device(self) -> torch.device:
@@ -41,11 +42,30 @@ class Generator(nn.Module):
 
     def plan(self, device: torch.device | str | None = None, batch_size: int = 1):
         """An ``inference.InferencePlan``: every synthesis layer's algorithm decided, and the filters
-        derived from the weights prepared, once for ``batch_size`` images on ``device`` (this
-        generator's; default: where it is). Its ``generate`` / ``synthesize`` run forwards without
-        gradients; a weight change afterwards makes it stale (running it raises)."""
-        from ..inference.plan import build_plan  # the plan sits above the networks it walks
-        return build_plan(self, device, batch_size)
+        derived from the weights prepared, for ``batch_size`` images on ``device`` (this generator's;
+        default: where it is). Its ``generate`` / ``synthesize`` run forwards without gradients.
+
+        The plan is kept: later calls return it (or one for another batch size sharing its filters and
+        buffers) while the weights are unchanged, so a forward after the first pays no filter transforms
+        and no page faults. A weight change makes it stale (running it raises) and the next call builds
+        a new one; ``release_plans()`` frees their memory."""
+        from ..inference.plan import kept_plan  # the plan sits above the networks it walks
+        return kept_plan(self, self._plans, device, batch_size)
+
+    def release_plans(self) -> None:
+        """Forget the kept inference plans, freeing their filters and activation buffers."""
+        self._plans.clear()
+
+    def __getstate__(self) -> dict:
+        # Kept plans hold tensors derived from the weights and scratch memory: neither belongs in a copy
+        # (deepcopy for EMA) or a pickle, and a copy's plans would refer to the original's weights.
+        state = super().__getstate__()
+        state["_plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_plans", {})  # pickles from before plans were kept
 
     def mix(self, w_a: torch.Tensor, w_b: torch.Tensor, layers: str | Sequence[int]) -> torch.Tensor:
         """Style mixing: ws of a with the chosen ws taken from b. w_a, w_b: [N, num_ws, w_dim]
