@@ -13,19 +13,22 @@
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("input", &sa::winograd_input, "x [N, C, H, W], scale [N, C] or None -> V [36, C, P] of x * scale "
-          "(Winograd F(4x4, 3x3) input tiles; in out if given)", py::arg("x"), py::arg("scale") = py::none(),
-          py::arg("out") = py::none());
+          "(Winograd F(4x4, 3x3) input tiles; in out if given; of the band of `rows` rows of windows from first_row "
+          "if rows >= 0)", py::arg("x"), py::arg("scale") = py::none(), py::arg("out") = py::none(),
+          py::arg("first_row") = 0, py::arg("rows") = -1);
     m.def("input_adjoint", &sa::winograd_input_adjoint, "dV [36, C, P], N, H, W -> dx [N, C, H, W]");
-    m.def("output", &sa::winograd_output, "M [36, K, P], N, H, W -> y [N, K, H, W] (in out if given)", py::arg("m"),
-          py::arg("n"), py::arg("h"), py::arg("w"), py::arg("out") = py::none());
+    m.def("output", &sa::winograd_output, "M [36, K, P], N, H, W -> y [N, K, H, W] (in out if given; M a band's "
+          "tiles if rows >= 0, which write that band of out)", py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"),
+          py::arg("out") = py::none(), py::arg("first_row") = 0, py::arg("rows") = -1);
     m.def("output_adjoint", &sa::winograd_output_adjoint, "dy [N, K, H, W] -> dM [36, K, P]");
     m.def("weight", &sa::winograd_weight, "g [K, C, 3, 3] -> U [36, K, C] (Winograd F(4x4, 3x3) filter tiles)");
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
     m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W], scale [N, C] or None -> V [81, C, P] of x * scale "
-          "(stride-2 transposed 3x3 conv; in out if given)", py::arg("x"), py::arg("scale") = py::none(),
-          py::arg("out") = py::none());
-    m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1] (in out if given)",
-          py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("out") = py::none());
+          "(stride-2 transposed 3x3 conv; in out if given; a band as input's)", py::arg("x"),
+          py::arg("scale") = py::none(), py::arg("out") = py::none(), py::arg("first_row") = 0, py::arg("rows") = -1);
+    m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1] (in out if given; "
+          "a band as output's)", py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("out") = py::none(),
+          py::arg("first_row") = 0, py::arg("rows") = -1);
     m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
           "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none), out (None: new) "
           "-> y [N, K, H, W]", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"), py::arg("out_scale"),

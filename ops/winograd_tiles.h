@@ -29,23 +29,36 @@ using simd::Lanes;
 
 // An [N, C, H, W] image cut into th x tw windows per image, `stride` pixels apart; P tiles in all.
 // Every tiling whose windows are read (the F(4x4, 3x3) input and output, the up-conv's input) steps
-// 4 pixels; only the up-conv's output, which is written, steps 8.
+// 4 pixels; only the up-conv's output, which is written, steps 8. A band (`band`) takes the rows
+// ty0 .. ty0 + th - 1 of the th_all rows of windows of every image: a large image's tiles can then be
+// transformed and multiplied a few rows at a time, in buffers a fraction of the image's size.
 constexpr int64_t READ_STEP = TILE_OUT;
 static_assert(wino::UP_STEP == READ_STEP, "the up-conv's input windows are read like F(4x4, 3x3)'s");
 struct Tiling {
-    int64_t n, c, h, w, th, tw, p, stride;
+    int64_t n, c, h, w, th, tw, p, stride, ty0, th_all;
 };
 
 Tiling tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
     const int64_t th = (h + TILE_OUT - 1) / TILE_OUT, tw = (w + TILE_OUT - 1) / TILE_OUT;
-    return {n, c, h, w, th, tw, n * th * tw, TILE_OUT};
+    return {n, c, h, w, th, tw, n * th * tw, TILE_OUT, 0, th};
+}
+
+// Rows first_row .. first_row + rows - 1 of s's windows (rows < 0: s whole).
+Tiling band(Tiling s, int64_t first_row, int64_t rows) {
+    if (rows < 0) return s;
+    TORCH_CHECK(first_row >= 0 && rows > 0 && first_row + rows <= s.th_all, "winograd: a band of ", rows,
+                " rows of windows from row ", first_row, " does not fit the image's ", s.th_all);
+    s.ty0 = first_row;
+    s.th = rows;
+    s.p = s.n * rows * s.tw;
+    return s;
 }
 
 // The transposed conv's input x [N, C, H, W]: 5 x 5 windows, 4 pixels apart, starting one pixel
 // above and left of the image, cover input rows -1 .. 4 * th (its output has 2H + 1 rows).
 Tiling up_input_tiling(int64_t n, int64_t c, int64_t h, int64_t w) {
     const int64_t th = (h + wino::UP_STEP - 1) / wino::UP_STEP, tw = (w + wino::UP_STEP - 1) / wino::UP_STEP;
-    return {n, c, h, w, th, tw, n * th * tw, wino::UP_STEP};
+    return {n, c, h, w, th, tw, n * th * tw, wino::UP_STEP, 0, th};
 }
 
 // Its output [N, K, 2H + 1, 2W + 1]: one 8 x 8 window per input window, side by side, covering all
@@ -58,11 +71,14 @@ Tiling up_output_tiling(int64_t n, int64_t k, int64_t h, int64_t w) {
     return s;
 }
 
-// Zeros the rows and columns of y [N, C, H, W] that no window of s covers (the up-conv's last ones).
+// Zeros the rows and columns of y [N, C, H, W] that no window of s covers (the up-conv's last ones),
+// within s's band: its rows, and the rows below the windows if it is the last band.
 void zero_uncovered(torch::Tensor& y, const Tiling& s) {
-    const int64_t rows = s.h - s.th * s.stride, cols = s.w - s.tw * s.stride;
-    if (rows > 0) y.narrow(2, s.th * s.stride, rows).zero_();
-    if (cols > 0) y.narrow(3, s.tw * s.stride, cols).zero_();
+    const int64_t rows = s.h - s.th_all * s.stride, cols = s.w - s.tw * s.stride;
+    const bool last = s.ty0 + s.th == s.th_all;
+    if (rows > 0 && last) y.narrow(2, s.th_all * s.stride, rows).zero_();
+    const int64_t top = s.ty0 * s.stride, bottom = last ? s.h : std::min(s.h, (s.ty0 + s.th) * s.stride);
+    if (cols > 0) y.narrow(2, top, bottom - top).narrow(3, s.tw * s.stride, cols).zero_();
 }
 
 void check_cpu(const torch::Tensor& t, const char* what, int64_t dim) {
@@ -95,7 +111,7 @@ struct Origin {
 std::vector<Origin> origins(const Tiling& s, int r, int64_t shift) {
     std::vector<Origin> o(s.p);
     for (int64_t p = 0; p < s.p; ++p) {
-        const int64_t b = p / (s.th * s.tw), ty = p / s.tw % s.th, tx = p % s.tw;
+        const int64_t b = p / (s.th * s.tw), ty = s.ty0 + p / s.tw % s.th, tx = p % s.tw;
         const int64_t y0 = ty * s.stride + shift, x0 = tx * s.stride + shift;
         o[p] = {b * s.c * s.h * s.w + y0 * s.w + x0, y0, x0, y0 >= 0 && x0 >= 0 && y0 + r <= s.h && x0 + r <= s.w, b};
     }

@@ -46,10 +46,11 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_
 
 // Tiles → image: fn maps each tile's S x S values (of `tiles`, [S*S, C, P]) to its R x R window of
 // the returned [N, C, H, W] image (s's), which ADD sums where windows overlap (else they must not);
-// out: the image to fill (not with ADD), or undefined for a new one.
+// out: the image to fill (not with ADD; a band's rows of it), or undefined for a new one.
 template <bool ADD, int R, int S, typename Fn>
 torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn,
                                const torch::Tensor& out = torch::Tensor()) {
+    TORCH_CHECK(s.th == s.th_all || out.defined(), "winograd: a band's output goes into the image given as out");
     torch::Tensor img = ADD ? torch::zeros({s.n, s.c, s.h, s.w}, tiles.options())
                             : given_or_new(out, {s.n, s.c, s.h, s.w}, tiles);
     AT_DISPATCH_FLOATING_TYPES(tiles.scalar_type(), "winograd_tiles_to_windows", [&] {
@@ -66,25 +67,27 @@ torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int6
     return img;
 }
 
-// The tiling of `t` ([S*S, C, P]) given by make(n, C, h, w), checked against t's shape.
+// The tiling of `t` ([S*S, C, P]) given by make(n, C, h, w) (its band of `rows` rows of windows from
+// first_row, if rows >= 0), checked against t's shape.
 template <int S>
 Tiling tiling_of(const torch::Tensor& t, const char* what, Tiling (*make)(int64_t, int64_t, int64_t, int64_t),
-                 int64_t n, int64_t h, int64_t w) {
+                 int64_t n, int64_t h, int64_t w, int64_t first_row = 0, int64_t rows = -1) {
     check_cpu(t, what, 3);
     TORCH_CHECK(t.size(0) == S * S, "winograd: ", what, " must be [", S * S, ", channels, tiles]");
-    const Tiling s = make(n, t.size(1), h, w);
+    const Tiling s = band(make(n, t.size(1), h, w), first_row, rows);
     TORCH_CHECK(t.size(2) == s.p, "winograd: ", what, " has ", t.size(2), " tiles, the image needs ", s.p);
     return s;
 }
 
 }  // namespace
 
-// x: [N, C, H, W] (times scale: [N, C] or None) → V: [36, C, P] (in out, if given).
+// x: [N, C, H, W] (times scale: [N, C] or None) → V: [36, C, P] (in out, if given); with rows >= 0, of
+// the band of `rows` rows of windows from first_row only (P: N * rows * windows a row).
 inline torch::Tensor winograd_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
-                                    const c10::optional<torch::Tensor>& out) {
+                                    const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
     check_cpu(x, "x", 4);
-    return windows_to_tiles<TILE_IN, TILE_IN>(x, tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
-                                              [](const auto& d, auto& t) { wino::input_tile(d, t); },
+    return windows_to_tiles<TILE_IN, TILE_IN>(x, band(tiling(x.size(0), x.size(1), x.size(2), x.size(3)), first_row, rows),
+                                              -1, [](const auto& d, auto& t) { wino::input_tile(d, t); },
                                               scale.value_or(torch::Tensor()), out.value_or(torch::Tensor()));
 }
 
@@ -94,11 +97,12 @@ inline torch::Tensor winograd_input_adjoint(const torch::Tensor& dv, int64_t n, 
                                                     [](const auto& t, auto& d) { wino::input_tile_adjoint(t, d); });
 }
 
-// M: [36, K, P] → y: [N, K, H, W] (in out, if given).
+// M: [36, K, P] → y: [N, K, H, W] (in out, if given); with rows >= 0, M holds a band's tiles (as
+// winograd_input's) and only the band's rows of out are written.
 inline torch::Tensor winograd_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w,
-                                     const c10::optional<torch::Tensor>& out) {
-    return tiles_to_windows<false, TILE_OUT, TILE_IN>(m, tiling_of<TILE_IN>(m, "M", tiling, n, h, w), 0,
-                                                      [](const auto& t, auto& y) { wino::output_tile(t, y); },
+                                     const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
+    return tiles_to_windows<false, TILE_OUT, TILE_IN>(m, tiling_of<TILE_IN>(m, "M", tiling, n, h, w, first_row, rows),
+                                                      0, [](const auto& t, auto& y) { wino::output_tile(t, y); },
                                                       out.value_or(torch::Tensor()));
 }
 
@@ -110,22 +114,22 @@ inline torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
 }
 
 // The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] (times scale: [N, C]
-// or None) → V: [81, C, P] (in out, if given).
+// or None) → V: [81, C, P] (in out, if given); first_row, rows: a band, as winograd_input's.
 inline torch::Tensor winograd_up_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
-                                       const c10::optional<torch::Tensor>& out) {
+                                       const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<wino::UP_WINDOW, wino::UP_VALUES>(
-        x, up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), -1,
+        x, band(up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), first_row, rows), -1,
         [](const auto& d, auto& t) { wino::up_input_tile(d, t); }, scale.value_or(torch::Tensor()),
         out.value_or(torch::Tensor()));
 }
 
 // M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches (in
-// out, if given).
+// out, if given); first_row, rows: a band, as winograd_output's.
 inline torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w,
-                                        const c10::optional<torch::Tensor>& out) {
+                                        const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
     return tiles_to_windows<false, wino::UP_TILE_OUT, wino::UP_VALUES>(
-        m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w), 0,
+        m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w, first_row, rows), 0,
         [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out.value_or(torch::Tensor()));
 }
 

@@ -259,6 +259,36 @@ def test_native_outputs_go_where_asked_and_may_not_overlap_the_input():
         winograd_op.conv3x3_fused(x, torch.randn(36, 16, 16), scale, out=x)
 
 
+@pytest.mark.parametrize("h, w", [(16, 12), (13, 10), (4, 9)])
+def test_transforms_a_band_of_rows_at_a_time_give_the_whole_images_conv(h, w):
+    """Bands of 1, 2, 3 and all rows of windows (the last band short when they do not divide) fill every
+    pixel of the output, the uncovered last rows and columns too, with the unbanded conv's values, which
+    equal torch's convolutions; a band outside the image is refused."""
+    import torch.nn.functional as F
+    torch.manual_seed(7)
+    x, scale = torch.randn(2, 16, h, w, dtype=torch.float64), torch.rand(2, 16, dtype=torch.float64) + 0.5
+    if not winograd_op.native_available(x):
+        pytest.skip("the native winograd op is not built")
+    weight = torch.randn(8, 16, 3, 3, dtype=torch.float64)
+    u, up = winograd_op.weight_transform(weight), winograd_op.up_filters(weight)
+    xs = x * scale[:, :, None, None]
+    refs = {"same": F.conv2d(xs, weight, padding=1), "up": F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)}
+    for rows in (1, 2, 3, None):
+        for kind, ref in refs.items():
+            out = torch.full_like(ref, float("nan"))
+            if kind == "same":
+                winograd_op.conv3x3_transformed(x, u, True, scale, scratch=_scratch, out=out, band_rows=rows)
+            else:
+                winograd_op.conv_transpose3x3_s2_transformed(x, up, True, scale, scratch=_scratch, out=out,
+                                                             band_rows=rows)
+            torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+    native = winograd_op.native_build.load("winograd", "cpu")
+    with pytest.raises(RuntimeError, match="does not fit"):
+        native.up_input(x, None, None, first_row=(h + 3) // 4, rows=1)
+    with pytest.raises(RuntimeError, match="a band's output"):
+        native.output(torch.zeros(36, 8, 2 * 3), 2, 16, 12, None, 0, 1)  # 1 of 4 rows, no image to write
+
+
 def _scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.full(shape, float("nan"), dtype=dtype)
 

@@ -158,7 +158,7 @@ def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = N
         return winograd_op.conv3x3_transformed(x, u, native=True, scale=scale)
     out = x.new_empty(x.shape[0], u.shape[1], x.shape[2], x.shape[3]) if out is None else out
     return _in_slices(x, scale, th * tw, out, lambda xs, ss, ys: winograd_op.conv3x3_transformed(
-        xs, u, native=True, scale=ss, scratch=scratch, out=ys))
+        xs, u, native=True, scale=ss, scratch=scratch, out=ys, band_rows=_band_rows(th, tw)))
 
 
 def up_winograd_conv(x: torch.Tensor, filters: winograd_op.UpFilters, scale: torch.Tensor | None = None,
@@ -175,14 +175,15 @@ def up_winograd_conv(x: torch.Tensor, filters: winograd_op.UpFilters, scale: tor
     if out is None:
         out = x.new_empty(x.shape[0], filters.u.shape[1], 2 * x.shape[2] + 1, 2 * x.shape[3] + 1)
     return _in_slices(x, scale, th * tw, out, lambda xs, ss, ys: winograd_op.conv_transpose3x3_s2_transformed(
-        xs, filters, native=True, scale=ss, scratch=scratch, out=ys))
+        xs, filters, native=True, scale=ss, scratch=scratch, out=ys, band_rows=_band_rows(th, tw)))
 
 
 def _in_slices(x: torch.Tensor, scale: torch.Tensor | None, tiles_per_image: int, out: torch.Tensor,
                conv) -> torch.Tensor:
     """``conv(x[i:j], scale[i:j], out[i:j])`` over slices of the batch of at most ``KEPT_FILTER_MAX_TILES``
-    tiles each (one image if larger), so that a slice's tile tensors stay in the cache; a slice's result
-    is copied into ``out`` unless the conv wrote it there. Returns out."""
+    tiles each (one image if larger: its convs then take bands of rows, ``_band_rows``), so that a slice's
+    tile tensors stay in the cache; a slice's result is copied into ``out`` unless the conv wrote it there.
+    Returns out."""
     step = _slice_step(tiles_per_image)
     for i in range(0, x.shape[0], step):
         rows = slice(i, i + step)
@@ -196,6 +197,12 @@ def _in_slices(x: torch.Tensor, scale: torch.Tensor | None, tiles_per_image: int
 def _slice_step(tiles_per_image: int) -> int:
     """Images per slice of ``_in_slices``."""
     return max(1, KEPT_FILTER_MAX_TILES // tiles_per_image)
+
+
+def _band_rows(rows: int, per_row: int) -> int | None:
+    """Rows of windows a call transforms when one image has more than ``KEPT_FILTER_MAX_TILES`` (its tiles
+    then take a band's memory, not the image's), else None (all)."""
+    return None if rows * per_row <= KEPT_FILTER_MAX_TILES else max(1, KEPT_FILTER_MAX_TILES // per_row)
 
 
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,

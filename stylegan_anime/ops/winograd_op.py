@@ -174,13 +174,16 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, native: bool | None = None) -
 
 def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = None,
                         scale: torch.Tensor | None = None, scratch: Scratch | None = None,
-                        out: torch.Tensor | None = None) -> torch.Tensor:
+                        out: torch.Tensor | None = None, band_rows: int | None = None) -> torch.Tensor:
     """``conv3x3`` given the transformed filters u = ``weight_transform(weight)``: [36, K, C]
     (so that callers may keep them between calls); with scale: [N, C], the conv of
     x * scale[:, :, None, None] (modulated activations), without gradients. With ``scratch`` (native
-    only, no gradients) the tiles go to the tensors it gives, and the result to ``out`` if given."""
+    only, no gradients) the tiles go to the tensors it gives, ``band_rows`` rows of windows at a time
+    (None: all), and the result to ``out`` if given."""
     if scratch is not None:
-        return _tile_products_into(x, u, ("input", "output"), tiles(x.shape[2], x.shape[3]), scale, scratch, out)
+        out = x.new_empty(x.shape[0], u.shape[1], *x.shape[2:]) if out is None else out
+        return _tile_products_into(x, u, ("input", "output"), tiles(x.shape[2], x.shape[3]), scale, scratch, out,
+                                   band_rows)
     return _tile_products(x, u, native, (input_transform, output_transform), (input_transform_ref, output_transform_ref),
                           scale)
 
@@ -197,15 +200,24 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 
 
 def _tile_products_into(x: torch.Tensor, u: torch.Tensor, names: tuple[str, str], tile_grid: tuple[int, int],
-                       scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor | None) -> torch.Tensor:
-    """``_tile_products`` by the native transforms ``names`` (input, output), the transformed input and the
-    products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's images times
-    ``tile_grid``'s tiles), the result in ``out`` (None: a new tensor)."""
+                        scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor,
+                        band_rows: int | None = None) -> torch.Tensor:
+    """``_tile_products`` by the native transforms ``names`` (input, output) into ``out``, the transformed
+    input and the products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's
+    images times ``tile_grid``'s tiles, or times a band's: ``band_rows`` rows of windows at a time, so
+    that a large image's tiles take a fraction of its memory; None: all). Returns out."""
     n, c, h, w = x.shape
-    values, k, p = u.shape[0], u.shape[1], n * tile_grid[0] * tile_grid[1]
-    v = _native(names[0], x, None if scale is None else _scale_arg(scale, x), scratch("tiles_in", (values, c, p), x.dtype))
-    m = torch.bmm(u, v, out=scratch("tiles_out", (values, k, p), x.dtype))
-    return _native(names[1], m, n, h, w, out)
+    values, k = u.shape[0], u.shape[1]
+    rows_all, per_row = tile_grid
+    rows = rows_all if band_rows is None else max(1, min(band_rows, rows_all))
+    scale = None if scale is None else _scale_arg(scale, x)
+    for first in range(0, rows_all, rows):
+        taken = min(rows, rows_all - first)
+        band = (first, taken) if rows < rows_all else (0, -1)
+        v = _native(names[0], x, scale, scratch("tiles_in", (values, c, n * taken * per_row), x.dtype), *band)
+        m = torch.bmm(u, v, out=scratch("tiles_out", (values, k, n * taken * per_row), x.dtype))
+        _native(names[1], m, n, h, w, out, *band)
+    return out
 
 
 def modulated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -352,12 +364,15 @@ def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor, native: bool | N
 
 def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native: bool | None = None,
                                      scale: torch.Tensor | None = None, scratch: Scratch | None = None,
-                                     out: torch.Tensor | None = None) -> torch.Tensor:
+                                     out: torch.Tensor | None = None, band_rows: int | None = None) -> torch.Tensor:
     """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls),
-    of x * scale[:, :, None, None] if scale: [N, C] is given; ``scratch``, ``out`` as in ``conv3x3_transformed``."""
+    of x * scale[:, :, None, None] if scale: [N, C] is given; ``scratch``, ``out``, ``band_rows`` as in
+    ``conv3x3_transformed``."""
     if scratch is not None:
-        y = _tile_products_into(x, filters.u, ("up_input", "up_output"), up_tiles(x.shape[2], x.shape[3]), scale,
-                                scratch, out)
+        n, _, h, w = x.shape
+        out = x.new_empty(n, filters.u.shape[1], 2 * h + 1, 2 * w + 1) if out is None else out
+        y = _tile_products_into(x, filters.u, ("up_input", "up_output"), up_tiles(h, w), scale, scratch, out,
+                                band_rows)
         return fill_uncovered_edges(y, x, filters, scale)
     y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
                        (up_input_transform_ref, up_output_transform_ref), scale)
