@@ -30,17 +30,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           "a band as output's)", py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("out") = py::none(),
           py::arg("first_row") = 0, py::arg("rows") = -1);
     m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
-          "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none), out (None: new) "
-          "-> y [N, K, H, W]", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"), py::arg("out_scale"),
-          py::arg("bias"), py::arg("noise"), py::arg("noise_gain"), py::arg("alpha"), py::arg("clamp"),
-          py::arg("out") = py::none());
+          "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none), out (None: new), "
+          "work (the threads' band buffers, work_floats values; None: new) -> y [N, K, H, W]", py::arg("x"), py::arg("u"),
+          py::arg("scale"), py::arg("band"), py::arg("out_scale"), py::arg("bias"), py::arg("noise"), py::arg("noise_gain"),
+          py::arg("alpha"), py::arg("clamp"), py::arg("out") = py::none(), py::arg("work") = py::none());
     m.def("conv_rgb", &sa::winograd_conv_rgb, "conv's arguments, then the toRGB layer's: rgb_weight [N, O, K], "
-          "rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp (< 0: none), keep_y, y_out, rgb_out (None: new) "
+          "rgb_bias [O] or None, skip [N, O, H, W] or None, rgb_clamp (< 0: none), keep_y, y_out, rgb_out (None: new), work "
           "-> (y or None, rgb [N, O, H, W])", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"),
           py::arg("out_scale"), py::arg("bias"), py::arg("noise"), py::arg("noise_gain"), py::arg("alpha"),
           py::arg("clamp"), py::arg("rgb_weight"), py::arg("rgb_bias"), py::arg("skip"), py::arg("rgb_clamp"),
-          py::arg("keep_y"), py::arg("y_out") = py::none(), py::arg("rgb_out") = py::none());
-    m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band, out (None: new) -> y [N, K, 2H + 1, 2W + 1]",
-          py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"), py::arg("out") = py::none());
+          py::arg("keep_y"), py::arg("y_out") = py::none(), py::arg("rgb_out") = py::none(), py::arg("work") = py::none());
+    m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band, out (None: new), "
+          "work (as conv's) -> y [N, K, 2H + 1, 2W + 1]", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"),
+          py::arg("out") = py::none(), py::arg("work") = py::none());
+    m.def("work_floats", &sa::winograd_work_floats, "S (6: conv, conv_rgb; 9: up_conv), N, C, K, H, W, band -> the "
+          "floats of the work buffers the fused conv of N images of H x W (C channels in, K out) takes");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
 }

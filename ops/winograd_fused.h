@@ -281,22 +281,49 @@ void band_output(const FusedConv& f, const Epi& e, const Rgb& r, const float* m,
 
 // in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
 // Returns y (out, or a new tensor; undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
+// Threads a fused conv over `tiles` tiles runs on: each takes an equal share of the tiles, in whole
+// panels, and cuts it into bands. (Dealt out whole, a few long bands split unevenly: a 128² image's
+// 6 bands of 192 tiles gave one thread 576 tiles and the other 448.)
+int64_t fused_shares(int64_t tiles) {
+    return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (tiles + GEMM_COLS - 1) / GEMM_COLS));
+}
+
+// Floats a thread's band buffers take: a band's S*S values of c channels and its products of k.
+int64_t band_floats(int64_t s, int64_t c, int64_t k, int64_t band) {
+    return s * s * (BandLayout{c, band}.plane() + BandLayout{k, band}.plane());
+}
+
+// Zeros the lanes of a band's last panel past its `count` tiles in every plane and row of v: they are
+// multiplied too, and left over from an earlier band they could be anything (denormals are slow).
+void zero_panel_tail(float* v, const BandLayout& lv, int64_t planes, int64_t count) {
+    const int64_t used = count % GEMM_COLS;
+    if (used == 0) return;
+    float* panel = v + count / GEMM_COLS * lv.panel();
+    for (int64_t a = 0; a < planes; ++a)
+        for (int64_t row = 0; row < lv.rows; ++row)
+            std::fill_n(panel + a * lv.plane() + row * GEMM_COLS + used, GEMM_COLS - used, 0.f);
+}
+
+// work: the threads' band buffers (float32, contiguous, at least fused_shares(si.p) * band_floats(...)
+// floats; an inference plan keeps it between calls), or undefined for new ones: a new 7 MiB buffer a
+// thread cost a 256-channel conv of one 128² image 5 % (zeroing and page faults) when run image by image.
 template <int R, int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename InTf, typename OutTf>
 torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, const Epi& e,
                          const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf,
-                         const c10::optional<torch::Tensor>& out) {
+                         const c10::optional<torch::Tensor>& out, const c10::optional<torch::Tensor>& work) {
     torch::Tensor y = KEEP_Y ? given_or_new(out.value_or(torch::Tensor()), {so.n, so.c, so.h, so.w}, x) : torch::Tensor();
     const FusedConv f{si, so, origins(si, R, -1), origins(so, T, 0), {si.c, band}, {so.c, band},
                       scale.defined() ? scale.data_ptr<float>() : nullptr};
     const int64_t blocks = (band + LANES - 1) / LANES;
-    // Each thread takes an equal share of the tiles, in whole panels, and cuts it into bands. (Dealt
-    // out whole, a few long bands split unevenly: a 128² image's 6 bands of 192 tiles gave one thread
-    // 576 tiles and the other 448.)
-    const int64_t panels = (si.p + GEMM_COLS - 1) / GEMM_COLS;
-    const int64_t shares = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), panels));
+    const int64_t panels = (si.p + GEMM_COLS - 1) / GEMM_COLS, shares = fused_shares(si.p);
+    const int64_t per_share = band_floats(S, si.c, so.c, band);
+    torch::Tensor buffers = work ? *work : torch::empty({shares * per_share}, x.options());
+    TORCH_CHECK(buffers.device().is_cpu() && buffers.scalar_type() == at::kFloat && buffers.is_contiguous() &&
+                buffers.numel() >= shares * per_share, "winograd: work must be a contiguous float32 CPU tensor of at "
+                "least ", shares * per_share, " values");
     at::parallel_for(0, shares, 1, [&](int64_t begin, int64_t end) {
-        // Tiles past the last in a panel are multiplied too: zeros, not whatever the memory held.
-        std::vector<float> v(S * S * f.lv.plane(), 0.f), m(S * S * f.lm.plane());
+        float* v = buffers.data_ptr<float>() + begin * per_share;
+        float* m = v + S * S * f.lv.plane();
         std::vector<Lanes<float>> nz(has_epilogue<Epi> ? blocks * T * T : 0, Lanes<float>(0.f));
         std::vector<Lanes<float>> sums;
         if constexpr (has_rgb<Rgb>) sums.resize(blocks * r.tiling.c * T * T);
@@ -307,10 +334,11 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
                 const int64_t count = std::min(last - p0, band);
                 if constexpr (has_epilogue<Epi>)
                     if (e.noise) band_noise<T>(f, e, nz.data(), p0, count);
-                band_input<R, S>(f, x.data_ptr<float>(), v.data(), p0, count, in_tf);
-                band_products(u.data_ptr<float>(), v.data(), m.data(), S * S, f.lv, f.lm, count);
+                band_input<R, S>(f, x.data_ptr<float>(), v, p0, count, in_tf);
+                zero_panel_tail(v, f.lv, S * S, count);
+                band_products(u.data_ptr<float>(), v, m, S * S, f.lv, f.lm, count);
                 std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
-                band_output<S, T, KEEP_Y>(f, e, r, m.data(), KEEP_Y ? y.data_ptr<float>() : nullptr, p0, count,
+                band_output<S, T, KEEP_Y>(f, e, r, m, KEEP_Y ? y.data_ptr<float>() : nullptr, p0, count,
                                           nz.data(), sums.data(), out_tf);
             }
         }
@@ -360,7 +388,7 @@ torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c1
                         int64_t band, const c10::optional<torch::Tensor>& out_scale,
                         const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
                         double noise_gain, double alpha, double clamp, const Rgb& rgb,
-                        const c10::optional<torch::Tensor>& out) {
+                        const c10::optional<torch::Tensor>& out, const c10::optional<torch::Tensor>& work) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, TILE_IN, band);
     const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
@@ -369,20 +397,31 @@ torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c1
     const bool finish = out_scale || bias || noise || alpha != 1.0 || clamp >= 0;
     const auto in_tf = [](const auto& d, auto& t) { wino::input_tile(d, t); };
     const auto out_tf = [](const auto& t, auto& y) { wino::output_tile(t, y); };
-    if (finish) return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf, out);
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf, out);
+    if (finish)
+        return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf, out, work);
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf, out,
+                                                          work);
 }
 
 }  // namespace
 
 // conv2d(x * scale[:, :, None, None], g, padding=1) from U = winograd_weight(g): [36, K, C]; x: [N, C, H, W]
 // float32, scale: [N, C] or None → [N, K, H, W], then layer_epilogue.h's `finish` (with out_scale, bias,
-// noise, noise_gain, alpha, clamp) where any of it does something, stored in out if given. No gradients.
+// noise, noise_gain, alpha, clamp) where any of it does something, stored in out if given; work: the
+// threads' band buffers (winograd_work_floats values) or None. No gradients.
 inline torch::Tensor winograd_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                             int64_t band, const c10::optional<torch::Tensor>& out_scale,
                             const c10::optional<torch::Tensor>& bias, const c10::optional<torch::Tensor>& noise,
-                            double noise_gain, double alpha, double clamp, const c10::optional<torch::Tensor>& out) {
-    return fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, NoRgb{}, out);
+                            double noise_gain, double alpha, double clamp, const c10::optional<torch::Tensor>& out,
+                            const c10::optional<torch::Tensor>& work) {
+    return fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, NoRgb{}, out, work);
+}
+
+// The floats of the work buffers a fused conv (winograd_conv, winograd_conv_rgb with s = 6;
+// winograd_up_conv with s = 9) of n images of h x w pixels, c channels in and k out, takes with `band`.
+inline int64_t winograd_work_floats(int64_t s, int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t band) {
+    const Tiling t = tiling(n, c, h, w);  // the up conv's input windows step alike (up_input_tiling)
+    return fused_shares(t.p) * band_floats(s, c, k, band);
 }
 
 // winograd_conv, and the toRGB layer reading its output y in the same pass: rgb = clamp(rgb_weight · y +
@@ -396,7 +435,8 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
         const c10::optional<torch::Tensor>& noise, double noise_gain, double alpha, double clamp,
         const torch::Tensor& rgb_weight, const c10::optional<torch::Tensor>& rgb_bias,
         const c10::optional<torch::Tensor>& skip, double rgb_clamp, bool keep_y,
-        const c10::optional<torch::Tensor>& y_out, const c10::optional<torch::Tensor>& rgb_out) {
+        const c10::optional<torch::Tensor>& y_out, const c10::optional<torch::Tensor>& rgb_out,
+        const c10::optional<torch::Tensor>& work) {
     const int64_t n = x.size(0), k = u.size(1), h = x.size(2), w = x.size(3);
     TORCH_CHECK(rgb_weight.dim() == 3, "winograd: rgb_weight must be [N, O, K]");
     const int64_t outs = rgb_weight.size(1);
@@ -406,24 +446,27 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
     const FusedRgb rgb{wp, checked_f32(rgb_bias, "rgb_bias", {outs}), checked_f32(skip, "skip", {n, outs, h, w}),
                        out.data_ptr<float>(), rt, origins(rt, TILE_OUT, 0), epi::params<float>(0.0, 1.0, rgb_clamp)};
     if (!keep_y) {
-        fused_f43<false>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, c10::nullopt);
+        fused_f43<false>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, c10::nullopt, work);
         return {c10::nullopt, out};
     }
-    torch::Tensor y = fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, y_out);
+    torch::Tensor y = fused_f43<true>(x, u, scale, band, out_scale, bias, noise, noise_gain, alpha, clamp, rgb, y_out,
+                                      work);
     return {y, out};
 }
 
 // conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
-// → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h), stored in out if given. No gradients.
+// → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h), stored in out if given; work as
+// winograd_conv's. No gradients.
 inline torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
-                               int64_t band, const c10::optional<torch::Tensor>& out) {
+                               int64_t band, const c10::optional<torch::Tensor>& out,
+                               const c10::optional<torch::Tensor>& work) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
     check_fused(x, u, sc, wino::UP_VALUES, band);
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT, true>(
         x, u, sc, NoEpilogue{}, NoRgb{}, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
-        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out);
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out, work);
 }
 
 }  // namespace sa

@@ -289,6 +289,31 @@ def test_transforms_a_band_of_rows_at_a_time_give_the_whole_images_conv(h, w):
         native.output(torch.zeros(36, 8, 2 * 3), 2, 16, 12, None, 0, 1)  # 1 of 4 rows, no image to write
 
 
+def test_fused_convs_on_given_band_buffers_equal_their_own():
+    """The fused convs' band buffers, given (NaN-filled, as a plan's reused buffers hold anything), change no
+    value; 13 x 11 images leave short panels whose lanes past the last tile must not leak; too small a
+    buffer is refused."""
+    from stylegan_anime.ops.to_rgb import ToRgb
+    torch.manual_seed(8)
+    x, scale = torch.randn(2, 16, 13, 11), torch.rand(2, 16) + 0.5
+    if not winograd_op.native_available(x):
+        pytest.skip("the native winograd op is not built")
+    u = winograd_op.weight_transform(torch.randn(8, 16, 3, 3))
+    up = winograd_op.up_filters(torch.randn(8, 16, 3, 3))
+    rgb = ToRgb(torch.randn(2, 3, 8), torch.randn(3), None, None, keep_input=True)
+    finish = winograd_op.Finish(scale=torch.rand(2, 8) + 0.5, bias=torch.randn(8))
+    runs = [lambda sc: winograd_op.conv3x3_fused(x, u, scale, finish=finish, scratch=sc),
+            lambda sc: winograd_op.conv_transpose3x3_s2_fused(x, up, scale, scratch=sc),
+            lambda sc: torch.cat(winograd_op.conv3x3_fused_rgb(x, u, scale, finish, rgb, scratch=sc), 1)]
+    for run in runs:
+        expected = run(None)
+        assert torch.isfinite(expected).all()
+        assert torch.equal(run(_scratch), expected)
+    native = winograd_op.native_build.load("winograd", "cpu")
+    with pytest.raises(RuntimeError, match="work must be"):
+        native.up_conv(x, up.u, scale, 24, None, torch.zeros(10))
+
+
 def _scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.full(shape, float("nan"), dtype=dtype)
 

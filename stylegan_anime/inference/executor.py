@@ -22,7 +22,7 @@ from ..ops import winograd_op
 from ..ops.layer_epilogue import Finish
 from ..ops.to_rgb import ToRgb
 from .buffers import TRANSIENT
-from .plan import WINOGRAD, InferencePlan, LayerPlan
+from .plan import InferencePlan, LayerPlan
 
 
 @dataclass
@@ -124,13 +124,14 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
     raw = out if lp.up == 1 else _slot(plan, lp, lp.raw_slot, x.shape[0], lp.raw_side, x.dtype, TRANSIENT)
-
-    def scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        return plan.buffers.view((TRANSIENT, role), shape, dtype)
-
     return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, lp.prepared,
                                   layer.up, layer.resample_filter, lp.fir, out=out, raw=raw,
-                                  scratch=scratch if lp.algorithm in WINOGRAD and out is not None else None)
+                                  scratch=_scratch(plan))
+
+
+def _scratch(plan: InferencePlan):
+    """The Winograd convs' per-call tensors (tiles, band buffers) in the plan's shared ``TRANSIENT`` slots."""
+    return lambda role, shape, dtype: plan.buffers.view((TRANSIENT, role), shape, dtype)
 
 
 def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, w: torch.Tensor,
@@ -143,7 +144,8 @@ def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x:
     styles = layer.affine(w)
     finish = _finish(lp, layer, x, styles, inputs, 1.0)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype) if rgb.keep_input else None
-    return winograd_op.conv3x3_fused_rgb(x, lp.prepared, styles, finish, rgb, out=out, rgb_out=rgb.skip)
+    return winograd_op.conv3x3_fused_rgb(x, lp.prepared, styles, finish, rgb, out=out, rgb_out=rgb.skip,
+                                         scratch=_scratch(plan))
 
 
 def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: int, dtype: torch.dtype,

@@ -239,9 +239,9 @@ def run_layer(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: tor
     out: where to store the result; raw: where the Winograd convs (``f43``, ``up_fused``, ``up_winograd``)
     store their output before the epilogue pass (each contiguous, apart from x; raw may be out itself
     for a stride-1 conv, whose epilogue then runs in place; None: new tensors);
-    scratch: gives the unfused Winograd convs their tile tensors."""
+    scratch: gives the Winograd convs their tile tensors (the fused ones their band buffers)."""
     if algorithm == "fused":  # the epilogue runs inside the fused conv, on each output tile before it is stored
-        return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish, out=out)
+        return winograd_op.conv3x3_fused(x, prepared, styles, finish=finish, out=out, scratch=scratch)
     gd, gb = finish.scale, finish.bias
     if up == 1:
         y, fir, scale, rest_bias = _same_conv(algorithm, x, weight, styles, gd, gb, padding, prepared, raw, scratch)
@@ -285,7 +285,7 @@ def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torc
     [N, in, H, W] → [N, out, H*up, W*up] once filtered."""
     dtype = x.dtype
     if algorithm == "up_fused":
-        return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw), fir, gd, gb
+        return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
     if algorithm == "up_winograd":
         return winograd.up_winograd_conv(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
     w_t = prepared  # [in, out, k, k]

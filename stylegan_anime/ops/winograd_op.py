@@ -397,36 +397,49 @@ def fused_band(channels: int) -> int:
 
 
 def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None,
-           *more) -> torch.Tensor:
+           scratch: Scratch | None, *more) -> torch.Tensor:
+    """The fused native op ``name`` on x with filters u, ``more`` its arguments after the band; its threads'
+    band buffers in ``scratch("tiles_in", ...)`` (they live within the call, like the unfused convs' tiles)
+    if given, else new ones."""
     band = fused_band(x.shape[1]) if band is None else band
-    return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more)
+    work = None
+    if scratch is not None:
+        values = 9 if name == "up_conv" else 6
+        floats = native_build.load("winograd", "cpu").work_floats(values, *x.shape[:2], u.shape[1], *x.shape[2:], band)
+        work = scratch("tiles_in", (floats,), torch.float32)
+    return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more, work)
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
-                  band: int | None = None, finish: Finish | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                  band: int | None = None, finish: Finish | None = None, out: torch.Tensor | None = None,
+                  scratch: Scratch | None = None) -> torch.Tensor:
     """``conv3x3_transformed(x * scale[:, :, None, None], u)`` in one native pass (no gradients), then
     ``layer_epilogue(y, None, ...)`` with ``finish``'s arguments, if given, before y is stored.
     x: [N, C, H, W] float32; u: [36, K, C]; scale: [N, C] or None → [N, K, H, W] (stored in ``out``,
-    contiguous float32 apart from x, if given); band: tiles per band (default ``fused_band(C)``)."""
+    contiguous float32 apart from x, if given); band: tiles per band (default ``fused_band(C)``); scratch:
+    gives the band buffers (as the unfused convs' tiles; None: new ones each call)."""
     n, _, h, w = x.shape
-    return _fused("conv", x, u, scale, band, *(finish or Finish()).native_args(n, u.shape[1], h, w), out)
+    return _fused("conv", x, u, scale, band, scratch, *(finish or Finish()).native_args(n, u.shape[1], h, w), out)
 
 
 def conv3x3_fused_rgb(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, finish: Finish,
                       rgb: ToRgb, band: int | None = None, out: torch.Tensor | None = None,
-                      rgb_out: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+                      rgb_out: torch.Tensor | None = None,
+                      scratch: Scratch | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``conv3x3_fused(x, u, scale, band, finish)`` = y and ``rgb(y)`` in the same native pass: the toRGB
     sums gather tile by tile as y's channels go by. Returns (y, or None if ``rgb.keep_input`` is False:
     then y is never stored; rgb(y): [N, O, H, W]), stored in ``out`` and ``rgb_out`` if given (``rgb_out``
-    may be ``rgb.skip`` itself)."""
+    may be ``rgb.skip`` itself); scratch as in ``conv3x3_fused``."""
     n, _, h, w = x.shape
-    return _fused("conv_rgb", x, u, scale, band, *finish.native_args(n, u.shape[1], h, w), *rgb.native_args(),
-                  out, rgb_out)
+    return _fused("conv_rgb", x, u, scale, band, scratch, *finish.native_args(n, u.shape[1], h, w),
+                  *rgb.native_args(), out, rgb_out)
 
 
 def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch.Tensor | None = None,
-                               band: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                               band: int | None = None, out: torch.Tensor | None = None,
+                               scratch: Scratch | None = None) -> torch.Tensor:
     """``conv_transpose3x3_s2_transformed(x * scale[:, :, None, None], filters)`` in one native pass
     (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
-    [N, K, 2H + 1, 2W + 1] (stored in ``out``, contiguous float32 apart from x, if given)."""
-    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, out), x, filters, scale)
+    [N, K, 2H + 1, 2W + 1] (stored in ``out``, contiguous float32 apart from x, if given); scratch as in
+    ``conv3x3_fused``."""
+    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, scratch, out), x, filters, scale)
