@@ -37,6 +37,8 @@ CONTENDERS = [  # (name, environment)
     ("ours_ref", {"STYLEGAN_ANIME_OPS": "ref"}),
     ("ours_native", {"STYLEGAN_ANIME_OPS": "native"}),
     ("ours_plan", {"STYLEGAN_ANIME_OPS": "native"}),  # as the generation API runs it: an inference plan
+    # the plan with no Winograd filters kept (the memory-lean setting)
+    ("ours_lean_plan", {"STYLEGAN_ANIME_OPS": "native", "STYLEGAN_ANIME_WINOGRAD": "off"}),
     ("ada", {}),
     ("ada", {"GLIBC_TUNABLES": KEEP_MEMORY}),
     ("rosinality", {}),

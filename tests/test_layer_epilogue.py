@@ -119,7 +119,8 @@ def test_upsample_fir_is_the_resampling_convs_filter(f, padding):
     """conv_transpose2d then the Fir equals upfirdn2d's upsampling (zero insertion, padding, filter)
     of the transposed conv's output, as conv2d_resample computes it."""
     f2d = kernels.setup_filter(f)
-    fir = upsample_fir(f2d, 2, padding, 3)
+    fir = upsample_fir(f2d, 2, padding, (3, 3))
+    assert upsample_fir(f2d, 2, padding, (3, 1)) is None  # a kernel that is not square: the general path
     th = f2d.shape[0]
     p0, p1 = padding + (th + 1) // 2 - 2, padding + (th - 2) // 2 - 1
     if p0 != p1 or p0 < 0:  # padding one Fir cannot express: the layers take the general path

@@ -286,7 +286,7 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
     """Decide one layer's algorithm and prepare what it reads of its weights."""
     w = layer.weight
     out_c, in_c, k = w.shape[0], w.shape[1], w.shape[2]
-    res, fir = layer.resolution, None
+    res = layer.resolution
 
     def kept(kind: str, make):
         key = (name, kind)
@@ -299,9 +299,9 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
         choice = policy.choose_same(n, in_c, out_c, res, k, layer.padding, dtype, device)
         prepared = kept(f"f43_{dtype}", lambda: fast_modconv.prepare_f43(w, dtype)) \
             if choice.algorithm in ("fused", "f43") else None
+        fir = None
     else:
-        if k == w.shape[3]:
-            fir = kept("fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up, layer.padding, k))
+        fir = kept("fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up, layer.padding, w.shape[2:]))
         choice = policy.choose_up(n, in_c, out_c, res // layer.up, k, layer.up, fir is not None, dtype, device)
         winograd_up = choice.algorithm in ("up_fused", "up_winograd")
         prepared = kept(f"up_{dtype}" if winograd_up else "transposed",

@@ -38,6 +38,7 @@ Only for forwards that need no gradients; training uses the reference layers.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -86,13 +87,14 @@ def transposed_weight(w: torch.Tensor, groups: int = 1) -> torch.Tensor:
     return w.reshape(groups * in_per_group, out_c // groups, kh, kw).contiguous()
 
 
-def upsample_fir(f: torch.Tensor, up: int, padding: int, k: int) -> Fir | None:
-    """The FIR filter that follows a stride-``up`` transposed conv with a k×k kernel in
+def upsample_fir(f: torch.Tensor, up: int, padding: int, kernel: Sequence[int]) -> Fir | None:
+    """The FIR filter that follows a stride-``up`` transposed conv with a ``kernel`` = (kh, kw) kernel in
     ``conv2d_resample(..., up=up, padding=padding)``, as separable correlation taps with the same
-    padding on every side; None when f is not separable or the padding is not that simple.
-    f: [fh, fw] (2-D) or [fw] (1-D, taken as separable along both axes)."""
+    padding on every side; None when the kernel is not square, f is not separable or the padding is not
+    that simple. f: [fh, fw] (2-D) or [fw] (1-D, taken as separable along both axes)."""
+    k = kernel[0]
     taps = separable_taps(f) if f.ndim == 2 else (f, f)
-    if taps is None:
+    if taps is None or kernel[1] != k:
         return None
     fv, fh = taps
     pads = {padding + (len(t) + up - 1) // 2 - (k - 1) for t in (fv, fh)}
@@ -111,7 +113,7 @@ def upsample_conv2d(x: torch.Tensor, w_t: torch.Tensor, f: torch.Tensor, up: int
     x: [N, C_in, H, W]; w_t: ``transposed_weight(w, groups)``, [C_in, C_out/groups, k, k];
     bias: [C_out / groups] or None, the same for every group. Returns [N, C_out, H*up, W*up].
     """
-    fir = upsample_fir(f, up, padding, w_t.shape[2]) if w_t.shape[2] == w_t.shape[3] else None
+    fir = upsample_fir(f, up, padding, w_t.shape[2:])
     if fir is None:
         y = _resample_conv(x, w_t, f, up, padding, groups)
         if bias is not None:
@@ -161,8 +163,7 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
         algorithm = same_conv_algorithm(x, weight.shape, padding, filters_kept=False)
         prepared = prepare_f43(weight, x.dtype) if algorithm in ("fused", "f43") else None
         return run_layer(algorithm, x, weight, styles, finish, padding, prepared)
-    k = weight.shape[2]
-    fir = upsample_fir(resample_filter, up, padding, k) if k == weight.shape[3] else None
+    fir = upsample_fir(resample_filter, up, padding, weight.shape[2:])
     algorithm = up_conv_algorithm(x, weight.shape, fir is not None, up, filters_kept=False)
     return run_layer(algorithm, x, weight, styles, finish, padding, prepare_up(algorithm, weight, x.dtype),
                      up, resample_filter, fir)
