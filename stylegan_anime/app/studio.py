@@ -15,7 +15,7 @@ import torch
 from ..editing.directions import Directions, edit
 from ..editing.projection import ProjectionConfig, load_target, project
 from ..editing.prompts import parse_prompt
-from ..editing.tags import chosen_labels, network_label_names, seed_labels
+from ..editing.tags import chosen_labels, network_label_names, seed_labels, unchosen_labels
 from ..errors import UserError
 from ..features.generation import synthesize
 from ..features.interpolation import interpolation_video
@@ -193,8 +193,7 @@ class Studio:
         so the w alone redraws it). cfg overrides the defaults (``steps``, w mode, noise not optimised)."""
         cfg = cfg or ProjectionConfig(steps=int(steps), optimize_noise=False)
         target = load_target(image_path, self.G.img_resolution, self.G.img_channels)
-        # A conditional network maps with labels: no attribute named, so uniform over each group.
-        c = chosen_labels({}, self.label_names) if self.G.c_dim else None
+        c = unchosen_labels(self.label_names) if self.G.c_dim else None
         result = project(self.G, target, cfg, c=c, progress=progress)
         w = result.latent.w
         return Character(self._draw(w[None])[0], w, 1.0, labels=c[0] if c is not None else None,

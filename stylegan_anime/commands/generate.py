@@ -55,19 +55,11 @@ def conditioning(args: argparse.Namespace, c_dim: int, n: int, G=None, seeds=Non
         except ValueError:
             raise UserError(f"--labels must be comma-separated numbers, got {args.labels!r}") from None
         return latents.label_vector(values, c_dim, n)
-    if args.class_idx is None and c_dim and G is not None and has_label_names(G):
-        return None   # no character asked for: where seeds become images or ws, each brings its own labels
+    if args.class_idx is None and c_dim and G is not None:
+        from ..editing.tags import has_label_names  # the editing layer loads for conditional networks only
+        if has_label_names(G):
+            return None   # no character asked for: where seeds become images or ws, each brings its own labels
     return latents.class_labels(args.class_idx, c_dim, n)
-
-
-def has_label_names(G) -> bool:
-    """Whether a conditional network's labels have names (stored, or the default vocabulary's layout)."""
-    from ..editing.tags import network_label_names
-    try:
-        network_label_names(G)
-    except UserError:
-        return False
-    return True
 
 
 def output_paths(out: Path, seeds: list[int], grid: tuple[int, int] | None) -> list[Path]:

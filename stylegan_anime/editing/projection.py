@@ -31,7 +31,7 @@ from ..networks.config import ConfigBase
 from ..features.render import image_to_tensor, to_uint8
 from ..features.video import check_video_path, write_video
 from . import losses
-from .tags import network_label_names, stores_label_names, tag_labels
+from .tags import network_label_names, stores_label_names, unchosen_labels
 
 MODES = ("w", "w+")
 
@@ -183,8 +183,7 @@ class Projection:
         self.G, self.cfg, self.D, self.perceptual = G, cfg or ProjectionConfig(), D, perceptual
         self.target = check_target(G, target)
         if c is None and stores_label_names(G):
-            # No labels asked for: every value equally likely (categorical), on/off attributes off.
-            c = tag_labels([], network_label_names(G)).to(G.device)
+            c = unchosen_labels(network_label_names(G)).to(G.device)
         if G.c_dim and (c is None or c.shape[-1] != G.c_dim):
             raise UserError(f"this network is conditional: projection needs labels c of size {G.c_dim}")
         self.c = c.reshape(1, -1).to(G.device) if G.c_dim else None

@@ -71,6 +71,15 @@ def with_label_names(extra: dict[str, str], names: Sequence[str]) -> dict[str, s
     return {**extra, LABEL_NAMES_KEY: json.dumps(list(names))}
 
 
+def has_label_names(G) -> bool:
+    """Whether a conditional network's labels have names (stored, or the default vocabulary's layout)."""
+    try:
+        network_label_names(G)
+    except UserError:
+        return False
+    return True
+
+
 def stores_label_names(G_or_cfg) -> bool:
     """Whether a conditional generator (or its config) stores its label names: what drawing labels
     for pictures or targets that come without them (fine-tuning, projection) relies on."""
@@ -186,6 +195,12 @@ def tag_labels(prompt: str | Sequence[str], label_names: Sequence[str], seeds: S
     Unmentioned categorical groups: one value sampled per seed, or uniform 1/width without seeds;
     unmentioned binary entries: 0."""
     return chosen_labels(parse_tags(prompt, label_names), label_names, seeds)
+
+
+def unchosen_labels(label_names: Sequence[str]) -> torch.Tensor:
+    """[1, c_dim]: the labels when no attribute is asked for and no seed draws them: each categorical
+    group uniform (1/width), binary entries off. What a picture's projection maps with."""
+    return chosen_labels({}, label_names)
 
 
 def chosen_labels(chosen: dict[int, float], label_names: Sequence[str], seeds: Sequence[int] | None = None,
