@@ -111,7 +111,7 @@ def test_a_weight_change_after_planning_makes_the_plan_stale():
 def test_a_generator_keeps_its_plan_until_its_weights_or_settings_change():
     """G.plan returns the plan it built before (the API's calls pay no filter transforms after the first),
     one for another batch size sharing its filters and buffers, and a new one after a weight change
-    (equal to the reference layers) or under another Winograd mode; copies and pickles keep none."""
+    (equal to the reference layers) or under another Winograd mode, dropping stale ones; copies and pickles keep none."""
     import copy
     import pickle
     torch.manual_seed(5)
@@ -135,6 +135,12 @@ def test_a_generator_keeps_its_plan_until_its_weights_or_settings_change():
         if winograd_op.native_available(z):
             assert {lp.algorithm for lp in always.layers} == {"fused", "up_fused"} != {lp.algorithm for lp in fresh.layers}
     assert G.plan(batch_size=2) is fresh
+    with torch.no_grad():
+        G.synthesis.b16.conv1.weight.mul_(1.5)  # both kept plans go stale; building one drops the other
+    with use_winograd("always"):
+        assert G.plan(batch_size=2) is not always and len(G._plans) == 1
+    fresh = G.plan(batch_size=2)
+    assert len(G._plans) == 2
     twin = copy.deepcopy(G)
     assert twin._plans == {} and pickle.loads(pickle.dumps(G))._plans == {}
     twin_plan = twin.plan(batch_size=2)

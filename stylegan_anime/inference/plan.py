@@ -181,7 +181,8 @@ def kept_plan(G: Generator, kept: dict, device: torch.device | str | None = None
     """G's plan for ``batch_size`` images on ``device``, kept in ``kept`` (G's) between calls: while G's
     weights are unchanged the plan kept for this device and these settings (Winograd and ops modes,
     pass budget) is returned, or one for another batch size sharing its filters and buffers; after a
-    weight change a new plan replaces them, reusing their buffers."""
+    weight change a new plan replaces them, reusing their buffers, and stale plans kept for other
+    settings or devices are dropped."""
     device = G.device if device is None else torch.device(device)
     key = (device, winograd.winograd_mode(), OPS_MODE.get(), policy.PASS_BYTES)
     plans: dict[int, InferencePlan] = kept.get(key, {})
@@ -191,6 +192,8 @@ def kept_plan(G: Generator, kept: dict, device: torch.device | str | None = None
             plans[batch_size] = some.for_batch(batch_size)
         return plans[batch_size]
     plan = build_plan(G, device, batch_size, buffers=None if some is None else some.buffers)
+    for other in [k for k, plans in kept.items() if k != key and next(iter(plans.values())).stale_reason()]:
+        del kept[other]  # e.g. the CPU plans of a generator moved to the GPU: their memory goes
     kept[key] = {batch_size: plan}
     return plan
 
