@@ -111,7 +111,8 @@ def test_a_weight_change_after_planning_makes_the_plan_stale():
 def test_a_generator_keeps_its_plan_until_its_weights_or_settings_change():
     """G.plan returns the plan it built before (the API's calls pay no filter transforms after the first),
     one for another batch size sharing its filters and buffers, and a new one after a weight change
-    (equal to the reference layers) or under another Winograd mode, dropping stale ones; copies and pickles keep none."""
+    (equal to the reference layers) or under another Winograd mode, dropping stale ones; copies and
+    pickles keep none."""
     import copy
     import pickle
     torch.manual_seed(5)
