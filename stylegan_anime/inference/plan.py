@@ -304,7 +304,8 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
             if choice.algorithm in ("fused", "f43") else None
         fir = None
     else:
-        fir = kept("fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up, layer.padding, w.shape[2:]))
+        fir = kept("fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up, layer.padding,
+                                                             w.shape[2:]))
         choice = policy.choose_up(n, in_c, out_c, res // layer.up, k, layer.up, fir is not None, dtype, device)
         winograd_up = choice.algorithm in ("up_fused", "up_winograd")
         prepared = kept(f"up_{dtype}" if winograd_up else "transposed",
