@@ -279,8 +279,6 @@ void band_output(const FusedConv& f, const Epi& e, const Rgb& r, const float* m,
     if constexpr (has_rgb<Rgb>) store_rgb<T>(r, rgb, p0, count, f.lm);
 }
 
-// in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
-// Returns y (out, or a new tensor; undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
 // Threads a fused conv over `tiles` tiles runs on: each takes an equal share of the tiles, in whole
 // panels, and cuts it into bands. (Dealt out whole, a few long bands split unevenly: a 128² image's
 // 6 bands of 192 tiles gave one thread 576 tiles and the other 448.)
@@ -304,6 +302,8 @@ void zero_panel_tail(float* v, const BandLayout& lv, int64_t planes, int64_t cou
             std::fill_n(panel + a * lv.plane() + row * GEMM_COLS + used, GEMM_COLS - used, 0.f);
 }
 
+// in_tf maps an R x R window to S x S values, out_tf S x S products to a T x T output window.
+// Returns y (out, or a new tensor; undefined unless KEEP_Y), after epilogue e; a toRGB layer r fills r.out.
 // work: the threads' band buffers (float32, contiguous, at least fused_shares(si.p) * band_floats(...)
 // floats; an inference plan keeps it between calls), or undefined for new ones: a new 7 MiB buffer a
 // thread cost a 256-channel conv of one 128² image 5 % (zeroing and page faults) when run image by image.

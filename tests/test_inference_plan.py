@@ -248,12 +248,7 @@ def test_a_plan_allocates_its_buffers_once_and_shares_them_across_batch_sizes():
 def test_native_outputs_go_where_asked_and_may_not_overlap_the_input():
     """The fused convs and the unfused transforms write into a given tensor exactly what they return
     otherwise; an output overlapping the input is refused."""
-    torch.manual_seed(6)
-    x, scale = torch.randn(2, 16, 12, 12), torch.rand(2, 16) + 0.5
-    if not winograd_op.native_available(x):
-        pytest.skip("the native winograd op is not built")
-    u = winograd_op.weight_transform(torch.randn(8, 16, 3, 3))
-    up = winograd_op.up_filters(torch.randn(8, 16, 3, 3))
+    x, scale, _, u, up = _native_conv_inputs(6, 12, 12)
     cases = [(lambda out: winograd_op.conv3x3_fused(x, u, scale, out=out), (2, 8, 12, 12)),
              (lambda out: winograd_op.conv_transpose3x3_s2_fused(x, up, scale, out=out), (2, 8, 25, 25)),
              (lambda out: winograd_op.conv3x3_transformed(x, u, True, scale, scratch=_scratch, out=out), (2, 8, 12, 12)),
@@ -273,12 +268,7 @@ def test_transforms_a_band_of_rows_at_a_time_give_the_whole_images_conv(h, w):
     pixel of the output, the uncovered last rows and columns too, with the unbanded conv's values, which
     equal torch's convolutions; a band outside the image is refused."""
     import torch.nn.functional as F
-    torch.manual_seed(7)
-    x, scale = torch.randn(2, 16, h, w, dtype=torch.float64), torch.rand(2, 16, dtype=torch.float64) + 0.5
-    if not winograd_op.native_available(x):
-        pytest.skip("the native winograd op is not built")
-    weight = torch.randn(8, 16, 3, 3, dtype=torch.float64)
-    u, up = winograd_op.weight_transform(weight), winograd_op.up_filters(weight)
+    x, scale, weight, u, up = _native_conv_inputs(7, h, w, torch.float64)
     xs = x * scale[:, :, None, None]
     refs = {"same": F.conv2d(xs, weight, padding=1), "up": F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)}
     for rows in (1, 2, 3, None):
@@ -302,12 +292,7 @@ def test_fused_convs_on_given_band_buffers_equal_their_own():
     value; 13 x 11 images leave short panels whose lanes past the last tile must not leak; too small a
     buffer is refused."""
     from stylegan_anime.ops.to_rgb import ToRgb
-    torch.manual_seed(8)
-    x, scale = torch.randn(2, 16, 13, 11), torch.rand(2, 16) + 0.5
-    if not winograd_op.native_available(x):
-        pytest.skip("the native winograd op is not built")
-    u = winograd_op.weight_transform(torch.randn(8, 16, 3, 3))
-    up = winograd_op.up_filters(torch.randn(8, 16, 3, 3))
+    x, scale, _, u, up = _native_conv_inputs(8, 13, 11)
     rgb = ToRgb(torch.randn(2, 3, 8), torch.randn(3), None, None, keep_input=True)
     finish = winograd_op.Finish(scale=torch.rand(2, 8) + 0.5, bias=torch.randn(8))
     runs = [lambda sc: winograd_op.conv3x3_fused(x, u, scale, finish=finish, scratch=sc),
@@ -320,6 +305,17 @@ def test_fused_convs_on_given_band_buffers_equal_their_own():
     native = winograd_op.native_build.load("winograd", "cpu")
     with pytest.raises(RuntimeError, match="work must be"):
         native.up_conv(x, up.u, scale, 24, None, torch.zeros(10))
+
+
+def _native_conv_inputs(seed: int, h: int, w: int, dtype: torch.dtype = torch.float32):
+    """x [2, 16, h, w], scale [2, 16] in [0.5, 1.5), a [8, 16, 3, 3] weight and its F(4×4, 3×3) and stride-2
+    filter transforms (skips the test where the native op is not built)."""
+    torch.manual_seed(seed)
+    x, scale = torch.randn(2, 16, h, w, dtype=dtype), torch.rand(2, 16, dtype=dtype) + 0.5
+    if not winograd_op.native_available(x):
+        pytest.skip("the native winograd op is not built")
+    weight = torch.randn(8, 16, 3, 3, dtype=dtype)
+    return x, scale, weight, winograd_op.weight_transform(weight), winograd_op.up_filters(weight)
 
 
 def _scratch(role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

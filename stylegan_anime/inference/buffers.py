@@ -21,7 +21,8 @@ from typing import Iterable
 import torch
 
 # (stage index, role): "x0" / "x1" for layer outputs, "raw" for a conv's output before its epilogue,
-# "tiles_in" / "tiles_out" for a Winograd conv's transformed input and its products. Those three live
+# "tiles_in" / "tiles_out" for a Winograd conv's transformed input and its products ("tiles_in" also the
+# fused convs' band buffers, their input and products a band at a time). Those three live
 # only within one layer's call, so all stages share them (stage ``TRANSIENT``); a stage's x0 and x1
 # hold what its next pass, or its child stage, still reads.
 Slot = tuple[int, str]

@@ -65,14 +65,16 @@ def _run_stage(plan: InferencePlan, k: int, inputs: _Pass, x: torch.Tensor | Non
     last stage writes these samples' images."""
     stage, blocks, batch = plan.stages[k], plan.generator.synthesis.blocks(), inputs.ws.shape[0]
     first_layer = sum(len(b.layers()) for b in blocks[:stage.first])
+    first_w = sum(b.num_conv for b in blocks[:stage.first])  # each block before takes one w per conv
     last = k == len(plan.stages) - 1
     for start in range(0, batch, stage.samples):
         rows = slice(start, min(start + stage.samples, batch))
         part = inputs.slice(rows, batch) if stage.samples < batch else inputs
         xs, imgs = (x[rows] if x is not None else None), (img[rows] if img is not None else None)
-        layer_iter = iter(plan.layers[first_layer:])
+        layer_iter, w_idx = iter(plan.layers[first_layer:]), first_w
         for block in blocks[stage.first: stage.end]:
-            xs, imgs = _run_block(plan, block, layer_iter, xs, imgs, part, block is not blocks[-1])
+            xs, imgs = _run_block(plan, block, layer_iter, xs, imgs, part, w_idx, block is not blocks[-1])
+            w_idx += block.num_conv
         if last:
             images[rows] = imgs
         else:
@@ -80,9 +82,10 @@ def _run_stage(plan: InferencePlan, k: int, inputs: _Pass, x: torch.Tensor | Non
 
 
 def _run_block(plan: InferencePlan, block: SynthesisBlock, plans: Iterator[LayerPlan], x: torch.Tensor | None,
-               img: torch.Tensor | None, inputs: _Pass, keep_x: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``SynthesisBlock.forward`` on the inference path, its layers as ``plans`` says."""
-    w_idx = _first_w(plan, block)
+               img: torch.Tensor | None, inputs: _Pass, w_idx: int,
+               keep_x: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``SynthesisBlock.forward`` on the inference path, its layers as ``plans`` says; its ws start at
+    ``w_idx`` of the pass's."""
     ws = inputs.ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
     x = block.block_input(x, ws)
     w_iter = iter(ws.unbind(dim=1))
@@ -108,12 +111,6 @@ def _run_block(plan: InferencePlan, block: SynthesisBlock, plans: Iterator[Layer
         y = block.torgb(x, next(w_iter)).to(torch.float32)
         img = img + y if img is not None else y
     return x, img
-
-
-def _first_w(plan: InferencePlan, block: SynthesisBlock) -> int:
-    """Index of the block's first w in ws: each block before it takes one per conv."""
-    blocks = plan.generator.synthesis.blocks()
-    return sum(b.num_conv for b in blocks[:blocks.index(block)])
 
 
 def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, w: torch.Tensor,

@@ -40,10 +40,10 @@ if TYPE_CHECKING:
 Stamp = tuple[str, int, int, torch.dtype, torch.device, tuple[int, ...]]
 
 
-# The algorithms whose tiles (f43, up_winograd) and conv output before the epilogue pass go to the
-# plan's buffers; a stride-1 conv's output is its layer's own output slot (the epilogue runs in place),
-# an upsampling conv's (2H + 1 wide, before the FIR filter) a slot of its own.
-WINOGRAD = ("f43", "up_fused", "up_winograd")
+# The upsampling convs whose output before the epilogue pass (2H + 1 wide, before the FIR filter) goes to
+# the plan's "raw" slot; a stride-1 conv writes into its layer's own output slot (the epilogue runs in
+# place), and the other upsampling convs allocate theirs.
+RAW_SLOT_ALGORITHMS = ("up_fused", "up_winograd")
 
 
 def raw_side(resolution: int, up: int) -> int:
@@ -192,7 +192,7 @@ def kept_plan(G: Generator, kept: dict, device: torch.device | str | None = None
             plans[batch_size] = some.for_batch(batch_size)
         return plans[batch_size]
     plan = build_plan(G, device, batch_size, buffers=None if some is None else some.buffers)
-    for other in [k for k, plans in kept.items() if k != key and next(iter(plans.values())).stale_reason()]:
+    for other in [k for k, held in kept.items() if k != key and next(iter(held.values())).stale_reason()]:
         del kept[other]  # e.g. the CPU plans of a generator moved to the GPU: their memory goes
     kept[key] = {batch_size: plan}
     return plan
@@ -273,7 +273,7 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                 stored = not (lp.to_rgb_fused and block is last)
                 lp.out_slot = f"x{turn % 2}" if stored else None
                 turn += 1
-                lp.raw_slot = "raw" if lp.algorithm in WINOGRAD and lp.up > 1 else None
+                lp.raw_slot = "raw" if lp.algorithm in RAW_SLOT_ALGORITHMS else None
                 slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
                            lp.dtype, plan.buffer_bytes)
                 slot_bytes(TRANSIENT, lp.raw_slot, stage.samples, (lp.out_channels, lp.raw_side, lp.raw_side),
