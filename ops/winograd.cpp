@@ -24,11 +24,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("weight", &sa::winograd_weight, "g [K, C, 3, 3] -> U [36, K, C] (Winograd F(4x4, 3x3) filter tiles)");
     m.def("weight_adjoint", &sa::winograd_weight_adjoint, "dU [36, K, C] -> dg [K, C, 3, 3]");
     m.def("up_input", &sa::winograd_up_input, "x [N, C, H, W], scale [N, C] or None -> V [81, C, P] of x * scale "
-          "(stride-2 transposed 3x3 conv; in out if given; a band as input's)", py::arg("x"),
-          py::arg("scale") = py::none(), py::arg("out") = py::none(), py::arg("first_row") = 0, py::arg("rows") = -1);
+          "(stride-2 transposed 3x3 conv; in out if given; a band as input's; value a in plane order[a] if order "
+          "[81] is given)", py::arg("x"), py::arg("scale") = py::none(), py::arg("out") = py::none(),
+          py::arg("first_row") = 0, py::arg("rows") = -1, py::arg("order") = py::none());
     m.def("up_output", &sa::winograd_up_output, "M [81, K, P], N, H, W -> y [N, K, 2H + 1, 2W + 1] (in out if given; "
-          "a band as output's)", py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("out") = py::none(),
-          py::arg("first_row") = 0, py::arg("rows") = -1);
+          "a band as output's; order as up_input's)", py::arg("m"), py::arg("n"), py::arg("h"), py::arg("w"),
+          py::arg("out") = py::none(), py::arg("first_row") = 0, py::arg("rows") = -1, py::arg("order") = py::none());
     m.def("conv", &sa::winograd_conv, "x [N, C, H, W], U [36, K, C], scale [N, C] or None, band, then the epilogue's "
           "out_scale [N, K], bias [K], noise [1 or N, H, W] (each or None), noise_gain, alpha, clamp (< 0: none), out (None: new), "
           "work (the threads' band buffers, work_floats values; None: new) -> y [N, K, H, W]", py::arg("x"), py::arg("u"),
@@ -41,8 +42,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("clamp"), py::arg("rgb_weight"), py::arg("rgb_bias"), py::arg("skip"), py::arg("rgb_clamp"),
           py::arg("keep_y"), py::arg("y_out") = py::none(), py::arg("rgb_out") = py::none(), py::arg("work") = py::none());
     m.def("up_conv", &sa::winograd_up_conv, "x [N, C, H, W], U [81, K, C], scale [N, C] or None, band, out (None: new), "
-          "work (as conv's) -> y [N, K, 2H + 1, 2W + 1]", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"),
-          py::arg("out") = py::none(), py::arg("work") = py::none());
+          "work (as conv's), u_index ([81]: the plane of U each value multiplies; None: its own) -> "
+          "y [N, K, 2H + 1, 2W + 1]", py::arg("x"), py::arg("u"), py::arg("scale"), py::arg("band"),
+          py::arg("out") = py::none(), py::arg("work") = py::none(), py::arg("u_index") = py::none());
     m.def("work_floats", &sa::winograd_work_floats, "S (6: conv, conv_rgb; 9: up_conv), N, C, K, H, W, band -> the "
           "floats of the work buffers the fused conv of N images of H x W (C channels in, K out) takes");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");

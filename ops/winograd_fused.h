@@ -308,7 +308,8 @@ void zero_panel_tail(float* v, const BandLayout& lv, int64_t planes, int64_t cou
 // floats; an inference plan keeps it between calls), or undefined for new ones: a new 7 MiB buffer a
 // thread cost a 256-channel conv of one 128² image 5 % (zeroing and page faults) when run image by image.
 template <int R, int S, int T, bool KEEP_Y, typename Epi, typename Rgb, typename InTf, typename OutTf>
-torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, const Epi& e,
+torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const std::vector<int64_t>& u_planes,
+                         const torch::Tensor& scale, const Epi& e,
                          const Rgb& r, const Tiling& si, const Tiling& so, int64_t band, InTf in_tf, OutTf out_tf,
                          const c10::optional<torch::Tensor>& out, const c10::optional<torch::Tensor>& work) {
     torch::Tensor y = KEEP_Y ? given_or_new(out.value_or(torch::Tensor()), {so.n, so.c, so.h, so.w}, x) : torch::Tensor();
@@ -336,7 +337,7 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
                     if (e.noise) band_noise<T>(f, e, nz.data(), p0, count);
                 band_input<R, S>(f, x.data_ptr<float>(), v, p0, count, in_tf);
                 zero_panel_tail(v, f.lv, S * S, count);
-                band_products(u.data_ptr<float>(), v, m, S * S, f.lv, f.lm, count);
+                band_products(u.data_ptr<float>(), u_planes.data(), v, m, S * S, f.lv, f.lm, count);
                 std::fill(sums.begin(), sums.end(), Lanes<float>(0.f));
                 band_output<S, T, KEEP_Y>(f, e, r, m, KEEP_Y ? y.data_ptr<float>() : nullptr, p0, count,
                                           nz.data(), sums.data(), out_tf);
@@ -347,11 +348,30 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const t
     return y;
 }
 
-void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, int s, int64_t band) {
+// Which plane of U each of a tile's S*S values multiplies: value a plane a, unless `index` (int64 [S*S])
+// names planes of a U with fewer (the stride-2 filters keep each distinct plane once: winograd_op.py).
+template <int S>
+std::vector<int64_t> filter_planes(const c10::optional<torch::Tensor>& index, int64_t u_planes) {
+    std::vector<int64_t> planes(S * S);
+    for (int a = 0; a < S * S; ++a) planes[a] = a;
+    if (index) {
+        const torch::Tensor i = index->to(torch::kCPU, torch::kLong).contiguous();
+        TORCH_CHECK(i.dim() == 1 && i.numel() == S * S, "winograd: u_index must be [", S * S, "]");
+        std::copy_n(i.data_ptr<int64_t>(), S * S, planes.begin());
+    }
+    for (int64_t q : planes)
+        TORCH_CHECK(q >= 0 && q < u_planes, "winograd: U has ", u_planes, " planes; u_index names plane ", q);
+    return planes;
+}
+
+// u_planes: U's planes (S*S, or filter_planes's count for an index).
+void check_fused(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& scale, int64_t u_planes,
+                 int64_t band) {
     check_cpu(x, "x", 4);
     check_cpu(u, "U", 3);
     TORCH_CHECK(x.scalar_type() == at::kFloat && u.scalar_type() == at::kFloat, "winograd: the fused conv takes float32");
-    TORCH_CHECK(u.size(0) == s * s && u.size(2) == x.size(1), "winograd: U must be [", s * s, ", K, ", x.size(1), "]");
+    TORCH_CHECK(u.size(0) == u_planes && u.size(2) == x.size(1), "winograd: U must be [", u_planes, ", K, ", x.size(1),
+                "]");
     TORCH_CHECK(band > 0 && band % GEMM_COLS == 0, "winograd: the band must be a positive multiple of ", GEMM_COLS, " tiles");
     TORCH_CHECK(u.is_contiguous(), "winograd: U must be contiguous");
     if (scale.defined()) {
@@ -390,7 +410,8 @@ torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c1
                         double noise_gain, double alpha, double clamp, const Rgb& rgb,
                         const c10::optional<torch::Tensor>& out, const c10::optional<torch::Tensor>& work) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
-    check_fused(x, u, sc, TILE_IN, band);
+    check_fused(x, u, sc, TILE_IN * TILE_IN, band);
+    const std::vector<int64_t> planes = filter_planes<TILE_IN>(c10::nullopt, TILE_IN * TILE_IN);
     const Tiling si = tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = tiling(x.size(0), u.size(1), x.size(2), x.size(3));
     const FusedEpilogue epi = fused_epilogue(so, out_scale, bias, noise, noise_gain, alpha, clamp);
@@ -398,9 +419,10 @@ torch::Tensor fused_f43(const torch::Tensor& x, const torch::Tensor& u, const c1
     const auto in_tf = [](const auto& d, auto& t) { wino::input_tile(d, t); };
     const auto out_tf = [](const auto& t, auto& y) { wino::output_tile(t, y); };
     if (finish)
-        return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, epi, rgb, si, so, band, in_tf, out_tf, out, work);
-    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, sc, NoEpilogue{}, rgb, si, so, band, in_tf, out_tf, out,
-                                                          work);
+        return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, planes, sc, epi, rgb, si, so, band, in_tf, out_tf,
+                                                              out, work);
+    return fused_conv<TILE_IN, TILE_IN, TILE_OUT, KEEP_Y>(x, u, planes, sc, NoEpilogue{}, rgb, si, so, band, in_tf,
+                                                          out_tf, out, work);
 }
 
 }  // namespace
@@ -454,18 +476,21 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
     return {y, out};
 }
 
-// conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C]
+// conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C],
+// or from the planes of it that u_index names for each value ([81] indices into U)
 // → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h), stored in out if given; work as
 // winograd_conv's. No gradients.
 inline torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,
                                int64_t band, const c10::optional<torch::Tensor>& out,
-                               const c10::optional<torch::Tensor>& work) {
+                               const c10::optional<torch::Tensor>& work, const c10::optional<torch::Tensor>& u_index) {
     const torch::Tensor sc = scale.has_value() ? *scale : torch::Tensor();
-    check_fused(x, u, sc, wino::UP_VALUES, band);
+    constexpr int S = wino::UP_VALUES;
+    check_fused(x, u, sc, u_index ? u.size(0) : S * S, band);
+    const std::vector<int64_t> planes = filter_planes<S>(u_index, u.size(0));
     const Tiling si = up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3));
     const Tiling so = up_output_tiling(x.size(0), u.size(1), x.size(2), x.size(3));
-    return fused_conv<wino::UP_WINDOW, wino::UP_VALUES, wino::UP_TILE_OUT, true>(
-        x, u, sc, NoEpilogue{}, NoRgb{}, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
+    return fused_conv<wino::UP_WINDOW, S, wino::UP_TILE_OUT, true>(
+        x, u, planes, sc, NoEpilogue{}, NoRgb{}, si, so, band, [](const auto& d, auto& t) { wino::up_input_tile(d, t); },
         [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out, work);
 }
 

@@ -48,16 +48,16 @@ void gemm_block(const float* u, int64_t c, const float* v, float* m) {
         for (int j = 0; j < GEMM_VECS; ++j) acc[r][j].store(m + r * GEMM_COLS + j * LANES);
 }
 
-// The band's products, plane by plane: m[a] = u[a] v[a] for u [planes, K, C] (contiguous) and the
+// The band's products, plane by plane: m[a] = u[u_planes[a]] v[a] for u [., K, C] (contiguous) and the
 // first `count` tiles of v (C rows) and m (K rows).
-void band_products(const float* u, const float* v, float* m, int64_t planes, const BandLayout& lv,
-                   const BandLayout& lm, int64_t count) {
+void band_products(const float* u, const int64_t* u_planes, const float* v, float* m, int64_t planes,
+                   const BandLayout& lv, const BandLayout& lm, int64_t count) {
     const int64_t c = lv.rows, k = lm.rows;
     for (int64_t a = 0; a < planes; ++a)
         for (int64_t q = 0; q < count; q += GEMM_COLS) {
             const float* vp = v + a * lv.plane() + q / GEMM_COLS * lv.panel();
             float* mp = m + a * lm.plane() + q / GEMM_COLS * lm.panel();
-            const float* ua = u + a * k * c;
+            const float* ua = u + u_planes[a] * k * c;
             int64_t r = 0;
             for (; r + GEMM_ROWS <= k; r += GEMM_ROWS) gemm_block<GEMM_ROWS>(ua + r * c, c, vp, mp + r * GEMM_COLS);
             for (; r < k; ++r) gemm_block<1>(ua + r * c, c, vp, mp + r * GEMM_COLS);

@@ -18,10 +18,11 @@ namespace {
 // image `img` ([N, C, H, W], tiled as s says) to its S x S values in the returned [S*S, C, P] tensor.
 // With `scale` ([N, C], img's dtype, or undefined), each window is first multiplied by its image's
 // scale of the channel: the modulation of a modulated conv, in the same pass. out: the [S*S, C, P]
-// tensor to fill (contiguous, img's dtype), or undefined for a new one.
+// tensor to fill (contiguous, img's dtype), or undefined for a new one; order: plane_values's.
 template <int R, int S, typename Fn>
 torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_t shift, Fn fn,
-                               const torch::Tensor& scale = torch::Tensor(), const torch::Tensor& out = torch::Tensor()) {
+                               const torch::Tensor& scale = torch::Tensor(), const torch::Tensor& out = torch::Tensor(),
+                               const c10::optional<torch::Tensor>& order = c10::nullopt) {
     TORCH_CHECK(s.stride == READ_STEP, "winograd: windows to read must lie ", READ_STEP, " pixels apart");
     if (scale.defined()) {
         check_cpu(scale, "scale", 2);
@@ -29,10 +30,11 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_
                     "winograd: scale must be [N, C] of x's dtype");
     }
     torch::Tensor tiles = given_or_new(out, {S * S, s.c, s.p}, img);
+    const std::vector<int64_t> values = plane_values<S>(order);
     AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "winograd_windows_to_tiles", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         const scalar_t* sc = scale.defined() ? scale.data_ptr<scalar_t>() : nullptr;
-        for_each_block<false, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+        for_each_block<false, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift, values.data(),
                                  [&](const Block<scalar_t>& bl) {
             Lanes<acc_t> d[R][R], t[S][S];
             load_windows(bl, s, d);
@@ -46,16 +48,19 @@ torch::Tensor windows_to_tiles(const torch::Tensor& img, const Tiling& s, int64_
 
 // Tiles → image: fn maps each tile's S x S values (of `tiles`, [S*S, C, P]) to its R x R window of
 // the returned [N, C, H, W] image (s's), which ADD sums where windows overlap (else they must not);
-// out: the image to fill (not with ADD; a band's rows of it), or undefined for a new one.
+// out: the image to fill (not with ADD; a band's rows of it), or undefined for a new one; order:
+// plane_values's.
 template <bool ADD, int R, int S, typename Fn>
 torch::Tensor tiles_to_windows(const torch::Tensor& tiles, const Tiling& s, int64_t shift, Fn fn,
-                               const torch::Tensor& out = torch::Tensor()) {
+                               const torch::Tensor& out = torch::Tensor(),
+                               const c10::optional<torch::Tensor>& order = c10::nullopt) {
     TORCH_CHECK(s.th == s.th_all || out.defined(), "winograd: a band's output goes into the image given as out");
     torch::Tensor img = ADD ? torch::zeros({s.n, s.c, s.h, s.w}, tiles.options())
                             : given_or_new(out, {s.n, s.c, s.h, s.w}, tiles);
+    const std::vector<int64_t> values = plane_values<S>(order);
     AT_DISPATCH_FLOATING_TYPES(tiles.scalar_type(), "winograd_tiles_to_windows", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        for_each_block<true, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift,
+        for_each_block<true, S>(img.data_ptr<scalar_t>(), tiles.data_ptr<scalar_t>(), s, R, shift, values.data(),
                                 [&](const Block<scalar_t>& bl) {
             Lanes<acc_t> t[S][S], d[R][R];
             load_tiles(bl, t);
@@ -114,23 +119,26 @@ inline torch::Tensor winograd_output_adjoint(const torch::Tensor& dy) {
 }
 
 // The stride-2 transposed 3x3 conv (winograd.h's up_ transforms). x: [N, C, H, W] (times scale: [N, C]
-// or None) → V: [81, C, P] (in out, if given); first_row, rows: a band, as winograd_input's.
+// or None) → V: [81, C, P] (in out, if given); first_row, rows: a band, as winograd_input's; order:
+// the planes of the values (plane_values; None: value order).
 inline torch::Tensor winograd_up_input(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
-                                       const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
+                                       const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows,
+                                       const c10::optional<torch::Tensor>& order) {
     check_cpu(x, "x", 4);
     return windows_to_tiles<wino::UP_WINDOW, wino::UP_VALUES>(
         x, band(up_input_tiling(x.size(0), x.size(1), x.size(2), x.size(3)), first_row, rows), -1,
         [](const auto& d, auto& t) { wino::up_input_tile(d, t); }, scale.value_or(torch::Tensor()),
-        out.value_or(torch::Tensor()));
+        out.value_or(torch::Tensor()), order);
 }
 
 // M: [81, K, P] of an N x H x W input → y: [N, K, 2H + 1, 2W + 1], zero where no window reaches (in
-// out, if given); first_row, rows: a band, as winograd_output's.
+// out, if given); first_row, rows: a band, as winograd_output's; order: as winograd_up_input's.
 inline torch::Tensor winograd_up_output(const torch::Tensor& m, int64_t n, int64_t h, int64_t w,
-                                        const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows) {
+                                        const c10::optional<torch::Tensor>& out, int64_t first_row, int64_t rows,
+                                        const c10::optional<torch::Tensor>& order) {
     return tiles_to_windows<false, wino::UP_TILE_OUT, wino::UP_VALUES>(
         m, tiling_of<wino::UP_VALUES>(m, "M", up_output_tiling, n, h, w, first_row, rows), 0,
-        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out.value_or(torch::Tensor()));
+        [](const auto& t, auto& y) { wino::up_output_tile(t, y); }, out.value_or(torch::Tensor()), order);
 }
 
 namespace {

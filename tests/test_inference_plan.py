@@ -304,7 +304,7 @@ def test_fused_convs_on_given_band_buffers_equal_their_own():
         assert torch.equal(run(_scratch), expected)
     native = winograd_op.native_build.load("winograd", "cpu")
     with pytest.raises(RuntimeError, match="work must be"):
-        native.up_conv(x, up.u, scale, 24, None, torch.zeros(10))
+        native.up_conv(x, up.u, scale, 24, None, torch.zeros(10), torch.tensor(winograd_op.UP_FILTER_OF_VALUE))
 
 
 def _native_conv_inputs(seed: int, h: int, w: int, dtype: torch.dtype = torch.float32):

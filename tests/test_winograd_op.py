@@ -165,6 +165,60 @@ def test_up_windows_leave_the_last_row_and_column_of_multiples_of_4_to_the_edge_
     assert torch.count_nonzero(y[:, :, 64]) == 0 and torch.count_nonzero(y[:, :, :64, 66]) > 0
 
 
+def test_the_kept_stride_2_filters_hold_every_distinct_value_once_and_the_groups_cover_every_plane():
+    """The 36 kept rows are the distinct planes of the 81-value filter transform (each value's plane equals
+    its row's), the plane order is a permutation, and each product group's planes multiply the rows it
+    names: one each in order, or one for all."""
+    g = torch.randn(5, 4, 3, 3, dtype=torch.float64)
+    full = winograd_op.up_weight_transform_ref(g)
+    kept = winograd_op.up_filters(g, native=False).u
+    assert kept.shape == (36, 5, 4)
+    for value, row in enumerate(winograd_op.UP_FILTER_OF_VALUE):
+        assert torch.equal(full[value], kept[row])
+    rows = {tuple(full[v].flatten().tolist()) for v in range(81)}
+    assert len(rows) == 36  # random weights: no two distinct rows coincide
+    assert sorted(winograd_op.UP_PLANE_OF_VALUE) == list(range(81))
+    value_at = {p: v for v, p in enumerate(winograd_op.UP_PLANE_OF_VALUE)}
+    covered = []
+    for first_row, count, first, planes in winograd_op.UP_PRODUCT_SPANS:
+        for t in range(planes):
+            expected = first_row + (t if count == planes else 0)
+            assert count in (1, planes) and winograd_op.UP_FILTER_OF_VALUE[value_at[first + t]] == expected
+        covered += range(first, first + planes)
+    assert covered == list(range(81))
+
+
+@pytest.mark.parametrize("h, w", [(12, 9), (1, 2)])
+def test_grouped_up_transforms_are_the_value_order_ones_with_planes_moved(native_cpu_ops, h, w):
+    """The grouped native transforms put value a in plane UP_PLANE_OF_VALUE[a] and read it from there; the
+    grouped products equal the products of every value's own filter."""
+    gen = torch.Generator().manual_seed(h + w)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64, generator=gen)
+    order = torch.tensor(winograd_op.UP_PLANE_OF_VALUE)
+    v = winograd_op.up_input_transform(x)
+    grouped = winograd_op.up_input_transform(x, grouped=True)
+    assert torch.equal(grouped[order], v)
+    m = torch.randn_like(v[:, :2])
+    assert torch.equal(winograd_op.up_output_transform(m[torch.argsort(order)], 2, h, w, grouped=True),
+                       winograd_op.up_output_transform(m, 2, h, w))
+    u = winograd_op.up_filters(torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=gen)).u
+    every = torch.bmm(u[torch.tensor(winograd_op.UP_FILTER_OF_VALUE)], v)
+    torch.testing.assert_close(winograd_op.up_products(u, grouped)[order], every, rtol=1e-12, atol=1e-12)
+
+
+def test_grouped_up_transforms_refuse_orders_that_are_not_permutations(native_cpu_ops):
+    native = winograd_op.native_build.load("winograd", "cpu")
+    x = torch.randn(1, 2, 5, 5)
+    twice = torch.arange(81)
+    twice[3] = 4
+    for order, message in [(twice, "permutation"), (torch.arange(80), r"order must be \[81\]")]:
+        with pytest.raises(RuntimeError, match=message):
+            native.up_input(x, None, None, 0, -1, order)
+    u = winograd_op.up_filters(torch.randn(3, 2, 3, 3)).u
+    with pytest.raises(RuntimeError, match="names plane 36"):
+        native.up_conv(x, u, None, 24, None, None, torch.full((81,), 36))
+
+
 # --------------------------------------------------------------------------- fused, band by band
 
 # Widths up to 90: rows of 8 windows wholly inside the image (the vector moves) and the rest (lane by

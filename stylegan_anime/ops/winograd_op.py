@@ -201,22 +201,27 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 
 def _tile_products_into(x: torch.Tensor, u: torch.Tensor, names: tuple[str, str], tile_grid: tuple[int, int],
                         scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor,
-                        band_rows: int | None = None) -> torch.Tensor:
+                        band_rows: int | None = None, values: int | None = None, products=None,
+                        order: torch.Tensor | None = None) -> torch.Tensor:
     """``_tile_products`` by the native transforms ``names`` (input, output) into ``out``, the transformed
     input and the products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's
     images times ``tile_grid``'s tiles, or times a band's: ``band_rows`` rows of windows at a time, so
-    that a large image's tiles take a fraction of its memory; None: all). Returns out."""
+    that a large image's tiles take a fraction of its memory; None: all). ``values``: S² (default: u's
+    planes); ``products(u, v, out)``: the tiles' products (default ``torch.bmm``); ``order``: the planes
+    the transforms put the values in (None: value order). Returns out."""
     n, c, h, w = x.shape
-    values, k = u.shape[0], u.shape[1]
+    values, k = values or u.shape[0], u.shape[1]
+    products = products or (lambda u_, v_, out: torch.bmm(u_, v_, out=out))
+    more = () if order is None else (order,)
     rows_all, per_row = tile_grid
     rows = rows_all if band_rows is None else max(1, min(band_rows, rows_all))
     scale = None if scale is None else _scale_arg(scale, x)
     for first in range(0, rows_all, rows):
         taken = min(rows, rows_all - first)
         band = (first, taken) if rows < rows_all else (0, -1)
-        v = _native(names[0], x, scale, scratch("tiles_in", (values, c, n * taken * per_row), x.dtype), *band)
-        m = torch.bmm(u, v, out=scratch("tiles_out", (values, k, n * taken * per_row), x.dtype))
-        _native(names[1], m, n, h, w, out, *band)
+        v = _native(names[0], x, scale, scratch("tiles_in", (values, c, n * taken * per_row), x.dtype), *band, *more)
+        m = products(u, v, scratch("tiles_out", (values, k, n * taken * per_row), x.dtype))
+        _native(names[1], m, n, h, w, out, *band, *more)
     return out
 
 
@@ -241,7 +246,8 @@ def _scale_arg(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # y[2H] = w2 x[H-1]: ``UpFilters`` keeps its taps (and the last column's), and the convs fill it in
 # apart (another row of windows would cost 1/(H/4) more products). Inference only: no gradients.
 # Layouts: x [N, C, H, W]; weight [K, C, 3, 3] (conv2d's: w_t with its channel axes swapped);
-# V [81, C, P]; U [81, K, C]; M [81, K, P]; y [N, K, 2H+1, 2W+1].
+# V [81, C, P]; U [81, K, C], kept as its 36 distinct planes (``_up_grouping``); M [81, K, P];
+# y [N, K, 2H+1, 2W+1].
 
 _UP_T = [[2, -1, -2, 1, 0], [0, 2, 1, -1, 0], [0, -2, 3, -1, 0], [0, -1, 0, 1, 0], [0, 2, -1, -2, 1],
          [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
@@ -250,6 +256,61 @@ _UP_G = [[0, 0, 1 / 2], [1 / 2, 0, 1 / 2], [-1 / 6, 0, 1 / 6], [1 / 3, 0, 1 / 6]
 _UP_A = [[1, 1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 0, 0, 0], [0, 1, -1, 2, 0, 0, 0, 0, 0],
          [0, 0, 0, 0, 0, 0, 1, 0, 0], [0, 1, 1, 4, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1, 0],
          [0, 1, -1, 8, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 1]]
+
+
+
+
+def _up_grouping() -> tuple[list[int], list[int], list[tuple[int, int, int, int]]]:
+    """How the stride-2 conv keeps and multiplies its filters. Along each axis values 5..8 of the 9 are
+    all w1 (``_UP_G``: the odd outputs' one tap), so a filter's 81 values hold 36 distinct ones:
+    25 of values 0..4 on both axes (each multiplies one plane of tiles), 10 with w1 on one axis (each
+    four planes) and w1·w1 (sixteen planes). The filters keep each distinct value once, and the
+    transforms put the planes that share a filter side by side, so that the products are six batched
+    GEMMs instead of one over 81 planes of filters (2.25x the memory).
+
+    Returns (for each of the 81 values i·9 + j, the row of the kept filters it multiplies; for each
+    value, the plane of the tile tensors it goes to; the product groups as (first filter row, filter
+    rows, first plane, planes): filter rows equal planes, or one filter row for all the planes)."""
+    def distinct(i: int, j: int) -> tuple[int, int]:
+        return min(i, 5), min(j, 5)
+
+    groups = [[(i, j) for i in range(5) for j in range(5)]]
+    groups += [[(i, 5 + q) for i in range(5)] + [(5 + q, j) for j in range(5)] for q in range(4)]
+    groups += [[(5 + a, 5 + b) for a in range(4) for b in range(4)]]
+    rows: dict[tuple[int, int], int] = {}
+    filter_of, plane_of, spans = [0] * 81, [0] * 81, []
+    plane = 0
+    for group in groups:
+        first = None
+        for i, j in group:
+            row = rows.setdefault(distinct(i, j), len(rows))
+            first = row if first is None else first
+            filter_of[i * 9 + j], plane_of[i * 9 + j] = row, plane
+            plane += 1
+        count = len({distinct(i, j) for i, j in group})
+        spans.append((first, count, plane - len(group), len(group)))
+    return filter_of, plane_of, spans
+
+
+UP_FILTER_OF_VALUE, UP_PLANE_OF_VALUE, UP_PRODUCT_SPANS = _up_grouping()
+UP_DISTINCT = max(UP_FILTER_OF_VALUE) + 1  # 36
+# Which of the 81 values each kept filter row holds (its first).
+UP_VALUE_OF_FILTER = [UP_FILTER_OF_VALUE.index(r) for r in range(UP_DISTINCT)]
+
+
+def up_products(u: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The stride-2 conv's tile products: u: [36, K, C] (``UpFilters.u``), v: [81, C, P] in the grouped plane
+    order (``UP_PLANE_OF_VALUE``) → [81, K, P] in the same order (in ``out`` if given)."""
+    out = v.new_empty(v.shape[0], u.shape[1], v.shape[2]) if out is None else out
+    for first_row, filter_rows, first, planes in UP_PRODUCT_SPANS:
+        uu = u[first_row: first_row + filter_rows]
+        torch.bmm(uu if filter_rows == planes else uu.expand(planes, -1, -1), v[first: first + planes],
+                  out=out[first: first + planes])
+    return out
+
+
+def _up_order(device: torch.device) -> torch.Tensor:
+    return torch.tensor(UP_PLANE_OF_VALUE, dtype=torch.int64, device=device)
 
 
 def up_tiles(h: int, w: int) -> tuple[int, int]:
@@ -293,14 +354,15 @@ def _native(name: str, t: torch.Tensor, *args):
         return getattr(native_build.load("winograd", "cpu"), name)(t.contiguous(), *args)
 
 
-def up_input_transform(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Native ``up_input_transform_ref`` (no gradients)."""
-    return _native("up_input", x, None if scale is None else _scale_arg(scale, x))
+def up_input_transform(x: torch.Tensor, scale: torch.Tensor | None = None, grouped: bool = False) -> torch.Tensor:
+    """Native ``up_input_transform_ref`` (no gradients); ``grouped``: its planes in ``up_products``' order."""
+    order = _up_order(x.device) if grouped else None
+    return _native("up_input", x, None if scale is None else _scale_arg(scale, x), None, 0, -1, order)
 
 
-def up_output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
-    """Native ``up_output_transform_ref`` (no gradients)."""
-    return _native("up_output", m, n, h, w)
+def up_output_transform(m: torch.Tensor, n: int, h: int, w: int, grouped: bool = False) -> torch.Tensor:
+    """Native ``up_output_transform_ref`` (no gradients); ``grouped``: m's planes in ``up_products``' order."""
+    return _native("up_output", m, n, h, w, None, 0, -1, _up_order(m.device) if grouped else None)
 
 
 def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
@@ -309,8 +371,9 @@ def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
 
 
 class UpFilters(NamedTuple):
-    """A transposed conv's filters, prepared once (``up_filters``): u = ``up_weight_transform(weight)``:
-    [81, K, C] for the windows, and the taps that reach the output's last row and column, as matrices
+    """A transposed conv's filters, prepared once (``up_filters``): u: [36, K, C], the distinct planes of
+    ``up_weight_transform(weight)`` (``_up_grouping``) for the windows, and the taps that reach the
+    output's last row and column, as matrices
     for one product each (oneDNN took 1.5-3x as long with a one-pixel-high image): ``last_row`` [3K, C]
     (row t·K + k: weight[k, :, 2, t]) and ``last_col`` [3K, C] (weight[k, :, t, 2])."""
 
@@ -323,6 +386,7 @@ def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
     """weight: [K, C, 3, 3] (conv2d's layout) → its ``UpFilters``; ``native``: the native filter
     transform, else the reference."""
     u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
+    u = u[torch.tensor(UP_VALUE_OF_FILTER, device=u.device)]
     k, c = weight.shape[:2]
     row, col = weight[:, :, 2, :], weight[:, :, :, 2]  # [K, C, 3] each
     return UpFilters(u, *(t.permute(2, 0, 1).reshape(3 * k, c).contiguous() for t in (row, col)))
@@ -368,14 +432,17 @@ def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native
     """``conv_transpose3x3_s2`` given ``up_filters(weight)`` (so that callers may keep them between calls),
     of x * scale[:, :, None, None] if scale: [N, C] is given; ``scratch``, ``out``, ``band_rows`` as in
     ``conv3x3_transformed``."""
+    n, _, h, w = x.shape
     if scratch is not None:
-        n, _, h, w = x.shape
         out = x.new_empty(n, filters.u.shape[1], 2 * h + 1, 2 * w + 1) if out is None else out
         y = _tile_products_into(x, filters.u, ("up_input", "up_output"), up_tiles(h, w), scale, scratch, out,
-                                band_rows)
-        return fill_uncovered_edges(y, x, filters, scale)
-    y = _tile_products(x, filters.u, native, (up_input_transform, up_output_transform),
-                       (up_input_transform_ref, up_output_transform_ref), scale)
+                                band_rows, 81, up_products, _up_order(x.device))
+    elif native_available(x) if native is None else native:
+        y = up_output_transform(up_products(filters.u, up_input_transform(x, scale, grouped=True)), n, h, w,
+                                grouped=True)
+    else:  # the reference: every value's filter plane, in value order
+        u = filters.u[torch.tensor(UP_FILTER_OF_VALUE, device=x.device)]
+        y = up_output_transform_ref(torch.bmm(u, up_input_transform_ref(x, scale)), n, h, w)
     return fill_uncovered_edges(y, x, filters, scale)
 
 
@@ -397,17 +464,18 @@ def fused_band(channels: int) -> int:
 
 
 def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None,
-           scratch: Scratch | None, *more) -> torch.Tensor:
+           scratch: Scratch | None, *more, u_index: torch.Tensor | None = None) -> torch.Tensor:
     """The fused native op ``name`` on x with filters u, ``more`` its arguments after the band; its threads'
     band buffers in ``scratch("tiles_in", ...)`` (they live within the call, like the unfused convs' tiles)
-    if given, else new ones."""
+    if given, else new ones; ``u_index``: the plane of u each value multiplies (up_conv)."""
     band = fused_band(x.shape[1]) if band is None else band
     work = None
     if scratch is not None:
         values = 9 if name == "up_conv" else 6
         floats = native_build.load("winograd", "cpu").work_floats(values, *x.shape[:2], u.shape[1], *x.shape[2:], band)
         work = scratch("tiles_in", (floats,), torch.float32)
-    return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more, work)
+    last = () if u_index is None else (u_index,)
+    return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more, work, *last)
 
 
 def conv3x3_fused(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
@@ -442,4 +510,6 @@ def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch
     (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
     [N, K, 2H + 1, 2W + 1] (stored in ``out``, contiguous float32 apart from x, if given); scratch as in
     ``conv3x3_fused``."""
-    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, scratch, out), x, filters, scale)
+    index = torch.tensor(UP_FILTER_OF_VALUE, dtype=torch.int64)
+    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, scratch, out, u_index=index), x,
+                                filters, scale)
