@@ -3,6 +3,8 @@
 planning is caught."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -305,6 +307,59 @@ def test_fused_convs_on_given_band_buffers_equal_their_own():
     native = winograd_op.native_build.load("winograd", "cpu")
     with pytest.raises(RuntimeError, match="work must be"):
         native.up_conv(x, up.u, scale, 24, None, torch.zeros(10), torch.tensor(winograd_op.UP_FILTER_OF_VALUE))
+
+
+@pytest.mark.parametrize("batch, channels, mode, convs", [(1, 256, "always", {"fused", "up_fused"}),
+                                                          (3, 256, "always", {"fused", "up_fused"}),
+                                                          (1, 512, "auto", {"f43", "up_winograd"}),
+                                                          (5, 512, "auto", {"f43", "up_winograd"})])
+def test_the_plan_sizes_its_arena_before_the_first_forward(native_cpu_ops, batch, channels, mode, convs):
+    """The arena a plan reserves holds every layer call's raw output, tiles and band buffers (the fused
+    convs' and the unfused ones', whole images and slices of the batch): forwards never grow it (the same
+    bytes before and after), and the images equal the reference's."""
+    from stylegan_anime.inference.buffers import TRANSIENT_ARENA
+    torch.manual_seed(batch)
+    config = GeneratorConfig(img_resolution=64, channel_base=channels * 64, channel_max=channels)
+    G = randomize_buffers(Generator(config)).eval().requires_grad_(False)
+    z = torch.randn(batch, G.z_dim)
+    with use_winograd(mode):
+        plan = G.plan("cpu", batch)
+        assert convs <= {lp.algorithm for lp in plan.layers}
+        plan.buffers.reserve(plan.buffer_bytes)
+        arena = plan.buffers._bytes[TRANSIENT_ARENA]
+        images = plan.generate(z)
+        assert plan.buffers._bytes[TRANSIENT_ARENA] is arena
+    ref = _reference(G, z)
+    torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+
+
+def test_a_layer_call_lays_its_transient_tensors_end_to_end_apart():
+    """Each role keeps its first place in a call (asked again no larger), the places do not overlap, start
+    on pages of their own at different cache-line offsets, and a larger request moves the role past the rest;
+    an arena of ``arena_bytes`` of a call's requests holds them without growing."""
+    from stylegan_anime.inference.buffers import TRANSIENT_ARENA, ActivationBuffers, LayerScratch, arena_bytes
+    buffers = ActivationBuffers(torch.device("cpu"))
+    buffers.reserve({TRANSIENT_ARENA: 2 ** 20})
+    scratch = LayerScratch(buffers)
+    raw = scratch("raw", (2, 3, 5), torch.float32)
+    tiles_in, tiles_out = scratch("tiles_in", (36, 4, 7), torch.float32), scratch("tiles_out", (36, 2, 7), torch.float32)
+    again = scratch("tiles_in", (36, 4, 5), torch.float32)
+    assert again.data_ptr() == tiles_in.data_ptr()
+    spans = sorted((t.data_ptr(), t.data_ptr() + t.numel() * 4) for t in (raw, tiles_in, tiles_out))
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+    assert len({(t.data_ptr() - raw.data_ptr()) % 4096 for t in (raw, tiles_in, tiles_out)}) == 3
+    raw.fill_(1.0)
+    moved = scratch("tiles_in", (36, 4, 9), torch.float32)
+    assert moved.data_ptr() >= tiles_out.data_ptr() + tiles_out.numel() * 4 and torch.all(raw == 1.0)
+    buffers = ActivationBuffers(torch.device("cpu"))
+    requests = [("raw", (2, 3, 5)), ("tiles_in", (36, 4, 7)), ("tiles_out", (36, 2, 7))]
+    buffers.reserve({TRANSIENT_ARENA: arena_bytes((r, 4 * math.prod(shape)) for r, shape in requests)})
+    reserved, scratch = buffers._bytes[TRANSIENT_ARENA], LayerScratch(buffers)
+    for role, shape in requests:
+        scratch(role, shape, torch.float32)
+    assert buffers._bytes[TRANSIENT_ARENA] is reserved
+    scratch("tiles_out", (36, 2, 8), torch.float32)  # larger than reserved for: the arena grows
+    assert buffers._bytes[TRANSIENT_ARENA] is not reserved
 
 
 def _native_conv_inputs(seed: int, h: int, w: int, dtype: torch.dtype = torch.float32):

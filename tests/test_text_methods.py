@@ -345,7 +345,10 @@ def test_a_plain_conditional_generator_resumed_with_cond_aug_draws_as_before(tmp
     assert ca.cfg.cond_aug and ca.mapping.cond_aug and not plain.cfg.cond_aug
     gen = torch.Generator().manual_seed(9)
     z, c = torch.randn([4, 8], generator=gen), random_labels(4, gen)
-    torch.testing.assert_close(ca(z, c, noise_mode="const"), plain(z, c, noise_mode="const"), atol=0, rtol=0)
+    # Equal to float32 rounding, not bitwise: the embedding's product with twice the rows may take another
+    # BLAS kernel (it does on AMD EPYC: 1.7e-6 apart).
+    images = plain(z, c, noise_mode="const")
+    torch.testing.assert_close(ca(z, c, noise_mode="const"), images, atol=1e-6 * images.abs().max().item(), rtol=1e-5)
     mu, logvar = ca.mapping.embedding_stats(c)
     torch.testing.assert_close(mu, plain.mapping.embedding_stats(c)[0])
     torch.testing.assert_close(logvar.mul(0.5).exp(), torch.full_like(logvar, CA_WARM_SIGMA))

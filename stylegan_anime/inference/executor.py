@@ -21,7 +21,7 @@ from ..networks.synthesis import SynthesisBlock
 from ..ops import winograd_op
 from ..ops.layer_epilogue import Finish
 from ..ops.to_rgb import ToRgb
-from .buffers import TRANSIENT
+from .buffers import LayerScratch
 from .plan import InferencePlan, LayerPlan
 
 
@@ -120,15 +120,13 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     styles = layer.affine(w)
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
-    raw = out if lp.up == 1 else _slot(plan, lp, lp.raw_slot, x.shape[0], lp.raw_side, x.dtype, TRANSIENT)
+    scratch = LayerScratch(plan.buffers)  # the call's raw output, tiles and band buffers, in the arena
+    raw = out
+    if lp.up != 1:
+        raw = scratch(lp.raw_slot, (x.shape[0], lp.out_channels, lp.raw_side, lp.raw_side), x.dtype) \
+            if lp.raw_slot is not None else None
     return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, lp.prepared,
-                                  layer.up, layer.resample_filter, lp.fir, out=out, raw=raw,
-                                  scratch=_scratch(plan))
-
-
-def _scratch(plan: InferencePlan):
-    """The Winograd convs' per-call tensors (tiles, band buffers) in the plan's shared ``TRANSIENT`` slots."""
-    return lambda role, shape, dtype: plan.buffers.view((TRANSIENT, role), shape, dtype)
+                                  layer.up, layer.resample_filter, lp.fir, out=out, raw=raw, scratch=scratch)
 
 
 def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, w: torch.Tensor,
@@ -142,16 +140,15 @@ def _run_layer_rgb(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x:
     finish = _finish(lp, layer, x, styles, inputs, 1.0)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype) if rgb.keep_input else None
     return winograd_op.conv3x3_fused_rgb(x, lp.prepared, styles, finish, rgb, out=out, rgb_out=rgb.skip,
-                                         scratch=_scratch(plan))
+                                         scratch=LayerScratch(plan.buffers))
 
 
-def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: int, dtype: torch.dtype,
-          stage: int | None = None) -> torch.Tensor | None:
-    """The layer's [n, out_channels, side, side] view of buffer slot ``role`` of its stage (or of ``stage``;
-    None: no slot)."""
+def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: int,
+          dtype: torch.dtype) -> torch.Tensor | None:
+    """The layer's [n, out_channels, side, side] view of its stage's buffer slot ``role`` (None: no slot)."""
     if role is None:
         return None
-    return plan.buffers.view((lp.stage if stage is None else stage, role), (n, lp.out_channels, side, side), dtype)
+    return plan.buffers.view((lp.stage, role), (n, lp.out_channels, side, side), dtype)
 
 
 def _finish(lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, styles: torch.Tensor, inputs: _Pass,

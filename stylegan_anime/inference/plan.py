@@ -30,7 +30,7 @@ from ..networks import fast_modconv, winograd
 from ..ops.native_build import OPS_MODE
 from ..ops.layer_epilogue import Fir
 from . import policy
-from .buffers import TRANSIENT, ActivationBuffers, Slot, slot_bytes
+from .buffers import TRANSIENT_ARENA, ActivationBuffers, Slot, arena_bytes, slot_bytes
 
 if TYPE_CHECKING:
     from ..networks import Generator
@@ -164,9 +164,9 @@ class InferencePlan:
                 f"{'fused' if lp.to_rgb_fused else '-':<6} {lp.why}" for lp in self.layers]
         mib, kept = sum(self.buffer_bytes.values()) / 2 ** 20, total_prepared_bytes(self) / 2 ** 20
         return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}; memory: {kept:.0f} MiB of "
-                          f"prepared filters, {mib:.0f} MiB of activation buffers and the Winograd tiles' (sized by "
-                          f"the first forward); pass: samples a pass takes, at most {policy.PASS_BYTES >> 20} MiB a "
-                          "tensor",
+                          f"prepared filters, {mib:.0f} MiB of activation buffers (layer outputs; each layer call's raw "
+                          f"output, Winograd tiles and band buffers); pass: samples a pass takes, at most "
+                          f"{policy.PASS_BYTES >> 20} MiB a tensor",
                           head, *rows])
 
 
@@ -276,8 +276,19 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                 lp.raw_slot = "raw" if lp.algorithm in RAW_SLOT_ALGORITHMS else None
                 slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
                            lp.dtype, plan.buffer_bytes)
-                slot_bytes(TRANSIENT, lp.raw_slot, stage.samples, (lp.out_channels, lp.raw_side, lp.raw_side),
-                           lp.dtype, plan.buffer_bytes)
+                arena = arena_bytes(_transient_requests(lp, stage.samples))
+                plan.buffer_bytes[TRANSIENT_ARENA] = max(plan.buffer_bytes.get(TRANSIENT_ARENA, 0), arena)
+
+
+def _transient_requests(lp: LayerPlan, n: int) -> list[tuple[str, int]]:
+    """What a call of the layer on n samples puts in the arena, in order (``buffers.LayerScratch``): its raw
+    conv output, then its conv's scratch."""
+    requests = []
+    if lp.raw_slot is not None:
+        requests.append((lp.raw_slot, n * lp.out_channels * lp.raw_side ** 2 * lp.dtype.itemsize))
+    side = lp.resolution // lp.up
+    return requests + winograd.scratch_requests(lp.algorithm, n, lp.in_channels, lp.out_channels, side, side,
+                                                lp.dtype.itemsize)
 
 
 def _short(block, layer) -> str:

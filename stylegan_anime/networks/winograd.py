@@ -205,6 +205,24 @@ def _band_rows(rows: int, per_row: int) -> int | None:
     return None if rows * per_row <= KEPT_FILTER_MAX_TILES else max(1, KEPT_FILTER_MAX_TILES // per_row)
 
 
+def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
+                     itemsize: int = 4) -> list[tuple[str, int]]:
+    """What a conv of x: [n, c, h, w] (an upsampling conv's input) to k channels by ``algorithm`` asks its
+    scratch for (``winograd_op.Scratch``), as (role, bytes) in order, at the largest: the unfused convs' tiles
+    of a slice or band (``_in_slices``, ``_band_rows``), the fused convs' band buffers. An inference plan
+    sizes its arena by them before the first forward."""
+    if algorithm in ("f43", "up_winograd"):
+        values, (th, tw) = (36, winograd_op.tiles(h, w)) if algorithm == "f43" else (81, winograd_op.up_tiles(h, w))
+        band = _band_rows(th, tw)
+        tiles = min(band, th) * tw if band is not None else min(n, _slice_step(th * tw)) * th * tw
+        return [("tiles_in", values * c * tiles * itemsize), ("tiles_out", values * k * tiles * itemsize)]
+    if algorithm in ("fused", "up_fused"):
+        native = winograd_op.native_build.load("winograd", "cpu")
+        floats = native.work_floats(9 if algorithm == "up_fused" else 6, n, c, k, h, w, winograd_op.fused_band(c))
+        return [("tiles_in", floats * 4)]
+    return []
+
+
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,
                       float32_only: bool = False) -> str | None:
     """The Winograd mode if a 3×3 conv of x may run on a kept filter transform with the native op
