@@ -352,13 +352,7 @@ torch::Tensor fused_conv(const torch::Tensor& x, const torch::Tensor& u, const s
 // names planes of a U with fewer (the stride-2 filters keep each distinct plane once: winograd_op.py).
 template <int S>
 std::vector<int64_t> filter_planes(const c10::optional<torch::Tensor>& index, int64_t u_planes) {
-    std::vector<int64_t> planes(S * S);
-    for (int a = 0; a < S * S; ++a) planes[a] = a;
-    if (index) {
-        const torch::Tensor i = index->to(torch::kCPU, torch::kLong).contiguous();
-        TORCH_CHECK(i.dim() == 1 && i.numel() == S * S, "winograd: u_index must be [", S * S, "]");
-        std::copy_n(i.data_ptr<int64_t>(), S * S, planes.begin());
-    }
+    const std::vector<int64_t> planes = per_value<S>(index, "u_index");
     for (int64_t q : planes)
         TORCH_CHECK(q >= 0 && q < u_planes, "winograd: U has ", u_planes, " planes; u_index names plane ", q);
     return planes;

@@ -144,6 +144,21 @@ void copy_row(const scalar_t* src, scalar_t* dst, int64_t count) {
         for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
 }
 
+// An int64 [S*S] tensor's values, one per value of a tile (0 .. S*S - 1 if undefined); `what` names it
+// in the error.
+template <int S>
+std::vector<int64_t> per_value(const c10::optional<torch::Tensor>& t, const char* what) {
+    std::vector<int64_t> out(S * S);
+    if (!t) {
+        for (int a = 0; a < S * S; ++a) out[a] = a;
+        return out;
+    }
+    const torch::Tensor i = t->to(torch::kCPU, torch::kLong).contiguous();
+    TORCH_CHECK(i.dim() == 1 && i.numel() == S * S, "winograd: ", what, " must be [", S * S, "]");
+    std::copy_n(i.data_ptr<int64_t>(), S * S, out.begin());
+    return out;
+}
+
 // Which of a tile's S*S values each plane of a [S*S, C, P] tile tensor holds: plane p value values[p].
 // Value order unless `order` (int64 [S*S], a permutation: value a in plane order[a]) says otherwise:
 // the stride-2 conv's products group the planes whose filters are equal, which then lie side by side
@@ -151,14 +166,12 @@ void copy_row(const scalar_t* src, scalar_t* dst, int64_t count) {
 // order they took the transforms 15 % longer (the hardware prefetcher follows a constant stride).
 template <int S>
 std::vector<int64_t> plane_values(const c10::optional<torch::Tensor>& order) {
-    std::vector<int64_t> values(S * S);
-    for (int a = 0; a < S * S; ++a) values[a] = a;
+    std::vector<int64_t> values = per_value<S>(c10::nullopt, "order");
     if (!order) return values;
-    const torch::Tensor o = order->to(torch::kCPU, torch::kLong).contiguous();
-    TORCH_CHECK(o.dim() == 1 && o.numel() == S * S, "winograd: order must be [", S * S, "]");
+    const std::vector<int64_t> planes = per_value<S>(order, "order");
     std::vector<bool> seen(S * S, false);
     for (int a = 0; a < S * S; ++a) {
-        const int64_t q = o.data_ptr<int64_t>()[a];
+        const int64_t q = planes[a];
         TORCH_CHECK(q >= 0 && q < S * S && !seen[q], "winograd: order must be a permutation of 0 .. ", S * S - 1);
         seen[q] = true;
         values[q] = a;

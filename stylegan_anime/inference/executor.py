@@ -121,10 +121,12 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
     scratch = LayerScratch(plan.buffers)  # the call's raw output, tiles and band buffers, in the arena
-    raw = out
-    if lp.up != 1:
-        raw = scratch(lp.raw_slot, (x.shape[0], lp.out_channels, lp.raw_side, lp.raw_side), x.dtype) \
-            if lp.raw_slot is not None else None
+    if lp.up == 1:
+        raw = out  # the epilogue runs in place
+    elif lp.raw_slot is None:
+        raw = None  # the conv allocates its own
+    else:
+        raw = scratch(lp.raw_slot, (x.shape[0], lp.out_channels, lp.raw_side, lp.raw_side), x.dtype)
     return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, lp.prepared,
                                   layer.up, layer.resample_filter, lp.fir, out=out, raw=raw, scratch=scratch)
 

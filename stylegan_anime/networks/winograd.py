@@ -217,9 +217,7 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
         tiles = min(band, th) * tw if band is not None else min(n, _slice_step(th * tw)) * th * tw
         return [("tiles_in", values * c * tiles * itemsize), ("tiles_out", values * k * tiles * itemsize)]
     if algorithm in ("fused", "up_fused"):
-        native = winograd_op.native_build.load("winograd", "cpu")
-        floats = native.work_floats(9 if algorithm == "up_fused" else 6, n, c, k, h, w, winograd_op.fused_band(c))
-        return [("tiles_in", floats * 4)]
+        return [("tiles_in", winograd_op.fused_work_floats(algorithm == "up_fused", n, c, k, h, w) * 4)]
     return []
 
 

@@ -201,16 +201,16 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 
 def _tile_products_into(x: torch.Tensor, u: torch.Tensor, names: tuple[str, str], tile_grid: tuple[int, int],
                         scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor,
-                        band_rows: int | None = None, values: int | None = None, products=None,
+                        band_rows: int | None = None, products=None,
                         order: torch.Tensor | None = None) -> torch.Tensor:
     """``_tile_products`` by the native transforms ``names`` (input, output) into ``out``, the transformed
     input and the products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's
     images times ``tile_grid``'s tiles, or times a band's: ``band_rows`` rows of windows at a time, so
-    that a large image's tiles take a fraction of its memory; None: all). ``values``: S² (default: u's
-    planes); ``products(u, v, out)``: the tiles' products (default ``torch.bmm``); ``order``: the planes
-    the transforms put the values in (None: value order). Returns out."""
+    that a large image's tiles take a fraction of its memory; None: all). ``products(u, v, out)``: the
+    tiles' products (default ``torch.bmm``); ``order``: the plane of each of the S² values (None: value
+    order, and u has S² planes). Returns out."""
     n, c, h, w = x.shape
-    values, k = values or u.shape[0], u.shape[1]
+    values, k = (u.shape[0] if order is None else order.numel()), u.shape[1]
     products = products or (lambda u_, v_, out: torch.bmm(u_, v_, out=out))
     more = () if order is None else (order,)
     rows_all, per_row = tile_grid
@@ -309,8 +309,10 @@ def up_products(u: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = Non
     return out
 
 
-def _up_order(device: torch.device) -> torch.Tensor:
-    return torch.tensor(UP_PLANE_OF_VALUE, dtype=torch.int64, device=device)
+# The same as index tensors, for the native transforms (CPU) and for indexing the kept rows.
+_UP_ORDER = torch.tensor(UP_PLANE_OF_VALUE, dtype=torch.int64)
+_UP_FILTER_INDEX = torch.tensor(UP_FILTER_OF_VALUE, dtype=torch.int64)
+_UP_KEPT_VALUES = torch.tensor(UP_VALUE_OF_FILTER, dtype=torch.int64)
 
 
 def up_tiles(h: int, w: int) -> tuple[int, int]:
@@ -356,13 +358,13 @@ def _native(name: str, t: torch.Tensor, *args):
 
 def up_input_transform(x: torch.Tensor, scale: torch.Tensor | None = None, grouped: bool = False) -> torch.Tensor:
     """Native ``up_input_transform_ref`` (no gradients); ``grouped``: its planes in ``up_products``' order."""
-    order = _up_order(x.device) if grouped else None
+    order = _UP_ORDER if grouped else None
     return _native("up_input", x, None if scale is None else _scale_arg(scale, x), None, 0, -1, order)
 
 
 def up_output_transform(m: torch.Tensor, n: int, h: int, w: int, grouped: bool = False) -> torch.Tensor:
     """Native ``up_output_transform_ref`` (no gradients); ``grouped``: m's planes in ``up_products``' order."""
-    return _native("up_output", m, n, h, w, None, 0, -1, _up_order(m.device) if grouped else None)
+    return _native("up_output", m, n, h, w, None, 0, -1, _UP_ORDER if grouped else None)
 
 
 def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
@@ -386,7 +388,7 @@ def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
     """weight: [K, C, 3, 3] (conv2d's layout) → its ``UpFilters``; ``native``: the native filter
     transform, else the reference."""
     u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
-    u = u[torch.tensor(UP_VALUE_OF_FILTER, device=u.device)]
+    u = u[_UP_KEPT_VALUES.to(u.device)]
     k, c = weight.shape[:2]
     row, col = weight[:, :, 2, :], weight[:, :, :, 2]  # [K, C, 3] each
     return UpFilters(u, *(t.permute(2, 0, 1).reshape(3 * k, c).contiguous() for t in (row, col)))
@@ -436,12 +438,12 @@ def conv_transpose3x3_s2_transformed(x: torch.Tensor, filters: UpFilters, native
     if scratch is not None:
         out = x.new_empty(n, filters.u.shape[1], 2 * h + 1, 2 * w + 1) if out is None else out
         y = _tile_products_into(x, filters.u, ("up_input", "up_output"), up_tiles(h, w), scale, scratch, out,
-                                band_rows, 81, up_products, _up_order(x.device))
+                                band_rows, up_products, _UP_ORDER)
     elif native_available(x) if native is None else native:
         y = up_output_transform(up_products(filters.u, up_input_transform(x, scale, grouped=True)), n, h, w,
                                 grouped=True)
     else:  # the reference: every value's filter plane, in value order
-        u = filters.u[torch.tensor(UP_FILTER_OF_VALUE, device=x.device)]
+        u = filters.u[_UP_FILTER_INDEX.to(x.device)]
         y = up_output_transform_ref(torch.bmm(u, up_input_transform_ref(x, scale)), n, h, w)
     return fill_uncovered_edges(y, x, filters, scale)
 
@@ -463,6 +465,13 @@ def fused_band(channels: int) -> int:
     return FUSED_BAND if channels <= 128 else FUSED_WIDE_BAND
 
 
+def fused_work_floats(up: bool, n: int, c: int, k: int, h: int, w: int, band: int | None = None) -> int:
+    """Floats of the band buffers a fused conv (``up``: the stride-2 one) of x: [n, c, h, w] to k channels
+    takes with ``band`` (default ``fused_band(c)``)."""
+    band = fused_band(c) if band is None else band
+    return native_build.load("winograd", "cpu").work_floats(9 if up else 6, n, c, k, h, w, band)
+
+
 def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None, band: int | None,
            scratch: Scratch | None, *more, u_index: torch.Tensor | None = None) -> torch.Tensor:
     """The fused native op ``name`` on x with filters u, ``more`` its arguments after the band; its threads'
@@ -471,8 +480,7 @@ def _fused(name: str, x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | No
     band = fused_band(x.shape[1]) if band is None else band
     work = None
     if scratch is not None:
-        values = 9 if name == "up_conv" else 6
-        floats = native_build.load("winograd", "cpu").work_floats(values, *x.shape[:2], u.shape[1], *x.shape[2:], band)
+        floats = fused_work_floats(name == "up_conv", *x.shape[:2], u.shape[1], *x.shape[2:], band)
         work = scratch("tiles_in", (floats,), torch.float32)
     last = () if u_index is None else (u_index,)
     return _native(name, x, u.contiguous(), None if scale is None else _scale_arg(scale, x), band, *more, work, *last)
@@ -510,6 +518,5 @@ def conv_transpose3x3_s2_fused(x: torch.Tensor, filters: UpFilters, scale: torch
     (no gradients). x: [N, C, H, W] float32; filters: ``up_filters(weight)``; scale: [N, C] or None →
     [N, K, 2H + 1, 2W + 1] (stored in ``out``, contiguous float32 apart from x, if given); scratch as in
     ``conv3x3_fused``."""
-    index = torch.tensor(UP_FILTER_OF_VALUE, dtype=torch.int64)
-    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, scratch, out, u_index=index), x,
-                                filters, scale)
+    return fill_uncovered_edges(_fused("up_conv", x, filters.u, scale, band, scratch, out, u_index=_UP_FILTER_INDEX),
+                                x, filters, scale)
