@@ -329,8 +329,40 @@ def test_the_plan_sizes_its_arena_before_the_first_forward(native_cpu_ops, batch
         arena = plan.buffers._bytes[TRANSIENT_ARENA]
         images = plan.generate(z)
         assert plan.buffers._bytes[TRANSIENT_ARENA] is arena
+        shared = [lp for lp in plan.layers if lp.tiles_over_raw]
+        assert bool(shared) == (mode == "auto")  # the fused convs write their raw output as they go
+        for lp in shared:  # tiles where the raw output will be: the same images as apart
+            lp.tiles_over_raw = False
+        assert torch.equal(plan.generate(z), images)
     ref = _reference(G, z)
     torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
+
+
+@pytest.mark.parametrize("algorithm, n, h, w", [("f43", 1, 64, 64), ("f43", 1, 72, 72), ("f43", 16, 16, 16),
+                                                ("f43", 17, 16, 16), ("f43", 1, 4, 1200), ("f43", 2, 4, 1200),
+                                                ("up_winograd", 1, 64, 64), ("up_winograd", 1, 68, 64),
+                                                ("up_winograd", 4, 32, 32), ("up_winograd", 5, 32, 32)])
+def test_one_call_says_whether_an_unfused_conv_transforms_its_tiles_once(native_cpu_ops, algorithm, n, h, w):
+    """``winograd.one_call`` (which lets a plan put the input tiles where the raw output will be) agrees with
+    the conv's slices and bands: the tiles are asked for once exactly when it says one call, never for more
+    than ``scratch_requests`` reserves."""
+    from stylegan_anime.inference.buffers import ActivationBuffers, LayerScratch
+    from stylegan_anime.networks import winograd
+    x = torch.randn(n, 2, h, w)
+    asked = []
+    scratch = LayerScratch(ActivationBuffers(torch.device("cpu")))
+
+    def recording(role, shape, dtype):
+        asked.append((role, math.prod(shape) * dtype.itemsize))
+        return scratch(role, shape, dtype)
+    weight = torch.randn(3, 2, 3, 3)
+    if algorithm == "f43":
+        winograd.f43_conv3x3(x, winograd_op.weight_transform(weight), scratch=recording)
+    else:
+        winograd.up_winograd_conv(x, winograd_op.up_filters(weight), scratch=recording)
+    tiles_in = [nbytes for role, nbytes in asked if role == "tiles_in"]
+    assert (len(tiles_in) == 1) == winograd.one_call(algorithm, n, h, w)
+    assert max(tiles_in) == dict(winograd.scratch_requests(algorithm, n, 2, 3, h, w))["tiles_in"]
 
 
 def test_a_layer_call_lays_its_transient_tensors_end_to_end_apart():
@@ -360,6 +392,26 @@ def test_a_layer_call_lays_its_transient_tensors_end_to_end_apart():
     assert buffers._bytes[TRANSIENT_ARENA] is reserved
     scratch("tiles_out", (36, 2, 8), torch.float32)  # larger than reserved for: the arena grows
     assert buffers._bytes[TRANSIENT_ARENA] is not reserved
+
+
+def test_tiles_may_take_the_bytes_of_the_raw_output_placed_just_before():
+    """With ``TILES_OVER_RAW`` the input tiles start where the raw output does (the conv writes it only once
+    the tiles are dead) and the products lie past both; an arena of ``arena_bytes`` with the same sharing
+    holds them, and is smaller. A role placed in between keeps them apart."""
+    from stylegan_anime.inference.buffers import (TILES_OVER_RAW, TRANSIENT_ARENA, ActivationBuffers, LayerScratch,
+                                                  arena_bytes)
+    requests = [("raw", 4 * 3 * 5), ("tiles_in", 4 * 36 * 4 * 7), ("tiles_out", 4 * 36 * 2 * 7)]
+    buffers = ActivationBuffers(torch.device("cpu"))
+    buffers.reserve({TRANSIENT_ARENA: arena_bytes(requests, TILES_OVER_RAW)})
+    reserved, scratch = buffers._bytes[TRANSIENT_ARENA], LayerScratch(buffers, TILES_OVER_RAW)
+    raw, tiles_in, tiles_out = (scratch(role, (nbytes // 4,), torch.float32) for role, nbytes in requests)
+    assert tiles_in.data_ptr() == raw.data_ptr()
+    assert tiles_out.data_ptr() >= tiles_in.data_ptr() + tiles_in.numel() * 4
+    assert buffers._bytes[TRANSIENT_ARENA] is reserved
+    assert arena_bytes(requests, TILES_OVER_RAW) < arena_bytes(requests)
+    apart = LayerScratch(buffers, TILES_OVER_RAW)
+    first, _ = apart("raw", (15,), torch.float32), apart("tiles_out", (8,), torch.float32)
+    assert apart("tiles_in", (8,), torch.float32).data_ptr() > first.data_ptr()
 
 
 def _native_conv_inputs(seed: int, h: int, w: int, dtype: torch.dtype = torch.float32):

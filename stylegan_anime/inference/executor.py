@@ -120,7 +120,7 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     styles = layer.affine(w)
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
-    scratch = LayerScratch(plan.buffers)  # the call's raw output, tiles and band buffers, in the arena
+    scratch = LayerScratch(plan.buffers, lp.scratch_shared)  # the call's raw output, tiles, band buffers
     if lp.up == 1:
         raw = out  # the epilogue runs in place
     elif lp.raw_slot is None:

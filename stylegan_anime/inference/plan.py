@@ -30,7 +30,7 @@ from ..networks import fast_modconv, winograd
 from ..ops.native_build import OPS_MODE
 from ..ops.layer_epilogue import Fir
 from . import policy
-from .buffers import TRANSIENT_ARENA, ActivationBuffers, Slot, arena_bytes, slot_bytes
+from .buffers import TILES_OVER_RAW, TRANSIENT_ARENA, ActivationBuffers, Slot, arena_bytes, slot_bytes
 
 if TYPE_CHECKING:
     from ..networks import Generator
@@ -76,10 +76,16 @@ class LayerPlan:
     stage: int = 0  # index into InferencePlan.stages
     out_slot: str | None = None  # the buffer slot of its output (None: allocated per forward, or not stored)
     raw_slot: str | None = None  # ... of its conv's output before the epilogue pass
+    tiles_over_raw: bool = False  # its conv's input tiles may lie where its raw output will (one call)
 
     @property
     def raw_side(self) -> int:
         return raw_side(self.resolution, self.up)
+
+    @property
+    def scratch_shared(self) -> dict[str, str] | None:
+        """Which of its call's transient roles may share bytes (``buffers.LayerScratch``)."""
+        return TILES_OVER_RAW if self.tiles_over_raw else None
 
     @property
     def epilogue(self) -> str:
@@ -274,9 +280,12 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                 lp.out_slot = f"x{turn % 2}" if stored else None
                 turn += 1
                 lp.raw_slot = "raw" if lp.algorithm in RAW_SLOT_ALGORITHMS else None
+                side = lp.resolution // lp.up
+                lp.tiles_over_raw = lp.raw_slot is not None and winograd.one_call(lp.algorithm, stage.samples,
+                                                                                  side, side)
                 slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
                            lp.dtype, plan.buffer_bytes)
-                arena = arena_bytes(_transient_requests(lp, stage.samples))
+                arena = arena_bytes(_transient_requests(lp, stage.samples), lp.scratch_shared)
                 plan.buffer_bytes[TRANSIENT_ARENA] = max(plan.buffer_bytes.get(TRANSIENT_ARENA, 0), arena)
 
 

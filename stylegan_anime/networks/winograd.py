@@ -212,13 +212,29 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
     of a slice or band (``_in_slices``, ``_band_rows``), the fused convs' band buffers. An inference plan
     sizes its arena by them before the first forward."""
     if algorithm in ("f43", "up_winograd"):
-        values, (th, tw) = (36, winograd_op.tiles(h, w)) if algorithm == "f43" else (81, winograd_op.up_tiles(h, w))
-        band = _band_rows(th, tw)
-        tiles = min(band, th) * tw if band is not None else min(n, _slice_step(th * tw)) * th * tw
+        values, tiles = (36 if algorithm == "f43" else 81), _call_tiles(algorithm, n, h, w)[0]
         return [("tiles_in", values * c * tiles * itemsize), ("tiles_out", values * k * tiles * itemsize)]
     if algorithm in ("fused", "up_fused"):
         return [("tiles_in", winograd_op.fused_work_floats(algorithm == "up_fused", n, c, k, h, w) * 4)]
     return []
+
+
+def one_call(algorithm: str, n: int, h: int, w: int) -> bool:
+    """Whether an unfused Winograd conv ("f43", "up_winograd") of x: [n, c, h, w] takes all its tiles in one
+    call (no slices of the batch, no bands of rows): its input tiles are then dead before its output is
+    written."""
+    return algorithm in ("f43", "up_winograd") and _call_tiles(algorithm, n, h, w)[1]
+
+
+def _call_tiles(algorithm: str, n: int, h: int, w: int) -> tuple[int, bool]:
+    """(tiles of the largest call, whether one call takes them all) of an unfused conv of x: [n, c, h, w],
+    sliced and banded as ``_in_slices`` and ``_band_rows`` do."""
+    th, tw = winograd_op.tiles(h, w) if algorithm == "f43" else winograd_op.up_tiles(h, w)
+    band = _band_rows(th, tw)
+    if band is not None:
+        return min(band, th) * tw, n == 1 and band >= th
+    step = _slice_step(th * tw)
+    return min(n, step) * th * tw, n <= step
 
 
 def _kept_filter_mode(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], filters_kept: bool,
