@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-import requests
-import urllib3
+import lazy_loader
 from tqdm import tqdm
 
 from ..errors import UserError
+
+# Loaded on first use: loading a cached model, or generating, never needs them.
+requests = lazy_loader.load("requests")
+urllib3 = lazy_loader.load("urllib3")
 
 
 @dataclass(frozen=True)
