@@ -338,6 +338,36 @@ def test_the_plan_sizes_its_arena_before_the_first_forward(native_cpu_ops, batch
     torch.testing.assert_close(images, ref, rtol=1e-5, atol=2e-5 * ref.abs().max().item())
 
 
+@pytest.mark.parametrize("resolution, batch", [(256, 1), (256, 4), (32, 5)])
+def test_a_stages_outputs_share_its_slot_and_never_overwrite_an_input_still_read(monkeypatch, resolution, batch):
+    """A stage's layers write their outputs into its one "x" slot: a layer that reads its input while it writes
+    (stride 1) never gets bytes of that input; an upsampling layer, which has read all of it by then, starts
+    at 0; the slot is as large as the furthest output. Config F at 256² batch 1: b128's two outputs side by
+    side, then b256.conv0's alone, 32 MiB and 17 cache lines (two alternating slots took 48 MiB)."""
+    from stylegan_anime.inference import policy
+    if resolution != 256:  # the small network's last block in passes of fewer samples
+        monkeypatch.setattr(policy, "PASS_BYTES", 2 * 32 * 33 ** 2 * 4)
+    config = GeneratorConfig(img_resolution=resolution) if resolution == 256 else small_g_config()
+    plan = Generator(config).eval().requires_grad_(False).plan("cpu", batch)
+    assert (len(plan.stages) > 1) == (batch > 1)  # stages of fewer samples a pass have slots of their own
+    held, furthest = {}, {}
+    for lp in plan.layers:
+        if lp.out_slot is None:
+            continue
+        samples = plan.stages[lp.stage].samples
+        end = lp.out_at + samples * lp.out_channels * lp.resolution ** 2 * lp.dtype.itemsize
+        before = held.get(lp.stage)  # the output this layer reads, if in its own stage's slot
+        if lp.up > 1 or before is None:
+            assert lp.out_at == 0
+        else:
+            assert end <= before[0] or lp.out_at >= before[1], lp.name
+        held[lp.stage], furthest[lp.stage] = (lp.out_at, end), max(furthest.get(lp.stage, 0), end)
+    assert {(stage, "x"): end for stage, end in furthest.items()} == \
+        {slot: n for slot, n in plan.buffer_bytes.items() if slot[1] == "x"}
+    if (resolution, batch) == (256, 1):
+        assert plan.buffer_bytes[(0, "x")] == 32 * 2 ** 20 + 17 * 64
+
+
 @pytest.mark.parametrize("algorithm, n, h, w", [("f43", 1, 64, 64), ("f43", 1, 72, 72), ("f43", 16, 16, 16),
                                                 ("f43", 17, 16, 16), ("f43", 1, 4, 1200), ("f43", 2, 4, 1200),
                                                 ("up_winograd", 1, 64, 64), ("up_winograd", 1, 68, 64),

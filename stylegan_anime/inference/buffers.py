@@ -20,8 +20,8 @@ from typing import Iterable
 
 import torch
 
-# (stage index, role): "x0" / "x1" for layer outputs; a stage's x0 and x1 hold what its next pass, or its
-# child stage, still reads. What lives only within one layer's call shares one slot, the arena
+# (stage index, role): "x" for layer outputs, each at the place ``output_at`` gives it; a stage's "x" holds what
+# its next pass, or its child stage, still reads. What lives only within one layer's call shares one slot, the arena
 # (``TRANSIENT_ARENA``), laid out per call by ``LayerScratch``: "raw" for an upsampling conv's output before
 # its epilogue, "tiles_in" / "tiles_out" for a Winograd conv's transformed input and its products
 # ("tiles_in" also the fused convs' band buffers). Laid end to end per call, the arena is the largest
@@ -30,7 +30,9 @@ Slot = tuple[int, str]
 TRANSIENT = -1
 TRANSIENT_ARENA: Slot = (TRANSIENT, "arena")
 # Cache lines each role's tensors start after (see ActivationBuffers._offset): distinct modulo 64.
-ROLE_LINES = {"x0": 0, "x1": 17, "raw": 34, "tiles_in": 51, "tiles_out": 9}
+ROLE_LINES = {"x": 0, "raw": 34, "tiles_in": 51, "tiles_out": 9}
+# ... that an output placed past its layer's input starts after its page, so that the two differ too.
+PAST_INPUT_LINES = 17
 
 
 class ActivationBuffers:
@@ -125,9 +127,13 @@ def arena_bytes(requests: Iterable[tuple[str, int]], shared: dict[str, str] | No
     return layout.end
 
 
-def slot_bytes(stage: int, role: str | None, samples: int, shape_per_sample: tuple[int, ...],
-               dtype: torch.dtype, sizes: dict[Slot, int]) -> None:
-    """Grow ``sizes[(stage, role)]`` to hold ``samples`` tensors of ``shape_per_sample`` (no-op for role None)."""
-    if role is not None:
-        need = samples * math.prod(shape_per_sample) * dtype.itemsize
-        sizes[(stage, role)] = max(sizes.get((stage, role), 0), need)
+def output_at(nbytes: int, held: tuple[int, int] | None, input_dead: bool) -> int:
+    """Where in its stage's "x" slot a layer's ``nbytes`` output starts. ``held``: (start, bytes) of its input
+    in that slot (None: the input lies elsewhere); ``input_dead``: the layer reads all its input before it
+    writes its output (an upsampling conv, whose epilogue reads only its conv's output). Such an output, or
+    one whose input lies elsewhere, starts at 0; another starts at 0 if it ends before its input, else past it.
+    So a block's two outputs take the slot in turns and the last block's unstored conv1 leaves its conv0's
+    output alone in it: 32 instead of 48 MiB at 256² batch 1, 64 instead of 96 at 512²."""
+    if held is None or input_dead or nbytes <= held[0]:
+        return 0
+    return -(-(held[0] + held[1]) // 4096) * 4096 + PAST_INPUT_LINES * 64

@@ -150,7 +150,7 @@ def _slot(plan: InferencePlan, lp: LayerPlan, role: str | None, n: int, side: in
     """The layer's [n, out_channels, side, side] view of its stage's buffer slot ``role`` (None: no slot)."""
     if role is None:
         return None
-    return plan.buffers.view((lp.stage, role), (n, lp.out_channels, side, side), dtype)
+    return plan.buffers.view((lp.stage, role), (n, lp.out_channels, side, side), dtype, lp.out_at)
 
 
 def _finish(lp: LayerPlan, layer: SynthesisLayer, x: torch.Tensor, styles: torch.Tensor, inputs: _Pass,

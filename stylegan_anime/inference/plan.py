@@ -30,7 +30,7 @@ from ..networks import fast_modconv, winograd
 from ..ops.native_build import OPS_MODE
 from ..ops.layer_epilogue import Fir
 from . import policy
-from .buffers import TILES_OVER_RAW, TRANSIENT_ARENA, ActivationBuffers, Slot, arena_bytes, slot_bytes
+from .buffers import TILES_OVER_RAW, TRANSIENT_ARENA, ActivationBuffers, Slot, arena_bytes, output_at
 
 if TYPE_CHECKING:
     from ..networks import Generator
@@ -75,6 +75,7 @@ class LayerPlan:
     index: int = 0  # in InferencePlan.layers (and in a forward's noise overrides)
     stage: int = 0  # index into InferencePlan.stages
     out_slot: str | None = None  # the buffer slot of its output (None: allocated per forward, or not stored)
+    out_at: int = 0  # where in that slot its output starts (bytes; ``buffers.output_at``)
     raw_slot: str | None = None  # ... of its conv's output before the epilogue pass
     tiles_over_raw: bool = False  # its conv's input tiles may lie where its raw output will (one call)
 
@@ -264,27 +265,29 @@ def _stages(samples: list[int]) -> list[Stage]:
 
 
 def _assign_slots(plan: InferencePlan, blocks) -> None:
-    """Give each layer's output (and raw conv output) a buffer slot and size the slots: outputs alternate
-    between a stage's x0 and x1 (a layer reads one and writes the other); a stage's first layer reads its
-    parent stage's slot. The resnet architecture's blocks keep the allocating path."""
+    """Give each layer's output (and raw conv output) a place in a buffer slot and size the slots: a stage's
+    outputs share its "x" slot, each placed by ``buffers.output_at`` against the input it reads (the previous
+    layer's output; a stage's first layer reads its parent stage's slot). The resnet architecture's blocks keep
+    the allocating path."""
     layer_iter = iter(plan.layers)
     last = blocks[-1]
     for stage_index, stage in enumerate(plan.stages):
-        turn = 0
+        held = None  # (start, bytes) in the stage's slot of the output the next layer reads
         for block in blocks[stage.first: stage.end]:
             for layer in block.layers():
                 lp = next(layer_iter)
                 if block.architecture == "resnet":
                     continue
-                stored = not (lp.to_rgb_fused and block is last)
-                lp.out_slot = f"x{turn % 2}" if stored else None
-                turn += 1
+                if not (lp.to_rgb_fused and block is last):  # else its output is not stored
+                    nbytes = stage.samples * lp.out_channels * lp.resolution ** 2 * lp.dtype.itemsize
+                    lp.out_slot, lp.out_at = "x", output_at(nbytes, held, input_dead=lp.up > 1)
+                    held = (lp.out_at, nbytes)
+                    plan.buffer_bytes[(stage_index, "x")] = max(plan.buffer_bytes.get((stage_index, "x"), 0),
+                                                                lp.out_at + nbytes)
                 lp.raw_slot = "raw" if lp.algorithm in RAW_SLOT_ALGORITHMS else None
                 side = lp.resolution // lp.up
                 lp.tiles_over_raw = lp.raw_slot is not None and winograd.one_call(lp.algorithm, stage.samples,
                                                                                   side, side)
-                slot_bytes(stage_index, lp.out_slot, stage.samples, (lp.out_channels, lp.resolution, lp.resolution),
-                           lp.dtype, plan.buffer_bytes)
                 arena = arena_bytes(_transient_requests(lp, stage.samples), lp.scratch_shared)
                 plan.buffer_bytes[TRANSIENT_ARENA] = max(plan.buffer_bytes.get(TRANSIENT_ARENA, 0), arena)
 
