@@ -264,7 +264,7 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
         wall, cpu = statistics.median(x["wall"] for x in s), statistics.median(x["cpu"] for x in s)
         rows.append({**case, "sec_per_batch": wall, "images_per_s": case["batch"] / wall,
                      "cpu_s_per_image": cpu / case["batch"], "peak_rss_mib": max(x["peak_rss_mib"] for x in s),
-                     "rounds": len(s)})
+                     "rounds": len(s), "walls": [x["wall"] for x in s]})
     return rows
 
 
@@ -272,7 +272,9 @@ def add_ratios(rows: list[dict]) -> None:
     """vs_best_port: images/s over the faster port's best (with or without tunables) at that
     size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load);
     rss_vs_ada: peak RSS over ada's in its default setting (no tunables); vs_baseline_plan: images/s
-    over the baseline checkout's plan (``--baseline``)."""
+    over the baseline checkout's plan (``--baseline``), as the ratio of the median times and as
+    vs_baseline_paired, the median of the rounds' own ratios: two contenders that take turns see the same
+    drift within a round, while the medians of 9 rounds on a shared machine may come from different ones."""
     for r in rows:
         same = [p for p in rows if p["res"] == r["res"] and p["batch"] == r["batch"] and "images_per_s" in p]
         ada = [p for p in same if p["name"] == "ada" and not p["tunables"]]
@@ -281,6 +283,7 @@ def add_ratios(rows: list[dict]) -> None:
             r["rss_vs_ada"] = r["peak_rss_mib"] / ada[0]["peak_rss_mib"]
         if base and "images_per_s" in r:
             r["vs_baseline_plan"] = r["images_per_s"] / base[0]["images_per_s"]
+            r["vs_baseline_paired"] = statistics.median(b / o for o, b in zip(r["walls"], base[0]["walls"]))
         ports = [p for p in rows if p["name"] in ("ada", "rosinality") and p["res"] == r["res"]
                  and p["batch"] == r["batch"] and "images_per_s" in p]
         if ports and "images_per_s" in r:
@@ -340,7 +343,7 @@ def main() -> None:
             rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "rss_vs_ada", "vs_baseline_plan", "vs_best_port", "cpu_vs_best_port", "died"])
+                       "rss_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port", "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
 
