@@ -343,7 +343,8 @@ def main() -> None:
             rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "rss_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port", "died"])
+                       "rss_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port",
+                       "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
 

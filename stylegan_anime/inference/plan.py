@@ -264,6 +264,11 @@ def _stages(samples: list[int]) -> list[Stage]:
     return stages
 
 
+def _grow(sizes: dict[Slot, int], slot: Slot, nbytes: int) -> None:
+    """Make ``sizes[slot]`` at least ``nbytes``."""
+    sizes[slot] = max(sizes.get(slot, 0), nbytes)
+
+
 def _assign_slots(plan: InferencePlan, blocks) -> None:
     """Give each layer's output (and raw conv output) a place in a buffer slot and size the slots: a stage's
     outputs share its "x" slot, each placed by ``buffers.output_at`` against the input it reads (the previous
@@ -282,14 +287,13 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                     nbytes = stage.samples * lp.out_channels * lp.resolution ** 2 * lp.dtype.itemsize
                     lp.out_slot, lp.out_at = "x", output_at(nbytes, held, input_dead=lp.up > 1)
                     held = (lp.out_at, nbytes)
-                    plan.buffer_bytes[(stage_index, "x")] = max(plan.buffer_bytes.get((stage_index, "x"), 0),
-                                                                lp.out_at + nbytes)
+                    _grow(plan.buffer_bytes, (stage_index, "x"), lp.out_at + nbytes)
                 lp.raw_slot = "raw" if lp.algorithm in RAW_SLOT_ALGORITHMS else None
                 side = lp.resolution // lp.up
                 lp.tiles_over_raw = lp.raw_slot is not None and winograd.one_call(lp.algorithm, stage.samples,
                                                                                   side, side)
                 arena = arena_bytes(_transient_requests(lp, stage.samples), lp.scratch_shared)
-                plan.buffer_bytes[TRANSIENT_ARENA] = max(plan.buffer_bytes.get(TRANSIENT_ARENA, 0), arena)
+                _grow(plan.buffer_bytes, TRANSIENT_ARENA, arena)
 
 
 def _transient_requests(lp: LayerPlan, n: int) -> list[tuple[str, int]]:
