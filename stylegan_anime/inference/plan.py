@@ -3,7 +3,8 @@
 For each layer the plan holds its conv algorithm and why (``policy.py``), where its epilogue
 (demodulation, noise, bias, lrelu, clamp) runs, whether its block's toRGB runs inside its conv, and
 the tensors derived from its weights alone (squared tap sums, Winograd filter transforms, the
-transposed conv's layout, the split FIR taps). ``executor.py`` runs forwards from it.
+transposed conv's layout, for oneDNN in its own format, the split FIR taps). ``executor.py`` runs
+forwards from it.
 
 The plan also owns the forward's memory: the blocks form stages by how many samples a pass takes
 (``policy.samples_per_pass``: the high-resolution blocks run a few samples at a time, each pass going
@@ -70,6 +71,7 @@ class LayerPlan:
     to_rgb_fused: bool  # the block's toRGB runs inside this layer's conv
     square_sums: torch.Tensor = field(repr=False)  # [out, in]
     # Winograd filters ([36, out, in] or the stride-2 ones), or the transposed layout [in, out, k, k]
+    # (as a onednn_deconv.PackedDeconv where oneDNN's transposed conv reads it)
     prepared: torch.Tensor | None = field(repr=False)
     fir: Fir | None = field(default=None, repr=False)  # the upsampling FIR's split taps (None: reference resampling)
     index: int = 0  # in InferencePlan.layers (and in a forward's noise overrides)
@@ -335,8 +337,11 @@ def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, de
                                                              w.shape[2:]))
         choice = policy.choose_up(n, in_c, out_c, res // layer.up, k, layer.up, fir is not None, dtype, device)
         winograd_up = choice.algorithm in ("up_fused", "up_winograd")
-        prepared = kept(f"up_{dtype}" if winograd_up else "transposed",
-                        lambda: fast_modconv.prepare_up(choice.algorithm, w, dtype))
+        packed = choice.algorithm == "up_direct" and fir is not None
+        side = res // layer.up
+        prepared = kept(f"up_{dtype}" if winograd_up else f"onednn_{dtype}" if packed else "transposed",
+                        lambda: fast_modconv.prepare_up(choice.algorithm, w, dtype,
+                                                        (n, in_c, side, side) if packed else None, layer.up))
     return LayerPlan(name, res, in_c, out_c, layer.up, dtype, choice.algorithm, choice.why,
                      block_rgb and choice.algorithm == "fused", square_sums, prepared, fir)
 

@@ -43,7 +43,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..ops import kernels, winograd_op
+from ..ops import kernels, onednn_deconv, winograd_op
 from ..ops.layer_epilogue import Finish, Fir, layer_epilogue, separable_taps
 from ..ops.to_rgb import to_rgb
 from . import winograd
@@ -212,12 +212,18 @@ def prepare_f43(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return winograd_op.weight_transform(weight.to(dtype))
 
 
-def prepare_up(algorithm: str, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def prepare_up(algorithm: str, weight: torch.Tensor, dtype: torch.dtype,
+               input_size: tuple[int, int, int, int] | None = None, up: int = 2):
     """What an upsampling layer's ``algorithm`` reads of weight: [out, in, k, k]: the stride-2 Winograd
-    filters (``up_fused``, ``up_winograd``), else the transposed conv's layout [in, out, k, k]."""
+    filters (``up_fused``, ``up_winograd``), else the transposed conv's layout [in, out, k, k], for
+    ``up_direct`` (stride ``up``) on inputs of ``input_size`` (if given) laid out once for oneDNN where
+    it can be (``onednn_deconv.PackedDeconv``; only for layers whose FIR filter ``upsample_fir`` splits)."""
     if algorithm in ("up_fused", "up_winograd"):
         return winograd_op.up_filters(weight.to(dtype))
-    return transposed_weight(weight)
+    w_t = transposed_weight(weight)
+    if algorithm == "up_direct" and input_size is not None and onednn_deconv.available(w_t.to(dtype)):
+        return onednn_deconv.pack(w_t.to(dtype), up, input_size)
+    return w_t
 
 
 def make_finish(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, bias: torch.Tensor,
@@ -289,6 +295,8 @@ def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torc
         return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
     if algorithm == "up_winograd":
         return winograd.up_winograd_conv(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
+    if isinstance(prepared, onednn_deconv.PackedDeconv):  # up_direct; the plan packs only where fir splits
+        return prepared(winograd_op.modulated(x, styles)), fir, gd, gb
     w_t = prepared  # [in, out, k, k]
     if algorithm == "up_weights":
         w_t, scale = w_t * (styles[0][:, None] * gd[0][None, :])[..., None, None], None
