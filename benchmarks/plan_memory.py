@@ -8,7 +8,9 @@ ratio is also measured in one process, the two paths alternating call by call on
 
 ``--budgets 16 32 64 128 0`` instead times plans built with each pass budget (MiB a tensor, 0: the
 whole batch a pass; ``inference.policy.PASS_BYTES``) in one process, call by call in turns, and
-reports each one's speed over the unsplit plan's and its activation buffers.
+reports each one's speed over the unsplit plan's and its activation buffers. ``--unkept-tiles 0 64 256``
+likewise times plans whose F(4x4, 3x3) layers of at most that many tiles a call make their filters on the
+way instead of keeping them (``networks.winograd.UNKEPT_MAX_TILES``; 0: all kept).
 
 Keep to 256² on the shared machine: 512² batch 8 needs several GB.
 """
@@ -58,34 +60,54 @@ def run_alternating(case: dict) -> dict:
     return {**case, "ratio": ratios[len(ratios) // 2]}
 
 
-def run_budgets(case: dict) -> list[dict]:
-    """Plans of one network with each pass budget, timed in turns ``case["rounds"]`` times: median seconds."""
+def _set_budget(mib: int) -> None:
     from stylegan_anime.inference import policy
+    policy.PASS_BYTES = mib * 2 ** 20 if mib else 2 ** 62
+
+
+def _set_unkept_tiles(tiles: int) -> None:
+    from stylegan_anime.networks import winograd
+    winograd.UNKEPT_MAX_TILES = tiles
+
+
+# What ``--budgets`` and ``--unkept-tiles`` vary: (case key, setter, the row's column, the reference value).
+VARIANTS = {"budgets": ("budgets", _set_budget, "budget_mib", 0),
+            "unkept": ("unkept_tiles", _set_unkept_tiles, "unkept_max_tiles", 0)}
+
+
+def run_variants(case: dict) -> list[dict]:
+    """Plans of one network built under each value of one setting (``VARIANTS``), timed in turns
+    ``case["rounds"]`` times: median seconds, activation buffers and kept filters."""
+    from stylegan_anime.inference.plan import total_prepared_bytes
     from stylegan_anime.networks import Generator, GeneratorConfig
+    key, setter, column, _ = VARIANTS[case["path"]]
     torch.manual_seed(0)
     G = Generator(GeneratorConfig(img_resolution=case["res"])).eval().requires_grad_(False)
     z = torch.randn(case["batch"], G.z_dim)
     plans = {}
-    for mib in case["budgets"]:
-        policy.PASS_BYTES = mib * 2 ** 20 if mib else 2 ** 62
-        plans[mib] = G.plan("cpu", case["batch"])
-        plans[mib].generate(z)  # the first forward allocates the buffers
-    seconds = {mib: [] for mib in plans}
+    for value in case[key]:
+        setter(value)
+        G.release_plans()  # each value its own plan, store and buffers
+        plans[value] = G.plan("cpu", case["batch"])
+        plans[value].generate(z)  # the first forward allocates the buffers
+    seconds = {value: [] for value in plans}
     for _ in range(case["rounds"]):
-        for mib, plan in plans.items():
-            seconds[mib].append(time_calls(lambda: plan.generate(z), warmup=0, min_seconds=0, min_calls=1))
-    return [{"res": case["res"], "batch": case["batch"], "budget_mib": mib or "whole batch",
-             "seconds": sorted(t)[len(t) // 2], "buffers_mib": plans[mib].buffers.nbytes / 2 ** 20}
-            for mib, t in seconds.items()]
+        for value, plan in plans.items():
+            seconds[value].append(time_calls(lambda: plan.generate(z), warmup=0, min_seconds=0, min_calls=1))
+    return [{"res": case["res"], "batch": case["batch"], column: value, "seconds": sorted(t)[len(t) // 2],
+             "buffers_mib": plans[value].buffers.nbytes / 2 ** 20,
+             "filters_mib": total_prepared_bytes(plans[value]) / 2 ** 20} for value, t in seconds.items()]
 
 
-def main_budgets(args) -> None:
+def main_variants(args, path: str) -> None:
+    """``--budgets`` (speed over the whole batch a pass) or ``--unkept-tiles`` (speed over filters all kept)."""
+    key, _, column, reference = VARIANTS[path]
     rows = []
     for b in args.batches:
-        got = run_case_in_subprocess("benchmarks.plan_memory", {"path": "budgets", "batch": b, "res": args.res,
-                                                                 "rounds": args.rounds, "budgets": args.budgets})
-        whole = next(r["seconds"] for r in got if r["budget_mib"] == "whole batch")
-        rows += [{**r, "speed_vs_whole_batch": whole / r["seconds"]} for r in got]
+        got = run_case_in_subprocess("benchmarks.plan_memory", {"path": path, "batch": b, "res": args.res,
+                                                                 "rounds": args.rounds, key: getattr(args, key)})
+        base = next(r["seconds"] for r in got if r[column] == reference)
+        rows += [{**r, f"speed_vs_{column}_{reference}": base / r["seconds"]} for r in got]
     print_table(rows, list(rows[0]))
     if args.out:
         write_json(rows, args.out)
@@ -99,15 +121,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5, help="calls of each path in the alternating run")
     ap.add_argument("--budgets", type=int, nargs="+", help="pass budgets in MiB to compare (include 0: whole batch)")
+    ap.add_argument("--unkept-tiles", type=int, nargs="+", dest="unkept_tiles",
+                    help="values of winograd.UNKEPT_MAX_TILES to compare (include 0: every F(4x4,3x3) filter kept)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.case:
         case = json.loads(args.case)
-        runs = {"both": run_alternating, "budgets": run_budgets}
+        runs = {"both": run_alternating, "budgets": run_variants, "unkept": run_variants}
         print(json.dumps(runs.get(case["path"], run_case)(case)))
         return
-    if args.budgets:
-        main_budgets(args)
+    if args.budgets or args.unkept_tiles:
+        main_variants(args, "budgets" if args.budgets else "unkept")
         return
     cases = [{"path": p, "batch": b, "res": args.res} for b in args.batches for p in PATHS]
     rows = best_of_alternating("benchmarks.plan_memory", cases, args.repeats, score=lambda r: r["img_s"])

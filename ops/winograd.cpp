@@ -6,8 +6,10 @@
 //   winograd_unfused.h  the unfused transforms (image ↔ tiles, filters), with their adjoints
 //   winograd_gemm.h     the fused conv's products: band layout and GEMM micro-kernel
 //   winograd_fused.h    the fused conv, with the layer's epilogue and toRGB on the way out
+//   winograd_filter_blocks.h  tile products with the filters transformed block by block, not kept
 #include <torch/extension.h>
 
+#include "winograd_filter_blocks.h"
 #include "winograd_fused.h"
 #include "winograd_unfused.h"
 
@@ -48,4 +50,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("work_floats", &sa::winograd_work_floats, "S (6: conv, conv_rgb; 9: up_conv), N, C, K, H, W, band -> the "
           "floats of the work buffers the fused conv of N images of H x W (C channels in, K out) takes");
     m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
+    m.def("products_from_weights", &sa::winograd_products_from_weights, "g [K, C, 3, 3], V [36, C, P], M [36, K, P], "
+          "work (None: new) -> M = the products of V and g's filter transform, made block by block into work",
+          py::arg("g"), py::arg("v"), py::arg("m"), py::arg("work") = py::none());
+    m.def("filter_work_floats", &sa::winograd_filter_work_floats, "C, threads -> the floats of products_from_weights' "
+          "work buffer");
 }

@@ -30,22 +30,24 @@ struct BandLayout {
     }
 };
 
-// m[k, q] = sum_c u[k, c] v[c, q] for one panel: u [ROWS, C] (row stride C), v and m [.., GEMM_COLS].
-template <int ROWS>
-void gemm_block(const float* u, int64_t c, const float* v, float* m) {
-    Lanes<float> acc[ROWS][GEMM_VECS];
+// m[k, q] = sum_c u[k, c] v[c, q] for one panel: u [ROWS, C] (row stride C), v and m [.., VECS * LANES]
+// (rows ldv and ldm apart: a band's panels are GEMM_COLS wide, a [C, P] tile plane's rows P).
+template <int ROWS, int VECS = GEMM_VECS>
+void gemm_block(const float* u, int64_t c, const float* v, float* m, int64_t ldv = GEMM_COLS,
+                int64_t ldm = GEMM_COLS) {
+    Lanes<float> acc[ROWS][VECS];
     for (int r = 0; r < ROWS; ++r)
-        for (int j = 0; j < GEMM_VECS; ++j) acc[r][j] = 0.f;
+        for (int j = 0; j < VECS; ++j) acc[r][j] = 0.f;
     for (int64_t i = 0; i < c; ++i) {
-        Lanes<float> b[GEMM_VECS];
-        for (int j = 0; j < GEMM_VECS; ++j) b[j] = Lanes<float>::load(v + i * GEMM_COLS + j * LANES);
+        Lanes<float> b[VECS];
+        for (int j = 0; j < VECS; ++j) b[j] = Lanes<float>::load(v + i * ldv + j * LANES);
         for (int r = 0; r < ROWS; ++r) {
             const Lanes<float> a = u[r * c + i];
-            for (int j = 0; j < GEMM_VECS; ++j) acc[r][j] = simd::fma(a, b[j], acc[r][j]);
+            for (int j = 0; j < VECS; ++j) acc[r][j] = simd::fma(a, b[j], acc[r][j]);
         }
     }
     for (int r = 0; r < ROWS; ++r)
-        for (int j = 0; j < GEMM_VECS; ++j) acc[r][j].store(m + r * GEMM_COLS + j * LANES);
+        for (int j = 0; j < VECS; ++j) acc[r][j].store(m + r * ldm + j * LANES);
 }
 
 // The band's products, plane by plane: m[a] = u[u_planes[a]] v[a] for u [., K, C] (contiguous) and the

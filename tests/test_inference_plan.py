@@ -311,7 +311,7 @@ def test_fused_convs_on_given_band_buffers_equal_their_own():
 
 @pytest.mark.parametrize("batch, channels, mode, convs", [(1, 256, "always", {"fused", "up_fused"}),
                                                           (3, 256, "always", {"fused", "up_fused"}),
-                                                          (1, 512, "auto", {"f43", "up_winograd"}),
+                                                          (1, 512, "auto", {"f43", "f43_unkept", "up_winograd"}),
                                                           (5, 512, "auto", {"f43", "up_winograd"})])
 def test_the_plan_sizes_its_arena_before_the_first_forward(native_cpu_ops, batch, channels, mode, convs):
     """The arena a plan reserves holds every layer call's raw output, tiles and band buffers (the fused
@@ -490,3 +490,26 @@ def test_always_mode_routes_a_plans_convs_to_winograd_and_agrees_with_the_refere
     with use_winograd("off"):
         reference = _reference(G, z, noise_mode="const")
     torch.testing.assert_close(images, reference, rtol=1e-5, atol=2e-5 * reference.abs().max().item())
+
+
+def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_keeping_them(monkeypatch):
+    """Config F at 256², one image: b32.conv1 (64 tiles) makes its F(4×4, 3×3) filters block by block per
+    call, so the plan keeps 36 MiB less (its 512 × 512 filter transform), with the kept plan's images; the
+    64² layer (256 tiles) keeps its filters."""
+    from stylegan_anime.inference.plan import build_plan, total_prepared_bytes
+    from stylegan_anime.networks import winograd
+    if not winograd_op.native_available(torch.zeros(1)):
+        pytest.skip("needs the native winograd op")
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(GeneratorConfig(img_resolution=256))).eval().requires_grad_(False)
+    z = torch.randn(1, G.z_dim)
+    plan = build_plan(G, "cpu", 1)
+    taken = {lp.name: lp for lp in plan.layers}
+    assert taken["b32.conv1"].algorithm == "f43_unkept" and taken["b32.conv1"].prepared is None
+    assert taken["b64.conv1"].algorithm == "f43"
+    monkeypatch.setattr(winograd, "filters_unkept", lambda x, shape: False)
+    kept = build_plan(G, "cpu", 1)
+    assert total_prepared_bytes(kept) - total_prepared_bytes(plan) == 36 * 512 * 512 * 4
+    expected = kept.generate(z, noise_mode="const")
+    torch.testing.assert_close(plan.generate(z, noise_mode="const"), expected, rtol=1e-5,
+                               atol=2e-5 * expected.abs().max().item())

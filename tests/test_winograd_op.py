@@ -339,3 +339,59 @@ def test_fused_band_grows_with_the_input_channels():
     assert winograd_op.fused_band(64) == winograd_op.fused_band(128) == winograd_op.FUSED_BAND
     assert winograd_op.fused_band(256) == winograd_op.FUSED_WIDE_BAND
     assert winograd_op.FUSED_BAND % 24 == winograd_op.FUSED_WIDE_BAND % 24 == 0
+
+
+# --------------------------------------------------------------------------- filters made on the way
+
+
+@pytest.mark.parametrize("k, c, p", [(16, 8, 8), (32, 24, 40), (48, 16, 64), (16, 512, 16)])
+def test_products_from_weights_equal_the_kept_filters_products(native_cpu_ops, k, c, p):
+    """M = bmm(weight_transform(g), V), with the filters made block by block in the work buffer: tiles in
+    panels of 24, 16 and 8 (40 = 24 + 16), one and several blocks of 16 output channels."""
+    native = native_build.load("winograd", "cpu")
+    gen = torch.Generator().manual_seed(k + c + p)
+    g, v = torch.randn(k, c, 3, 3, generator=gen), torch.randn(36, c, p, generator=gen)
+    m = torch.full((36, k, p), float("nan"))
+    work = torch.empty(native.filter_work_floats(c, torch.get_num_threads()))
+    assert native.products_from_weights(g, v, m, work) is not None
+    expected = torch.bmm(winograd_op.weight_transform(g), v)
+    torch.testing.assert_close(m, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+
+
+def test_the_filters_made_on_the_way_are_the_kept_ones_bit_for_bit(native_cpu_ops):
+    """With V[a] = the identity (P = C), each product picks one filter value: M equals U exactly."""
+    native = native_build.load("winograd", "cpu")
+    g = torch.randn(32, 16, 3, 3, generator=torch.Generator().manual_seed(1))
+    m = torch.empty(36, 32, 16)
+    native.products_from_weights(g, torch.eye(16).expand(36, 16, 16).contiguous(), m)
+    assert torch.equal(m, winograd_op.weight_transform(g))
+
+
+@pytest.mark.parametrize("k, c, p, work, message", [
+    (8, 8, 8, None, "K a multiple of 16"), (16, 4, 8, None, "C and P of 8"), (16, 8, 12, None, "C and P of 8"),
+    (16, 8, 8, 10, "work must be"),
+])
+def test_products_from_weights_refuse_what_they_cannot_take(native_cpu_ops, k, c, p, work, message):
+    native = native_build.load("winograd", "cpu")
+    with pytest.raises(RuntimeError, match=message):
+        native.products_from_weights(torch.zeros(k, c, 3, 3), torch.zeros(36, c, p), torch.zeros(36, k, p),
+                                     None if work is None else torch.zeros(work))
+
+
+def test_a_conv_with_its_filters_made_on_the_way_equals_the_direct_convolution(native_cpu_ops):
+    """``conv3x3_from_weights_into`` on a plan-like scratch: the modulated conv's output, its scratch asked
+    for in the order ``winograd.scratch_requests`` gives the plan's arena."""
+    gen = torch.Generator().manual_seed(3)
+    x, w = torch.randn(1, 32, 16, 16, generator=gen), torch.randn(48, 32, 3, 3, generator=gen)
+    scale = torch.rand(1, 32, generator=gen) + 0.5
+    asked = []
+
+    def scratch(role, shape, dtype):
+        asked.append(role)
+        return torch.empty(shape, dtype=dtype)
+
+    y = winograd_op.conv3x3_from_weights_into(x, w, scale, scratch, torch.empty(1, 48, 16, 16))
+    expected = F.conv2d(x * scale[:, :, None, None], w, padding=1)
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=2e-5 * expected.abs().max().item())
+    from stylegan_anime.networks import winograd
+    assert asked == [role for role, _ in winograd.scratch_requests("f43_unkept", 1, 32, 48, 16, 16)]

@@ -170,9 +170,9 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
 
 
 # The algorithms of a stride-1 layer's conv: the fused F(4×4, 3×3) (epilogue inside), F(4×4, 3×3) on
-# modulated activations, NNPACK or a grouped conv of per-sample weights, oneDNN's direct conv of
-# modulated activations.
-SAME_ALGORITHMS = ("fused", "f43", "nnpack", "grouped", "direct")
+# modulated activations (its filters kept, or made block by block per call: "f43_unkept"), NNPACK or a
+# grouped conv of per-sample weights, oneDNN's direct conv of modulated activations.
+SAME_ALGORITHMS = ("fused", "f43", "f43_unkept", "nnpack", "grouped", "direct")
 # ... of an upsampling layer's: stride-2 Winograd fused or on modulated activations, oneDNN's
 # transposed conv of per-sample weights (one image) or of modulated activations.
 UP_ALGORITHMS = ("up_fused", "up_winograd", "up_weights", "up_direct")
@@ -186,7 +186,7 @@ def same_conv_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, .
     if winograd.fused_preferred(x, weight_shape, padding, filters_kept):
         return "fused"
     if winograd.f43_preferred(x, weight_shape, padding, filters_kept):
-        return "f43"
+        return "f43_unkept" if winograd.filters_unkept(x, weight_shape) else "f43"
     if winograd.usable(x, weight_shape[2], padding, weight_shape[0]):
         return "nnpack"
     if modulate_in_weights(math.prod(weight_shape), h * w_, h * w_, in_c, weight_shape[0]):
@@ -279,6 +279,9 @@ def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: to
         return y.reshape(n, out_c, h, w_), None, None, None
     if algorithm == "f43":  # the modulation in its input transform
         y = winograd.f43_conv3x3(x, f43_filters, styles, out=raw, scratch=scratch)
+    elif algorithm == "f43_unkept":  # ... and its filters made on the way, in the plan's scratch
+        y = winograd.f43_unkept_conv3x3(x, weight, styles, raw if raw is not None else x.new_empty(
+            n, out_c, h, w_), scratch)
     else:
         y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb

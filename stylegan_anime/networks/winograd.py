@@ -28,9 +28,11 @@ tests); in Python ``with use_winograd("off"):``.
 from __future__ import annotations
 
 
+import math
+
 import torch
 
-from ..ops import winograd_op
+from ..ops import native_build, winograd_op
 from ..ops.switches import Switch
 
 MODES = ("auto", "off", "always")
@@ -49,6 +51,11 @@ MIN_CHANNELS = 128  # C_in and C_out
 # tiles stay in the cache (``benchmarks.ops --conv``).
 KEPT_FILTER_MIN_CHANNELS = 512
 KEPT_FILTER_MAX_TILES = 256
+# Up to this many tiles a call, F(4x4, 3x3) transforms its filters block by block on the way instead of
+# keeping them (``winograd_op.conv3x3_from_weights_into``): 36 MiB less a 512-channel layer, for about 3 ms
+# more on a 64-tile call; a 256² generator at one image 0.995x as fast, 0.90x at 256 tiles
+# (``benchmarks.plan_memory --unkept-tiles``, benchmarks/THRESHOLDS.md).
+UNKEPT_MAX_TILES = 64
 # The stride-2 transposed conv as Winograd, filters kept, against oneDNN's transposed conv: it needs
 # enough windows and input channels to pay for its transforms (``benchmarks.ops --conv``, and the
 # whole generator side by side in ``benchmarks.compare_ports``).
@@ -148,6 +155,22 @@ def f43_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], p
                                            and th * tw <= KEPT_FILTER_MAX_TILES)
 
 
+def filters_unkept(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...]) -> bool:
+    """Whether an F(4x4, 3x3) conv of x: [N, C, H, W] that ``f43_preferred`` takes should make its filters
+    on the way (one float32 call of at most ``UNKEPT_MAX_TILES`` tiles, in the native op's multiples)."""
+    th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
+    tiles = x.shape[0] * th * tw
+    return (x.dtype == torch.float32 and winograd_op.native_available(x) and tiles <= UNKEPT_MAX_TILES
+            and tiles % 8 == 0 and weight_shape[0] % 16 == 0 and weight_shape[1] % 8 == 0)
+
+
+def f43_unkept_conv3x3(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, out: torch.Tensor,
+                       scratch: winograd_op.Scratch) -> torch.Tensor:
+    """``f43_conv3x3(x, weight_transform(weight), scale, out, scratch)`` for the convs ``filters_unkept``
+    takes: weight: [K, C, 3, 3], its filters made block by block in the plan's scratch."""
+    return winograd_op.conv3x3_from_weights_into(x, weight, scale, scratch, out)
+
+
 def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
                 out: torch.Tensor | None = None, scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
     """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over ``_in_slices`` of the batch.
@@ -211,6 +234,10 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
     scratch for (``winograd_op.Scratch``), as (role, bytes) in order, at the largest: the unfused convs' tiles
     of a slice or band (``_in_slices``, ``_band_rows``), the fused convs' band buffers. An inference plan
     sizes its arena by them before the first forward."""
+    if algorithm == "f43_unkept":  # one call; the filter blocks' floats are float32 whatever the dtype
+        tiles = n * math.prod(winograd_op.tiles(h, w))
+        work = native_build.load("winograd", "cpu").filter_work_floats(c, torch.get_num_threads()) * 4
+        return [("filters", work), ("tiles_in", 36 * c * tiles * itemsize), ("tiles_out", 36 * k * tiles * itemsize)]
     if algorithm in ("f43", "up_winograd"):
         values, tiles = (36 if algorithm == "f43" else 81), _call_tiles(algorithm, n, h, w)[0]
         return [("tiles_in", values * c * tiles * itemsize), ("tiles_out", values * k * tiles * itemsize)]

@@ -188,6 +188,22 @@ def conv3x3_transformed(x: torch.Tensor, u: torch.Tensor, native: bool | None = 
                           scale)
 
 
+def conv3x3_from_weights_into(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
+                              scratch: Scratch, out: torch.Tensor) -> torch.Tensor:
+    """``conv3x3_transformed(x, weight_transform(weight), scale=scale, scratch=scratch, out=out)`` without
+    the filter transform: each block of filters is transformed into the "filters" scratch tensor just before
+    its products (native ``products_from_weights``: float32, one call for all of x's tiles, out channels a
+    multiple of 16, in channels and tiles of 8). The transformed filters are bitwise the kept ones; the
+    products sum in another order than BLAS's."""
+    native = native_build.load("winograd", "cpu")
+    n, c, h, w = x.shape
+    work = scratch("filters", (native.filter_work_floats(c, torch.get_num_threads()),), torch.float32)
+    weight = weight.to(x.dtype).contiguous()
+    return _tile_products_into(x, weight, ("input", "output"), tiles(h, w), scale, scratch, out,
+                               products=lambda g, v, m: native.products_from_weights(g, v, m, work),
+                               planes=(36, weight.shape[0]))
+
+
 def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native_pair, ref_pair,
                    scale: torch.Tensor | None = None) -> torch.Tensor:
     """output(bmm(u, input(x, scale)), N, H, W) with the (input, output) transforms of ``native_pair``
@@ -202,15 +218,16 @@ def _tile_products(x: torch.Tensor, u: torch.Tensor, native: bool | None, native
 def _tile_products_into(x: torch.Tensor, u: torch.Tensor, names: tuple[str, str], tile_grid: tuple[int, int],
                         scale: torch.Tensor | None, scratch: Scratch, out: torch.Tensor,
                         band_rows: int | None = None, products=None,
-                        order: torch.Tensor | None = None) -> torch.Tensor:
+                        order: torch.Tensor | None = None, planes: tuple[int, int] | None = None) -> torch.Tensor:
     """``_tile_products`` by the native transforms ``names`` (input, output) into ``out``, the transformed
     input and the products in scratch tensors ("tiles_in" [S², C, P], "tiles_out" [S², K, P]; P: x's
     images times ``tile_grid``'s tiles, or times a band's: ``band_rows`` rows of windows at a time, so
     that a large image's tiles take a fraction of its memory; None: all). ``products(u, v, out)``: the
     tiles' products (default ``torch.bmm``); ``order``: the plane of each of the S² values (None: value
-    order, and u has S² planes). Returns out."""
+    order, and u has S² planes); ``planes``: (S², K) when u is not the transformed filters (``products``
+    makes them). Returns out."""
     n, c, h, w = x.shape
-    values, k = (u.shape[0] if order is None else order.numel()), u.shape[1]
+    values, k = planes or ((u.shape[0] if order is None else order.numel()), u.shape[1])
     products = products or (lambda u_, v_, out: torch.bmm(u_, v_, out=out))
     more = () if order is None else (order,)
     rows_all, per_row = tile_grid
