@@ -280,8 +280,8 @@ def _same_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: to
     if algorithm == "f43":  # the modulation in its input transform
         y = winograd.f43_conv3x3(x, f43_filters, styles, out=raw, scratch=scratch)
     elif algorithm == "f43_unkept":  # ... and its filters made on the way, in the plan's scratch
-        y = winograd.f43_unkept_conv3x3(x, weight, styles, raw if raw is not None else x.new_empty(
-            n, out_c, h, w_), scratch)
+        y = winograd_op.conv3x3_from_weights_into(x, weight, styles, scratch, raw if raw is not None else x.new_empty(
+            n, out_c, h, w_))
     else:
         y = F.conv2d(winograd_op.modulated(x, styles), weight.to(dtype), padding=padding)
     return y, None, gd, gb

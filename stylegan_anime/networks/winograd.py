@@ -28,8 +28,6 @@ tests); in Python ``with use_winograd("off"):``.
 from __future__ import annotations
 
 
-import math
-
 import torch
 
 from ..ops import native_build, winograd_op
@@ -164,13 +162,6 @@ def filters_unkept(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...]) 
             and tiles % 8 == 0 and weight_shape[0] % 16 == 0 and weight_shape[1] % 8 == 0)
 
 
-def f43_unkept_conv3x3(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, out: torch.Tensor,
-                       scratch: winograd_op.Scratch) -> torch.Tensor:
-    """``f43_conv3x3(x, weight_transform(weight), scale, out, scratch)`` for the convs ``filters_unkept``
-    takes: weight: [K, C, 3, 3], its filters made block by block in the plan's scratch."""
-    return winograd_op.conv3x3_from_weights_into(x, weight, scale, scratch, out)
-
-
 def f43_conv3x3(x: torch.Tensor, u: torch.Tensor, scale: torch.Tensor | None = None,
                 out: torch.Tensor | None = None, scratch: winograd_op.Scratch | None = None) -> torch.Tensor:
     """``winograd_op.conv3x3_transformed(x, u, scale=scale)`` (native) over ``_in_slices`` of the batch.
@@ -234,13 +225,13 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
     scratch for (``winograd_op.Scratch``), as (role, bytes) in order, at the largest: the unfused convs' tiles
     of a slice or band (``_in_slices``, ``_band_rows``), the fused convs' band buffers. An inference plan
     sizes its arena by them before the first forward."""
-    if algorithm == "f43_unkept":  # one call; the filter blocks' floats are float32 whatever the dtype
-        tiles = n * math.prod(winograd_op.tiles(h, w))
-        work = native_build.load("winograd", "cpu").filter_work_floats(c, torch.get_num_threads()) * 4
-        return [("filters", work), ("tiles_in", 36 * c * tiles * itemsize), ("tiles_out", 36 * k * tiles * itemsize)]
-    if algorithm in ("f43", "up_winograd"):
-        values, tiles = (36 if algorithm == "f43" else 81), _call_tiles(algorithm, n, h, w)[0]
-        return [("tiles_in", values * c * tiles * itemsize), ("tiles_out", values * k * tiles * itemsize)]
+    if algorithm in ("f43", "f43_unkept", "up_winograd"):
+        f43 = algorithm != "up_winograd"  # f43_unkept: one call (``filters_unkept``), as f43 takes it
+        values, tiles = (36 if f43 else 81), _call_tiles("f43" if f43 else algorithm, n, h, w)[0]
+        # f43_unkept's filter blocks first (float32 whatever the dtype), as it asks for them
+        work = [("filters", native_build.load("winograd", "cpu").filter_work_floats(c, torch.get_num_threads()) * 4)]
+        return (work if algorithm == "f43_unkept" else []) + [("tiles_in", values * c * tiles * itemsize),
+                                                              ("tiles_out", values * k * tiles * itemsize)]
     if algorithm in ("fused", "up_fused"):
         return [("tiles_in", winograd_op.fused_work_floats(algorithm == "up_fused", n, c, k, h, w) * 4)]
     return []

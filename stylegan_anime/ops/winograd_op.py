@@ -196,7 +196,7 @@ def conv3x3_from_weights_into(x: torch.Tensor, weight: torch.Tensor, scale: torc
     multiple of 16, in channels and tiles of 8). The transformed filters are bitwise the kept ones; the
     products sum in another order than BLAS's."""
     native = native_build.load("winograd", "cpu")
-    n, c, h, w = x.shape
+    c, h, w = x.shape[1:]
     work = scratch("filters", (native.filter_work_floats(c, torch.get_num_threads()),), torch.float32)
     weight = weight.to(x.dtype).contiguous()
     return _tile_products_into(x, weight, ("input", "output"), tiles(h, w), scale, scratch, out,
