@@ -10,7 +10,9 @@ ratio is also measured in one process, the two paths alternating call by call on
 whole batch a pass; ``inference.policy.PASS_BYTES``) in one process, call by call in turns, and
 reports each one's speed over the unsplit plan's and its activation buffers. ``--unkept-tiles 0 64 256``
 likewise times plans whose F(4x4, 3x3) layers of at most that many tiles a call make their filters on the
-way instead of keeping them (``networks.winograd.UNKEPT_MAX_TILES``; 0: all kept).
+way instead of keeping them (``networks.winograd.UNKEPT_MAX_TILES``; 0: all kept), and
+``--unkept-min-tiles 16 64`` plans whose layers of fewer tiles than ``MIN_TILES`` (64) run so from that many
+tiles a call (``networks.winograd.UNKEPT_MIN_TILES``; 64: oneDNN's direct conv below 64 tiles).
 
 Keep to 256² on the shared machine: 512² batch 8 needs several GB.
 """
@@ -70,9 +72,16 @@ def _set_unkept_tiles(tiles: int) -> None:
     winograd.UNKEPT_MAX_TILES = tiles
 
 
-# What ``--budgets`` and ``--unkept-tiles`` vary: (case key, setter, the row's column, the reference value).
+def _set_unkept_min_tiles(tiles: int) -> None:
+    from stylegan_anime.networks import winograd
+    winograd.UNKEPT_MIN_TILES = tiles
+
+
+# What ``--budgets``, ``--unkept-tiles`` and ``--unkept-min-tiles`` vary: (case key, setter, the row's column,
+# the reference value).
 VARIANTS = {"budgets": ("budgets", _set_budget, "budget_mib", 0),
-            "unkept": ("unkept_tiles", _set_unkept_tiles, "unkept_max_tiles", 0)}
+            "unkept": ("unkept_tiles", _set_unkept_tiles, "unkept_max_tiles", 0),
+            "unkept_min": ("unkept_min_tiles", _set_unkept_min_tiles, "unkept_min_tiles", 64)}
 
 
 def run_variants(case: dict) -> list[dict]:
@@ -100,7 +109,8 @@ def run_variants(case: dict) -> list[dict]:
 
 
 def main_variants(args, path: str) -> None:
-    """``--budgets`` (speed over the whole batch a pass) or ``--unkept-tiles`` (speed over filters all kept)."""
+    """``--budgets`` (speed over the whole batch a pass), ``--unkept-tiles`` (speed over filters all kept) or
+    ``--unkept-min-tiles`` (speed over oneDNN's direct conv below 64 tiles)."""
     key, _, column, reference = VARIANTS[path]
     rows = []
     for b in args.batches:
@@ -123,15 +133,19 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", help="pass budgets in MiB to compare (include 0: whole batch)")
     ap.add_argument("--unkept-tiles", type=int, nargs="+", dest="unkept_tiles",
                     help="values of winograd.UNKEPT_MAX_TILES to compare (include 0: every F(4x4,3x3) filter kept)")
+    ap.add_argument("--unkept-min-tiles", type=int, nargs="+", dest="unkept_min_tiles",
+                    help="values of winograd.UNKEPT_MIN_TILES to compare (include 64: direct conv below 64 tiles)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.case:
         case = json.loads(args.case)
-        runs = {"both": run_alternating, "budgets": run_variants, "unkept": run_variants}
+        runs = {"both": run_alternating, "budgets": run_variants, "unkept": run_variants, "unkept_min": run_variants}
         print(json.dumps(runs.get(case["path"], run_case)(case)))
         return
-    if args.budgets or args.unkept_tiles:
-        main_variants(args, "budgets" if args.budgets else "unkept")
+    varied = [path for path, flag in (("budgets", args.budgets), ("unkept", args.unkept_tiles),
+                                      ("unkept_min", args.unkept_min_tiles)) if flag]
+    if varied:
+        main_variants(args, varied[0])
         return
     cases = [{"path": p, "batch": b, "res": args.res} for b in args.batches for p in PATHS]
     rows = best_of_alternating("benchmarks.plan_memory", cases, args.repeats, score=lambda r: r["img_s"])

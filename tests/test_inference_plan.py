@@ -495,7 +495,8 @@ def test_always_mode_routes_a_plans_convs_to_winograd_and_agrees_with_the_refere
 def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_keeping_them(monkeypatch):
     """Config F at 256², one image: b32.conv1 (64 tiles) makes its F(4×4, 3×3) filters block by block per
     call, so the plan keeps 36 MiB less (its 512 × 512 filter transform), with the kept plan's images; the
-    64² layer (256 tiles) keeps its filters."""
+    64² layer (256 tiles) keeps its filters. b16.conv1 (16 tiles, too few to keep filters for) runs the same
+    way instead of oneDNN's direct conv, b8.conv1 (4 tiles) does not."""
     from stylegan_anime.inference.plan import build_plan, total_prepared_bytes
     from stylegan_anime.networks import winograd
     if not winograd_op.native_available(torch.zeros(1)):
@@ -507,8 +508,10 @@ def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_ke
     taken = {lp.name: lp for lp in plan.layers}
     assert taken["b32.conv1"].algorithm == "f43_unkept" and taken["b32.conv1"].prepared is None
     assert taken["b64.conv1"].algorithm == "f43"
+    assert (taken["b16.conv1"].algorithm, taken["b8.conv1"].algorithm) == ("f43_unkept", "direct")
     monkeypatch.setattr(winograd, "filters_unkept", lambda x, shape: False)
     kept = build_plan(G, "cpu", 1)
+    assert {lp.name: lp.algorithm for lp in kept.layers}["b16.conv1"] == "direct"
     assert total_prepared_bytes(kept) - total_prepared_bytes(plan) == 36 * 512 * 512 * 4
     expected = kept.generate(z, noise_mode="const")
     torch.testing.assert_close(plan.generate(z, noise_mode="const"), expected, rtol=1e-5,

@@ -111,6 +111,19 @@ def test_the_f43_rule_takes_large_layers_with_native_transforms(native_cpu_ops):
         assert not winograd.f43_usable(torch.empty(4, 256, 64, 64), (256, 256, 3, 3), 1)
 
 
+def test_a_plan_takes_f43_from_16_tiles_where_it_makes_its_filters_on_the_way(native_cpu_ops):
+    """Below ``MIN_TILES`` a plan's wide layer runs F(4x4, 3x3) only where it makes its filters on the way
+    (``filters_unkept``), from ``UNKEPT_MIN_TILES`` tiles; module forwards (filters not kept) never do."""
+    def preferred(n, h, c=512, kept=True):
+        return winograd.f43_preferred(torch.empty(n, c, h, h), (c, c, 3, 3), 1, kept)
+    with winograd.use_winograd("auto"):
+        assert preferred(1, 16) and preferred(2, 16) and preferred(8, 8)  # 16, 32, 32 tiles
+        assert winograd.filters_unkept(torch.empty(2, 512, 8, 8), (512, 512, 3, 3)) and not preferred(2, 8)
+        assert not preferred(1, 8) and not preferred(8, 4)  # 4 and 8 tiles
+        assert not preferred(1, 16, kept=False) and not preferred(1, 16, c=256)
+        assert preferred(1, 64) and not winograd.filters_unkept(torch.empty(1, 512, 64, 64), (512, 512, 3, 3))
+
+
 def test_the_up_rule_fuses_narrow_layers_and_leaves_small_ones_to_onednn(native_cpu_ops):
     def rule(c, h, k=None, dtype=torch.float32, kept=True):
         return winograd.up_algorithm(torch.empty(1, c, h, h, dtype=dtype), (k or c, c, 3, 3), kept)

@@ -73,8 +73,8 @@ def _why(algorithm: str, x: torch.Tensor, shape: tuple[int, int, int, int], padd
     if algorithm == "fused":
         return f"{px} px >= {winograd.FUSED_MIN_PIXELS}, <= {winograd.FUSED_MAX_CHANNELS} channels"
     if algorithm == "f43_unkept":
-        return (f">= {winograd.KEPT_FILTER_MIN_CHANNELS} channels, <= {winograd.UNKEPT_MAX_TILES} tiles a call: "
-                "F(4x4,3x3), its filters made per call, not kept")
+        return (f">= {winograd.KEPT_FILTER_MIN_CHANNELS} channels, {winograd.UNKEPT_MIN_TILES}-"
+                f"{winograd.UNKEPT_MAX_TILES} tiles a call: F(4x4,3x3), its filters made per call, not kept")
     if algorithm == "f43":
         if winograd.f43_preferred(x, shape, padding, True):
             return (f">= {winograd.KEPT_FILTER_MIN_CHANNELS} channels, <= {winograd.KEPT_FILTER_MAX_TILES} "

@@ -54,6 +54,11 @@ KEPT_FILTER_MAX_TILES = 256
 # more on a 64-tile call; a 256² generator at one image 0.995x as fast, 0.90x at 256 tiles
 # (``benchmarks.plan_memory --unkept-tiles``, benchmarks/THRESHOLDS.md).
 UNKEPT_MAX_TILES = 64
+# Down to this many tiles a call, F(4x4, 3x3) with its filters made on the way beats oneDNN's direct conv on
+# 512-channel layers, though too few tiles for the kept transforms (``MIN_TILES``): 10.6 against 17.3 ms at
+# 16 tiles, 20-22 against 25-31 at 32, but 14-15 against 9-11 at 8 (layers of a 256² generator timed in
+# two plans taking turns, 25 rounds; benchmarks/THRESHOLDS.md).
+UNKEPT_MIN_TILES = 16
 # The stride-2 transposed conv as Winograd, filters kept, against oneDNN's transposed conv: it needs
 # enough windows and input channels to pay for its transforms (``benchmarks.ops --conv``, and the
 # whole generator side by side in ``benchmarks.compare_ports``).
@@ -128,9 +133,11 @@ def nnpack_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return outs[0] if n == 1 else torch.cat(outs)
 
 
-def f43_usable(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int, groups: int = 1) -> bool:
+def f43_usable(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int, groups: int = 1,
+               min_tiles: int | None = None) -> bool:
     """Whether ``F.conv2d(x, w, padding=padding, groups=groups)`` with w: ``weight_shape`` should
-    run as ``winograd_op.conv3x3`` here (3×3, padding 1, stride 1, one group, native transforms)."""
+    run as ``winograd_op.conv3x3`` here (3×3, padding 1, stride 1, one group, native transforms, at least
+    ``min_tiles`` tiles, default ``MIN_TILES``)."""
     mode = winograd_mode()
     k, c, kh, kw = weight_shape
     if mode == "off" or (kh, kw) != (3, 3) or padding != 1 or groups != 1:
@@ -138,15 +145,20 @@ def f43_usable(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padd
     if not winograd_op.native_available(x):
         return False
     th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
-    return mode == "always" or (x.shape[0] * th * tw >= MIN_TILES and min(c, k) >= MIN_CHANNELS)
+    min_tiles = MIN_TILES if min_tiles is None else min_tiles
+    return mode == "always" or (x.shape[0] * th * tw >= min_tiles and min(c, k) >= MIN_CHANNELS)
 
 
 def f43_preferred(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
                   filters_kept: bool) -> bool:
     """Whether a modulated 3×3 conv of x: [N, C, H, W] should run as F(4×4, 3×3) on modulated
     activations (``f43_conv3x3``) rather than as NNPACK or oneDNN convs of per-sample weights:
-    only where its filter transform is kept between calls (``filters_kept``) and the layer is wide."""
-    if not filters_kept or not f43_usable(x, weight_shape, padding):
+    only where its filter transform is kept between calls (``filters_kept``) and the layer is wide; from
+    ``UNKEPT_MIN_TILES`` tiles where it makes its filters on the way (``filters_unkept``)."""
+    if not filters_kept:
+        return False
+    min_tiles = UNKEPT_MIN_TILES if filters_unkept(x, weight_shape) else None
+    if not f43_usable(x, weight_shape, padding, min_tiles=min_tiles):
         return False
     th, tw = winograd_op.tiles(x.shape[2], x.shape[3])
     return winograd_mode() == "always" or (min(weight_shape[:2]) >= KEPT_FILTER_MIN_CHANNELS
