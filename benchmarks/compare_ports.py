@@ -9,7 +9,11 @@ rosinality's ``op`` package, which compiles CUDA extensions at import, is import
 
 Every contender runs in its own fresh process, built once; then they take turns, one
 forward each per round (the machine's speed drifts, and other jobs share it), and the table
-reports medians: images/s (wall clock) and CPU seconds per image. The ports run with
+reports medians: images/s (wall clock) and CPU seconds per image. A process's peak RSS varies
+from one launch to the next (ada's by up to 150 MiB at 256², one image: what its transient
+allocations leave in glibc's heaps), so ``--rss-processes N`` also starts every contender N more
+times, in turns, for a few forwards each, and the table adds the median and range of all its
+processes' peaks. The ports run with
 and without ``GLIBC_TUNABLES`` that keep freed memory (see DESIGN.md's performance notes);
 they are compared at their better figure.
 
@@ -268,10 +272,41 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
     return rows
 
 
+def rss_runs(cases: list[tuple[dict, dict]], processes: int, forwards: int = 3) -> list[list[float]]:
+    """Peak RSS (MiB) of ``processes`` more fresh processes of each contender, started in turns, each
+    building its network and running a warm-up and ``forwards`` forwards."""
+    peaks: list[list[float]] = [[] for _ in cases]
+    for p in range(processes):
+        for i in [(p + j) % len(cases) for j in range(len(cases))]:
+            proc = start_contender(*cases[i])
+            try:
+                _ask(proc, None)
+                peaks[i].append(max(_ask(proc, "go\n")["peak_rss_mib"] for _ in range(forwards)))
+            except (RuntimeError, BrokenPipeError) as e:
+                print(f"  dropped: {e}", flush=True)
+            finally:
+                proc.stdin.close()
+                proc.wait()
+        print(f"  peak RSS, processes {p + 1}/{processes}: " + ", ".join(
+            f"{c['name']}{'+t' if c['tunables'] else ''} {r[-1]:.0f}" for (c, _), r in zip(cases, peaks) if r),
+            flush=True)
+    return peaks
+
+
+def add_rss_runs(rows: list[dict], peaks: list[list[float]]) -> None:
+    """Each row's peak RSS over its timing process and the extra ones: median, min, max."""
+    for row, more in zip(rows, peaks):
+        if "peak_rss_mib" in row:
+            runs = [row["peak_rss_mib"], *more]
+            row.update(peak_rss_runs=runs, peak_rss_median=statistics.median(runs), peak_rss_min=min(runs),
+                       peak_rss_max=max(runs))
+
+
 def add_ratios(rows: list[dict]) -> None:
     """vs_best_port: images/s over the faster port's best (with or without tunables) at that
     size; cpu_vs_best_port: the same in CPU time per image (less sensitive to other load);
-    rss_vs_ada: peak RSS over ada's in its default setting (no tunables); vs_baseline_plan: images/s
+    rss_vs_ada: peak RSS over ada's in its default setting (no tunables), of the timing processes;
+    rss_median_vs_ada: the same of the medians over all processes (``--rss-processes``); vs_baseline_plan: images/s
     over the baseline checkout's plan (``--baseline``), as the ratio of the median times and as
     vs_baseline_paired, the median of the rounds' own ratios: two contenders that take turns see the same
     drift within a round, while the medians of 9 rounds on a shared machine may come from different ones."""
@@ -281,6 +316,8 @@ def add_ratios(rows: list[dict]) -> None:
         base = [p for p in same if p["name"] == "ours_baseline_plan"]
         if ada and "peak_rss_mib" in r:
             r["rss_vs_ada"] = r["peak_rss_mib"] / ada[0]["peak_rss_mib"]
+        if ada and "peak_rss_median" in r and "peak_rss_median" in ada[0]:
+            r["rss_median_vs_ada"] = r["peak_rss_median"] / ada[0]["peak_rss_median"]
         if base and "images_per_s" in r:
             r["vs_baseline_plan"] = r["images_per_s"] / base[0]["images_per_s"]
             r["vs_baseline_paired"] = statistics.median(b / o for o, b in zip(r["walls"], base[0]["walls"]))
@@ -307,6 +344,8 @@ def main() -> None:
     ap.add_argument("--baseline-extensions", help="TORCH_EXTENSIONS_DIR for the baseline checkout's native builds")
     ap.add_argument("--pass-mib", type=int, nargs="+", default=[],
                     help="also run plans with these pass budgets (MiB a tensor) as ours_plan@MiB")
+    ap.add_argument("--rss-processes", type=int, default=0,
+                    help="also start each contender this many more times for its peak RSS (median and range)")
     ap.add_argument("--check", action="store_true", help="first check that all three agree on the same weights")
     ap.add_argument("--out", default="benchmarks/results/compare_ports.json")
     args = ap.parse_args()
@@ -340,10 +379,13 @@ def main() -> None:
             print(f"{res}² batch {batch}:")
             cases = [({"name": name, "res": res, "batch": batch, "tunables": "GLIBC_TUNABLES" in env, **dirs}, env)
                      for name, env in contenders]
-            rows += [{k: v for k, v in r.items() if k not in dirs} for r in round_robin(cases, args.rounds)]
+            timed = round_robin(cases, args.rounds)
+            if args.rss_processes:
+                add_rss_runs(timed, rss_runs(cases, args.rss_processes))
+            rows += [{k: v for k, v in r.items() if k not in dirs} for r in timed]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "rss_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port",
+                       "rss_vs_ada", "peak_rss_median", "peak_rss_min", "peak_rss_max", "rss_median_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port",
                        "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
