@@ -221,6 +221,16 @@ def _ask(proc: subprocess.Popen, line: str | None) -> dict:
     return json.loads(out)
 
 
+def _turn(r: int, n: int) -> list[int]:
+    """The order of n contenders in round r: each round starts one later, so that whoever runs right
+    after a big process (and pays for the caches and memory it left behind, 2-3 % at 256² batch 8) changes."""
+    return [(r + j) % n for j in range(n)]
+
+
+def _label(case: dict) -> str:
+    return f"{case['name']}{'+t' if case['tunables'] else ''}"
+
+
 def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
     """Start every contender, then let them run one forward each in turn, ``rounds`` times, the order
     rotating by one each round: all of them see the same drift in the machine's speed. Rows carry
@@ -244,13 +254,11 @@ def round_robin(cases: list[tuple[dict, dict]], rounds: int) -> list[dict]:
             ask(i, None)
         samples: list[list[dict]] = [[] for _ in procs]
         for r in range(rounds):
-            # Each round starts one contender later: whoever runs right after a big process pays for
-            # the caches and memory it left behind (2-3 % at 256² batch 8), so no one always does.
-            for i in [(r + j) % len(procs) for j in range(len(procs))]:
+            for i in _turn(r, len(procs)):
                 got = ask(i, "go\n")
                 if got is not None:
                     samples[i].append(got)
-            times = [f"{c['name']}{'+t' if c['tunables'] else ''} {s[-1]['wall']:.2f}s"
+            times = [f"{_label(c)} {s[-1]['wall']:.2f}s"
                      for (c, _), s in zip(cases, samples) if s]
             print(f"  round {r + 1}/{rounds}: " + ", ".join(times), flush=True)
     finally:
@@ -277,7 +285,7 @@ def rss_runs(cases: list[tuple[dict, dict]], processes: int, forwards: int = 3) 
     building its network and running a warm-up and ``forwards`` forwards."""
     peaks: list[list[float]] = [[] for _ in cases]
     for p in range(processes):
-        for i in [(p + j) % len(cases) for j in range(len(cases))]:
+        for i in _turn(p, len(cases)):
             proc = start_contender(*cases[i])
             try:
                 _ask(proc, None)
@@ -288,7 +296,7 @@ def rss_runs(cases: list[tuple[dict, dict]], processes: int, forwards: int = 3) 
                 proc.stdin.close()
                 proc.wait()
         print(f"  peak RSS, processes {p + 1}/{processes}: " + ", ".join(
-            f"{c['name']}{'+t' if c['tunables'] else ''} {r[-1]:.0f}" for (c, _), r in zip(cases, peaks) if r),
+            f"{_label(c)} {r[-1]:.0f}" for (c, _), r in zip(cases, peaks) if r),
             flush=True)
     return peaks
 
@@ -385,8 +393,8 @@ def main() -> None:
             rows += [{k: v for k, v in r.items() if k not in dirs} for r in timed]
     add_ratios(rows)
     print_table(rows, ["name", "res", "batch", "tunables", "images_per_s", "cpu_s_per_image", "peak_rss_mib",
-                       "rss_vs_ada", "peak_rss_median", "peak_rss_min", "peak_rss_max", "rss_median_vs_ada", "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port",
-                       "died"])
+                       "rss_vs_ada", "peak_rss_median", "peak_rss_min", "peak_rss_max", "rss_median_vs_ada",
+                       "vs_baseline_plan", "vs_baseline_paired", "vs_best_port", "cpu_vs_best_port", "died"])
     write_json(rows, args.out, checks=checks, torch=torch.__version__, threads=torch.get_num_threads())
 
 

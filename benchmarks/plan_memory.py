@@ -139,11 +139,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.case:
         case = json.loads(args.case)
-        runs = {"both": run_alternating, "budgets": run_variants, "unkept": run_variants, "unkept_min": run_variants}
-        print(json.dumps(runs.get(case["path"], run_case)(case)))
+        run = run_variants if case["path"] in VARIANTS else run_alternating if case["path"] == "both" else run_case
+        print(json.dumps(run(case)))
         return
-    varied = [path for path, flag in (("budgets", args.budgets), ("unkept", args.unkept_tiles),
-                                      ("unkept_min", args.unkept_min_tiles)) if flag]
+    varied = [path for path, (key, *_) in VARIANTS.items() if getattr(args, key)]  # key: the option's dest
     if varied:
         main_variants(args, varied[0])
         return
