@@ -210,4 +210,57 @@ inline torch::Tensor winograd_up_weight(const torch::Tensor& g) {
     return u;
 }
 
+// The planes keep (int64 [V], values 0..80 of up_weight_tile) of the transposed conv's filters from its taps
+// in planes, taps: [3, 3, K, C] → U: [V, K, C] (into out if given: a plan's reused buffer, no allocation).
+// Each value is a sum of at most four taps times constants, so a chunk of filters takes whole-vector loads
+// of its taps and writes each plane in one run of 4 KiB: 5.3-6 ms for 512 x 512 filters on 2 cores, where
+// up_weight's tile-by-tile transform writing 36 planes LANES values at a time took 9-11 ms into the same
+// buffer (benchmarks/THRESHOLDS.md, FILTERS_IN_ARENA). So a plan can make them per call.
+inline torch::Tensor winograd_up_planes(const torch::Tensor& taps, const torch::Tensor& keep,
+                                        const c10::optional<torch::Tensor>& out) {
+    check_cpu(taps, "taps", 4);
+    TORCH_CHECK(taps.size(0) == 3 && taps.size(1) == 3, "winograd: taps must be [3, 3, K, C]");
+    torch::Tensor index = keep.to(torch::kCPU, torch::kLong).contiguous();
+    const int64_t planes = index.numel(), k = taps.size(2), c = taps.size(3), filters = k * c;
+    constexpr int values = wino::UP_VALUES * wino::UP_VALUES;
+    TORCH_CHECK(index.dim() == 1 && planes >= 1 && index.min().item<int64_t>() >= 0 &&
+                index.max().item<int64_t>() < values, "winograd: keep must be a 1-D list of values 0..80");
+    torch::Tensor u = out ? *out : torch::empty({planes, k, c}, taps.options());
+    TORCH_CHECK(u.device().is_cpu() && u.scalar_type() == taps.scalar_type() && u.is_contiguous() && u.dim() == 3 &&
+                u.size(0) == planes && u.size(1) == k && u.size(2) == c,
+                "winograd: out must be a contiguous [", planes, ", K, C] tensor of the taps' dtype on the CPU");
+    // coef[v][t]: value v's coefficient of tap t, from the tile transform of each unit filter
+    double coef[values][9];
+    for (int t = 0; t < 9; ++t) {
+        double unit[3][3] = {}, tile[wino::UP_VALUES][wino::UP_VALUES];
+        unit[t / 3][t % 3] = 1.0;
+        wino::up_weight_tile(unit, tile);
+        for (int v = 0; v < values; ++v) coef[v][t] = tile[v / wino::UP_VALUES][v % wino::UP_VALUES];
+    }
+    const int64_t* picked = index.data_ptr<int64_t>();
+    AT_DISPATCH_FLOATING_TYPES(taps.scalar_type(), "winograd_up_planes", [&] {
+        constexpr int64_t chunk = 1024;  // filters a pass: 4 KiB runs of each plane, 36 KiB of taps in L1/L2
+        const scalar_t* g = taps.data_ptr<scalar_t>();
+        scalar_t* dst = u.data_ptr<scalar_t>();
+        at::parallel_for(0, (filters + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t q0 = begin * chunk; q0 < std::min(end * chunk, filters); q0 += chunk) {
+                const int64_t count = std::min(chunk, filters - q0);
+                for (int64_t j = 0; j < planes; ++j) {
+                    int tap[9], terms = 0;
+                    scalar_t w[9];
+                    for (int t = 0; t < 9; ++t)
+                        if (coef[picked[j]][t] != 0.0) tap[terms] = t, w[terms++] = scalar_t(coef[picked[j]][t]);
+                    scalar_t* row = dst + j * filters + q0;
+                    for (int64_t q = 0; q < count; ++q) row[q] = 0;
+                    for (int e = 0; e < terms; ++e) {
+                        const scalar_t* src = g + tap[e] * filters + q0;
+                        for (int64_t q = 0; q < count; ++q) row[q] += w[e] * src[q];
+                    }
+                }
+            }
+        });
+    });
+    return u;
+}
+
 }  // namespace sa

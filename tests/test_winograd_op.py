@@ -395,3 +395,38 @@ def test_a_conv_with_its_filters_made_on_the_way_equals_the_direct_convolution(n
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=2e-5 * expected.abs().max().item())
     from stylegan_anime.networks import winograd
     assert asked == [role for role, _ in winograd.scratch_requests("f43_unkept", 1, 32, 48, 16, 16)]
+
+
+@pytest.mark.parametrize("k, c, dtype", [(3, 5, torch.float64), (37, 41, torch.float32), (512, 64, torch.float32)])
+def test_stride2_filter_planes_from_taps_equal_the_reference_and_fill_the_buffer_given(native_cpu_ops, k, c, dtype):
+    """up_filter_planes (each plane a sum of taps, in chunks of 1024 filters: K·C whole and partial) equals the
+    reference transform's 36 distinct values, and writes into the buffer it is given (a plan's arena)."""
+    g = torch.randn(k, c, 3, 3, dtype=dtype, generator=torch.Generator().manual_seed(k * c))
+    expected = winograd_op.up_weight_transform_ref(g.double())[winograd_op._UP_KEPT_VALUES].to(dtype)
+    out = torch.full((36, k, c), float("nan"), dtype=dtype)
+    got = winograd_op.up_filter_planes(winograd_op.up_taps(g), out)
+    assert got.data_ptr() == out.data_ptr()
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(out, expected, rtol=tol, atol=tol * expected.abs().max().item())
+    assert torch.equal(winograd_op.up_filters(g).u, out)  # the kept filters are the same numbers
+    with pytest.raises(RuntimeError, match="out must be a contiguous"):
+        winograd_op.up_filter_planes(winograd_op.up_taps(g), torch.empty(36, k + 1, c, dtype=dtype))
+
+
+def test_stride2_filters_without_planes_keep_their_taps_and_make_the_planes_into_scratch(native_cpu_ops):
+    """up_filters(planes=False) keeps the taps in planes (last_row a view of them), and up_filters_into makes
+    the planes into the scratch's "filters" role: the same filters as up_filters', field by field."""
+    g = torch.randn(16, 24, 3, 3, generator=torch.Generator().manual_seed(5))
+    kept, lean = winograd_op.up_filters(g), winograd_op.up_filters(g, planes=False)
+    assert lean.u is None and lean.last_row.untyped_storage().data_ptr() == lean.taps.untyped_storage().data_ptr()
+    asked = []
+    arena = torch.empty(36 * 16 * 24)
+
+    def scratch(role, shape, dtype):
+        asked.append(role)
+        return arena.view(shape)
+
+    made = winograd_op.up_filters_into(lean, scratch)
+    assert asked == ["filters"] and made.u.data_ptr() == arena.data_ptr()
+    for name in ("u", "last_row", "last_col"):
+        assert torch.equal(getattr(made, name), getattr(kept, name)), name

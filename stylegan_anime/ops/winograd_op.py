@@ -389,26 +389,53 @@ def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
     return _native("up_weight", weight)
 
 
+def up_filter_planes(taps: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """taps: a weight [K, C, 3, 3]'s taps in planes, [3, 3, K, C] (float32 or float64, CPU; ``up_taps``) →
+    ``UpFilters.u``: [36, K, C], the distinct planes of ``up_weight_transform(weight)``, each made natively as
+    its sum of taps (within rounding of the tile transform's), into ``out`` if given (a plan's arena: making
+    them there per call costs no allocation)."""
+    return _native("up_planes", taps, _UP_KEPT_VALUES, out)
+
+
+def up_taps(weight: torch.Tensor) -> torch.Tensor:
+    """weight: [K, C, 3, 3] → its taps in planes, [3, 3, K, C] (a copy)."""
+    return weight.permute(2, 3, 0, 1).contiguous()
+
+
 class UpFilters(NamedTuple):
     """A transposed conv's filters, prepared once (``up_filters``): u: [36, K, C], the distinct planes of
     ``up_weight_transform(weight)`` (``_up_grouping``) for the windows, and the taps that reach the
     output's last row and column, as matrices
     for one product each (oneDNN took 1.5-3x as long with a one-pixel-high image): ``last_row`` [3K, C]
-    (row t·K + k: weight[k, :, 2, t]) and ``last_col`` [3K, C] (weight[k, :, t, 2])."""
+    (row t·K + k: weight[k, :, 2, t]) and ``last_col`` [3K, C] (weight[k, :, t, 2]). Where u is made per
+    call instead (``up_filters_into``), u is None and ``taps`` holds the weight's taps in planes,
+    [3, 3, K, C] (``up_taps``; last_row is a view of it)."""
 
-    u: torch.Tensor
+    u: torch.Tensor | None
     last_row: torch.Tensor
     last_col: torch.Tensor
+    taps: torch.Tensor | None = None
 
 
-def up_filters(weight: torch.Tensor, native: bool = True) -> UpFilters:
+def up_filters(weight: torch.Tensor, native: bool = True, planes: bool = True) -> UpFilters:
     """weight: [K, C, 3, 3] (conv2d's layout) → its ``UpFilters``; ``native``: the native filter
-    transform, else the reference."""
-    u = up_weight_transform(weight) if native else up_weight_transform_ref(weight)
-    u = u[_UP_KEPT_VALUES.to(u.device)]
+    transform, else the reference; ``planes`` False: without u, its taps kept to make it from per call
+    (a quarter of u's bytes)."""
     k, c = weight.shape[:2]
-    row, col = weight[:, :, 2, :], weight[:, :, :, 2]  # [K, C, 3] each
-    return UpFilters(u, *(t.permute(2, 0, 1).reshape(3 * k, c).contiguous() for t in (row, col)))
+    taps = up_taps(weight)
+    row, col = taps[2].reshape(3 * k, c), taps[:, 2].reshape(3 * k, c)
+    if not planes:
+        return UpFilters(None, row, col, taps)
+    u = up_filter_planes(taps) if native else up_weight_transform_ref(weight)[_UP_KEPT_VALUES.to(weight.device)]
+    return UpFilters(u, row.clone(), col)  # row no view: taps go
+
+
+def up_filters_into(filters: UpFilters, scratch: Scratch) -> UpFilters:
+    """``filters`` (``up_filters(weight, planes=False)``) with their planes made now, natively, into scratch's
+    "filters" ([36, K, C]; bit for bit ``up_filters(weight).u``)."""
+    k, c = filters.taps.shape[2:]
+    return filters._replace(u=up_filter_planes(filters.taps, scratch("filters", (UP_DISTINCT, k, c),
+                                                                     filters.taps.dtype)))
 
 
 def fill_uncovered_edges(y: torch.Tensor, x: torch.Tensor, filters: UpFilters,
