@@ -12,7 +12,9 @@ reports each one's speed over the unsplit plan's and its activation buffers. ``-
 likewise times plans whose F(4x4, 3x3) layers of at most that many tiles a call make their filters on the
 way instead of keeping them (``networks.winograd.UNKEPT_MAX_TILES``; 0: all kept), and
 ``--unkept-min-tiles 16 64`` plans whose layers of fewer tiles than ``MIN_TILES`` (64) run so from that many
-tiles a call (``networks.winograd.UNKEPT_MIN_TILES``; 64: oneDNN's direct conv below 64 tiles).
+tiles a call (``networks.winograd.UNKEPT_MIN_TILES``; 64: oneDNN's direct conv below 64 tiles), and
+``--filters-in-arena 1 0`` plans that make the stride-2 filter planes per call where the arena has room
+(``inference.plan.FILTERS_IN_ARENA``) against plans that keep them all.
 
 Keep to 256² on the shared machine: 512² batch 8 needs several GB.
 """
@@ -77,11 +79,17 @@ def _set_unkept_min_tiles(tiles: int) -> None:
     winograd.UNKEPT_MIN_TILES = tiles
 
 
-# What ``--budgets``, ``--unkept-tiles`` and ``--unkept-min-tiles`` vary: (case key, setter, the row's column,
-# the reference value).
+def _set_filters_in_arena(on: int) -> None:
+    from stylegan_anime.inference import plan
+    plan.FILTERS_IN_ARENA = bool(on)
+
+
+# What ``--budgets``, ``--unkept-tiles``, ``--unkept-min-tiles`` and ``--filters-in-arena`` vary: (case key,
+# setter, the row's column, the reference value).
 VARIANTS = {"budgets": ("budgets", _set_budget, "budget_mib", 0),
             "unkept": ("unkept_tiles", _set_unkept_tiles, "unkept_max_tiles", 0),
-            "unkept_min": ("unkept_min_tiles", _set_unkept_min_tiles, "unkept_min_tiles", 64)}
+            "unkept_min": ("unkept_min_tiles", _set_unkept_min_tiles, "unkept_min_tiles", 64),
+            "in_arena": ("filters_in_arena", _set_filters_in_arena, "filters_in_arena", 0)}
 
 
 def run_variants(case: dict) -> list[dict]:
@@ -109,8 +117,9 @@ def run_variants(case: dict) -> list[dict]:
 
 
 def main_variants(args, path: str) -> None:
-    """``--budgets`` (speed over the whole batch a pass), ``--unkept-tiles`` (speed over filters all kept) or
-    ``--unkept-min-tiles`` (speed over oneDNN's direct conv below 64 tiles)."""
+    """``--budgets`` (speed over the whole batch a pass), ``--unkept-tiles`` (speed over filters all kept),
+    ``--unkept-min-tiles`` (speed over oneDNN's direct conv below 64 tiles) or ``--filters-in-arena``
+    (speed over every stride-2 filter kept)."""
     key, _, column, reference = VARIANTS[path]
     rows = []
     for b in args.batches:
@@ -135,6 +144,8 @@ def main() -> None:
                     help="values of winograd.UNKEPT_MAX_TILES to compare (include 0: every F(4x4,3x3) filter kept)")
     ap.add_argument("--unkept-min-tiles", type=int, nargs="+", dest="unkept_min_tiles",
                     help="values of winograd.UNKEPT_MIN_TILES to compare (include 64: direct conv below 64 tiles)")
+    ap.add_argument("--filters-in-arena", type=int, nargs="+", dest="filters_in_arena",
+                    help="values of plan.FILTERS_IN_ARENA to compare, 1 and 0 (0: every stride-2 filter kept)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.case:

@@ -492,6 +492,15 @@ def test_always_mode_routes_a_plans_convs_to_winograd_and_agrees_with_the_refere
     torch.testing.assert_close(images, reference, rtol=1e-5, atol=2e-5 * reference.abs().max().item())
 
 
+def _config_f_256():
+    """A config-F 256² generator with random buffers and one z; skips without the native winograd op."""
+    if not winograd_op.native_available(torch.zeros(1)):
+        pytest.skip("needs the native winograd op")
+    torch.manual_seed(0)
+    G = randomize_buffers(Generator(GeneratorConfig(img_resolution=256))).eval().requires_grad_(False)
+    return G, torch.randn(1, G.z_dim)
+
+
 def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_keeping_them(monkeypatch):
     """Config F at 256², one image: b32.conv1 (64 tiles) makes its F(4×4, 3×3) filters block by block per
     call, so the plan keeps 36 MiB less (its 512 × 512 filter transform), with the kept plan's images; the
@@ -499,11 +508,7 @@ def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_ke
     way instead of oneDNN's direct conv, b8.conv1 (4 tiles) does not."""
     from stylegan_anime.inference.plan import build_plan, total_prepared_bytes
     from stylegan_anime.networks import winograd
-    if not winograd_op.native_available(torch.zeros(1)):
-        pytest.skip("needs the native winograd op")
-    torch.manual_seed(0)
-    G = randomize_buffers(Generator(GeneratorConfig(img_resolution=256))).eval().requires_grad_(False)
-    z = torch.randn(1, G.z_dim)
+    G, z = _config_f_256()
     plan = build_plan(G, "cpu", 1)
     taken = {lp.name: lp for lp in plan.layers}
     assert taken["b32.conv1"].algorithm == "f43_unkept" and taken["b32.conv1"].prepared is None
@@ -516,3 +521,29 @@ def test_a_one_image_plan_makes_the_32px_layers_filters_on_the_way_instead_of_ke
     expected = kept.generate(z, noise_mode="const")
     torch.testing.assert_close(plan.generate(z, noise_mode="const"), expected, rtol=1e-5,
                                atol=2e-5 * expected.abs().max().item())
+
+
+def test_a_one_image_plan_makes_the_64px_stride2_filters_in_the_arenas_free_room(monkeypatch):
+    """Config F at 256², one image: b64.conv0's stride-2 filter planes (36 MiB) fit in the arena beside that
+    call's tiles, as the later layers sized it, so the plan makes them per call there and keeps the taps
+    instead (30 MiB less kept), with the same buffers and bit for bit the kept plan's images. b128.conv0 and
+    b256.conv0 would grow the arena: they keep theirs. Neither at 8 images, nor where a plan of another
+    batch size keeps them already."""
+    from stylegan_anime.inference import plan as plans
+    from stylegan_anime.inference.plan import build_plan, total_prepared_bytes
+    G, z = _config_f_256()
+    plan = build_plan(G, "cpu", 1)
+    taken = {lp.name: lp.algorithm for lp in plan.layers}
+    assert taken["b64.conv0"] == "up_winograd_unkept"
+    assert (taken["b128.conv0"], taken["b256.conv0"]) == ("up_winograd", "up_winograd")
+    monkeypatch.setattr(plans, "FILTERS_IN_ARENA", False)
+    kept = build_plan(G, "cpu", 1)
+    assert {lp.name: lp.algorithm for lp in kept.layers}["b64.conv0"] == "up_winograd"
+    assert plan.buffer_bytes == kept.buffer_bytes
+    assert total_prepared_bytes(kept) - total_prepared_bytes(plan) == 30 * 512 * 512 * 4
+    assert torch.equal(plan.generate(z, noise_mode="const"), kept.generate(z, noise_mode="const"))
+    monkeypatch.setattr(plans, "FILTERS_IN_ARENA", True)
+    eight = build_plan(G, "cpu", 8)
+    assert "up_winograd_unkept" not in {lp.algorithm for lp in eight.layers}
+    one = eight.for_batch(1)  # shares eight's store, which keeps b64.conv0's planes: they are used
+    assert {lp.name: lp.algorithm for lp in one.layers}["b64.conv0"] == "up_winograd"

@@ -121,13 +121,16 @@ def _run_layer(plan: InferencePlan, lp: LayerPlan, layer: SynthesisLayer, x: tor
     finish = _finish(lp, layer, x, styles, inputs, gain)
     out = _slot(plan, lp, lp.out_slot, x.shape[0], lp.resolution, x.dtype)
     scratch = LayerScratch(plan.buffers, lp.scratch_shared)  # the call's raw output, tiles, band buffers
+    prepared = lp.prepared
+    if lp.algorithm == "up_winograd_unkept":  # its planes first, as the plan sized the arena for them
+        prepared = winograd_op.up_filters_into(prepared, scratch)
     if lp.up == 1:
         raw = out  # the epilogue runs in place
     elif lp.raw_slot is None:
         raw = None  # the conv allocates its own
     else:
         raw = scratch(lp.raw_slot, (x.shape[0], lp.out_channels, lp.raw_side, lp.raw_side), x.dtype)
-    return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, lp.prepared,
+    return fast_modconv.run_layer(lp.algorithm, x, layer.weight, styles, finish, layer.padding, prepared,
                                   layer.up, layer.resample_filter, lp.fir, out=out, raw=raw, scratch=scratch)
 
 

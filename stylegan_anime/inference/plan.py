@@ -22,12 +22,13 @@ unchanged, so the generation API's calls after the first pay no filter transform
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from ..networks import fast_modconv, winograd
+from ..ops import winograd_op
 from ..ops.native_build import OPS_MODE
 from ..ops.layer_epilogue import Fir
 from . import policy
@@ -44,7 +45,11 @@ Stamp = tuple[str, int, int, torch.dtype, torch.device, tuple[int, ...]]
 # The upsampling convs whose output before the epilogue pass (2H + 1 wide, before the FIR filter) goes to
 # the plan's "raw" slot; a stride-1 conv writes into its layer's own output slot (the epilogue runs in
 # place), and the other upsampling convs allocate theirs.
-RAW_SLOT_ALGORITHMS = ("up_fused", "up_winograd")
+RAW_SLOT_ALGORITHMS = ("up_fused", "up_winograd", "up_winograd_unkept")
+
+# Whether a plan makes a stride-2 Winograd layer's filter planes per call in its arena, where they fit beside
+# the call's own tensors without growing it, instead of keeping them (``_filters_in_arena``).
+FILTERS_IN_ARENA = True
 
 
 def raw_side(resolution: int, up: int) -> int:
@@ -70,8 +75,8 @@ class LayerPlan:
     why: str
     to_rgb_fused: bool  # the block's toRGB runs inside this layer's conv
     square_sums: torch.Tensor = field(repr=False)  # [out, in]
-    # Winograd filters ([36, out, in] or the stride-2 ones), or the transposed layout [in, out, k, k]
-    # (as a onednn_deconv.PackedDeconv where oneDNN's transposed conv reads it)
+    # Winograd filters ([36, out, in] or the stride-2 ones; "up_winograd_unkept": their edge taps alone), or the
+    # transposed layout [in, out, k, k] (as a onednn_deconv.PackedDeconv where oneDNN's transposed conv reads it)
     prepared: torch.Tensor | None = field(repr=False)
     fir: Fir | None = field(default=None, repr=False)  # the upsampling FIR's split taps (None: reference resampling)
     index: int = 0  # in InferencePlan.layers (and in a forward's noise overrides)
@@ -166,10 +171,10 @@ class InferencePlan:
 
     def table(self) -> str:
         """The plan as a text table: layer, resolution, channels, samples a pass, algorithm, epilogue, toRGB, why."""
-        head = (f"{'layer':<10} {'res':>5} {'channels':>9} {'pass':>4}  {'algorithm':<11} {'epilogue':<14} "
+        head = (f"{'layer':<10} {'res':>5} {'channels':>9} {'pass':>4}  {'algorithm':<18} {'epilogue':<14} "
                 f"{'toRGB':<6} why")
         rows = [f"{lp.name:<10} {lp.resolution:>5} {f'{lp.in_channels}>{lp.out_channels}':>9} "
-                f"{self.stages[lp.stage].samples:>4}  {lp.algorithm:<11} {lp.epilogue:<14} "
+                f"{self.stages[lp.stage].samples:>4}  {lp.algorithm:<18} {lp.epilogue:<14} "
                 f"{'fused' if lp.to_rgb_fused else '-':<6} {lp.why}" for lp in self.layers]
         mib, kept = sum(self.buffer_bytes.values()) / 2 ** 20, total_prepared_bytes(self) / 2 ** 20
         return "\n".join([f"inference plan: batch {self.batch_size} on {self.device}; memory: {kept:.0f} MiB of "
@@ -230,6 +235,12 @@ def build_plan(G: Generator, device: torch.device | str | None = None, batch_siz
         lp.index = i
     plan = InferencePlan(G, device, batch_size, layers, weights_stamp(G), stages, {}, store, buffers)
     _assign_slots(plan, blocks)
+    if FILTERS_IN_ARENA:
+        _filters_in_arena(plan)
+    with torch.no_grad():
+        for lp, layer in zip(layers, (layer for stage in stages for block in blocks[stage.first: stage.end]
+                                      for layer in block.layers())):
+            lp.prepared = _prepared(lp, layer, stages[lp.stage].samples, store)
     return plan
 
 
@@ -298,10 +309,26 @@ def _assign_slots(plan: InferencePlan, blocks) -> None:
                 _grow(plan.buffer_bytes, TRANSIENT_ARENA, arena)
 
 
+def _filters_in_arena(plan: InferencePlan) -> None:
+    """Make the stride-2 Winograd layers whose filter planes (36 MiB at 512 × 512 channels) fit in the arena
+    beside their call's own tensors, as the other layers sized it, "up_winograd_unkept": their planes are
+    made per call there (4-6 ms at 512 × 512 channels, benchmarks/THRESHOLDS.md) instead of kept. Not where
+    another plan of these weights keeps them already."""
+    arena = plan.buffer_bytes.get(TRANSIENT_ARENA, 0)
+    for lp in plan.layers:
+        if lp.algorithm != "up_winograd" or (lp.name, f"up_{lp.dtype}") in plan.store:
+            continue
+        unkept = replace(lp, algorithm="up_winograd_unkept")
+        if arena_bytes(_transient_requests(unkept, plan.stages[lp.stage].samples), unkept.scratch_shared) <= arena:
+            lp.algorithm, lp.why = unkept.algorithm, f"{lp.why}; its filters made per call in the arena's free room"
+
+
 def _transient_requests(lp: LayerPlan, n: int) -> list[tuple[str, int]]:
-    """What a call of the layer on n samples puts in the arena, in order (``buffers.LayerScratch``): its raw
-    conv output, then its conv's scratch."""
+    """What a call of the layer on n samples puts in the arena, in order (``buffers.LayerScratch``): the filter
+    planes it makes per call, its raw conv output, then its conv's scratch."""
     requests = []
+    if lp.algorithm == "up_winograd_unkept":
+        requests.append(("filters", winograd_op.UP_DISTINCT * lp.out_channels * lp.in_channels * lp.dtype.itemsize))
     if lp.raw_slot is not None:
         requests.append((lp.raw_slot, n * lp.out_channels * lp.raw_side ** 2 * lp.dtype.itemsize))
     side = lp.resolution // lp.up
@@ -315,39 +342,55 @@ def _short(block, layer) -> str:
 
 def _plan_layer(name: str, layer: SynthesisLayer, n: int, dtype: torch.dtype, device: torch.device,
                 block_rgb: bool, store: dict) -> LayerPlan:
-    """Decide one layer's algorithm and prepare what it reads of its weights."""
+    """Decide one layer's algorithm (its squared tap sums and FIR taps kept in ``store``); what it reads of its
+    weights is prepared once the plan has sized its buffers (``_prepared``)."""
     w = layer.weight
     out_c, in_c, k = w.shape[0], w.shape[1], w.shape[2]
     res = layer.resolution
-
-    def kept(kind: str, make):
-        key = (name, kind)
-        if key not in store:
-            store[key] = make()
-        return store[key]
-
-    square_sums = kept("square_sums", lambda: fast_modconv.weight_square_sums(w))
+    square_sums = _kept(store, name, "square_sums", lambda: fast_modconv.weight_square_sums(w))
     if layer.up == 1:
         choice = policy.choose_same(n, in_c, out_c, res, k, layer.padding, dtype, device)
-        prepared = kept(f"f43_{dtype}", lambda: fast_modconv.prepare_f43(w, dtype)) \
-            if choice.algorithm in ("fused", "f43") else None
         fir = None
     else:
-        fir = kept("fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up, layer.padding,
-                                                             w.shape[2:]))
+        fir = _kept(store, name, "fir", lambda: fast_modconv.upsample_fir(layer.resample_filter, layer.up,
+                                                                          layer.padding, w.shape[2:]))
         choice = policy.choose_up(n, in_c, out_c, res // layer.up, k, layer.up, fir is not None, dtype, device)
-        winograd_up = choice.algorithm in ("up_fused", "up_winograd")
-        packed = choice.algorithm == "up_direct" and fir is not None
-        side = res // layer.up
-        prepared = kept(f"up_{dtype}" if winograd_up else f"onednn_{dtype}" if packed else "transposed",
-                        lambda: fast_modconv.prepare_up(choice.algorithm, w, dtype,
-                                                        (n, in_c, side, side) if packed else None, layer.up))
     return LayerPlan(name, res, in_c, out_c, layer.up, dtype, choice.algorithm, choice.why,
-                     block_rgb and choice.algorithm == "fused", square_sums, prepared, fir)
+                     block_rgb and choice.algorithm == "fused", square_sums, None, fir)
+
+
+def _prepared(lp: LayerPlan, layer: SynthesisLayer, n: int, store: dict):
+    """What the layer's algorithm reads of its weights (``LayerPlan.prepared``), for passes of n samples, kept
+    in ``store`` by (layer name, kind)."""
+    w, dtype, algorithm = layer.weight, lp.dtype, lp.algorithm
+    if lp.up == 1:
+        if algorithm not in ("fused", "f43"):
+            return None
+        return _kept(store, lp.name, f"f43_{dtype}", lambda: fast_modconv.prepare_f43(w, dtype))
+    packed = algorithm == "up_direct" and lp.fir is not None
+    kind = (f"up_{dtype}" if algorithm in ("up_fused", "up_winograd") else
+            f"up_edges_{dtype}" if algorithm == "up_winograd_unkept" else f"onednn_{dtype}" if packed else "transposed")
+    size = (n, lp.in_channels, lp.resolution // lp.up, lp.resolution // lp.up) if packed else None
+    return _kept(store, lp.name, kind, lambda: fast_modconv.prepare_up(algorithm, w, dtype, size, layer.up))
+
+
+def _kept(store: dict, name: str, kind: str, make):
+    """``store[(name, kind)]``, made by ``make()`` if missing."""
+    if (name, kind) not in store:
+        store[(name, kind)] = make()
+    return store[(name, kind)]
 
 
 def total_prepared_bytes(plan: InferencePlan) -> int:
-    """Bytes of the tensors the plan keeps (its store; the stride-2 filters are a tuple of three)."""
+    """Bytes of the tensors the plan keeps (its store; the stride-2 filters are a tuple), each storage once
+    (a view shares its tensor's)."""
     tensors = [t for v in plan.store.values() for t in (v if isinstance(v, tuple) else (v,))
                if isinstance(t, torch.Tensor)]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(dict(_storage(t) for t in tensors).values())
+
+
+def _storage(t: torch.Tensor) -> tuple[int, int]:
+    """(an id of t's storage, its bytes); an opaque tensor (oneDNN's layout) has no storage: its own."""
+    if t.layout != torch.strided:
+        return id(t), t.numel() * t.element_size()
+    return t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()

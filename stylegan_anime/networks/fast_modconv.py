@@ -173,9 +173,10 @@ def synthesis_layer_forward(x: torch.Tensor, weight: torch.Tensor, styles: torch
 # modulated activations (its filters kept, or made block by block per call: "f43_unkept"), NNPACK or a
 # grouped conv of per-sample weights, oneDNN's direct conv of modulated activations.
 SAME_ALGORITHMS = ("fused", "f43", "f43_unkept", "nnpack", "grouped", "direct")
-# ... of an upsampling layer's: stride-2 Winograd fused or on modulated activations, oneDNN's
-# transposed conv of per-sample weights (one image) or of modulated activations.
-UP_ALGORITHMS = ("up_fused", "up_winograd", "up_weights", "up_direct")
+# ... of an upsampling layer's: stride-2 Winograd fused or on modulated activations (its filters kept, or
+# their planes made per call in an inference plan's free arena: "up_winograd_unkept"), oneDNN's transposed
+# conv of per-sample weights (one image) or of modulated activations.
+UP_ALGORITHMS = ("up_fused", "up_winograd", "up_winograd_unkept", "up_weights", "up_direct")
 
 
 def same_conv_algorithm(x: torch.Tensor, weight_shape: torch.Size | tuple[int, ...], padding: int,
@@ -217,9 +218,13 @@ def prepare_up(algorithm: str, weight: torch.Tensor, dtype: torch.dtype,
     """What an upsampling layer's ``algorithm`` reads of weight: [out, in, k, k]: the stride-2 Winograd
     filters (``up_fused``, ``up_winograd``), else the transposed conv's layout [in, out, k, k], for
     ``up_direct`` (stride ``up``) on inputs of ``input_size`` (if given) laid out once for oneDNN where
-    it can be (``onednn_deconv.PackedDeconv``; only for layers whose FIR filter ``upsample_fir`` splits)."""
+    it can be (``onednn_deconv.PackedDeconv``; only for layers whose FIR filter ``upsample_fir`` splits);
+    ``up_winograd_unkept``: the stride-2 filters without their planes (``winograd_op.up_filters_into`` makes
+    them per call)."""
     if algorithm in ("up_fused", "up_winograd"):
         return winograd_op.up_filters(weight.to(dtype))
+    if algorithm == "up_winograd_unkept":
+        return winograd_op.up_filters(weight.to(dtype), planes=False)
     w_t = transposed_weight(weight)
     if algorithm == "up_direct" and input_size is not None and onednn_deconv.available(w_t.to(dtype)):
         return onednn_deconv.pack(w_t.to(dtype), up, input_size)
@@ -296,7 +301,7 @@ def _up_conv(algorithm: str, x: torch.Tensor, weight: torch.Tensor, styles: torc
     dtype = x.dtype
     if algorithm == "up_fused":
         return winograd_op.conv_transpose3x3_s2_fused(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
-    if algorithm == "up_winograd":
+    if algorithm in ("up_winograd", "up_winograd_unkept"):  # the latter's planes made by the caller
         return winograd.up_winograd_conv(x, prepared, styles, out=raw, scratch=scratch), fir, gd, gb
     if isinstance(prepared, onednn_deconv.PackedDeconv):  # up_direct; the plan packs only where fir splits
         return prepared(winograd_op.modulated(x, styles)), fir, gd, gb

@@ -237,8 +237,8 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
     scratch for (``winograd_op.Scratch``), as (role, bytes) in order, at the largest: the unfused convs' tiles
     of a slice or band (``_in_slices``, ``_band_rows``), the fused convs' band buffers. An inference plan
     sizes its arena by them before the first forward."""
-    if algorithm in ("f43", "f43_unkept", "up_winograd"):
-        f43 = algorithm != "up_winograd"  # f43_unkept: one call (``filters_unkept``), as f43 takes it
+    if algorithm in ("f43", "f43_unkept", "up_winograd", "up_winograd_unkept"):
+        f43 = not algorithm.startswith("up_")  # f43_unkept: one call (``filters_unkept``), as f43 takes it
         values, tiles = (36 if f43 else 81), _call_tiles("f43" if f43 else algorithm, n, h, w)[0]
         # f43_unkept's filter blocks first (float32 whatever the dtype), as it asks for them
         work = [("filters", native_build.load("winograd", "cpu").filter_work_floats(c, torch.get_num_threads()) * 4)]
@@ -250,10 +250,10 @@ def scratch_requests(algorithm: str, n: int, c: int, k: int, h: int, w: int,
 
 
 def one_call(algorithm: str, n: int, h: int, w: int) -> bool:
-    """Whether an unfused Winograd conv ("f43", "up_winograd") of x: [n, c, h, w] takes all its tiles in one
-    call (no slices of the batch, no bands of rows): its input tiles are then dead before its output is
-    written."""
-    return algorithm in ("f43", "up_winograd") and _call_tiles(algorithm, n, h, w)[1]
+    """Whether an unfused Winograd conv ("f43", "up_winograd", "up_winograd_unkept") of x: [n, c, h, w] takes
+    all its tiles in one call (no slices of the batch, no bands of rows): its input tiles are then dead before
+    its output is written."""
+    return algorithm in ("f43", "up_winograd", "up_winograd_unkept") and _call_tiles(algorithm, n, h, w)[1]
 
 
 def _call_tiles(algorithm: str, n: int, h: int, w: int) -> tuple[int, bool]:
