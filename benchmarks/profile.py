@@ -31,7 +31,7 @@ KINDS = (
      ("sa::winograd_conv", "sa::winograd_conv_rgb", "sa::winograd_up_conv")),
     ("conv: Winograd products (BLAS bmm; F(4x4,3x3) and the up-conv's)", ("aten::bmm",)),
     ("conv: Winograd transforms (native winograd)",
-     ("_Linear", "_LinearBackward", "sa::winograd_up_input", "sa::winograd_up_output", "sa::winograd_up_weight")),
+     ("_Linear", "_LinearBackward", "sa::winograd_up_input", "sa::winograd_up_output", "sa::winograd_up_planes")),
     ("layer epilogue (native: blur, scale, bias, noise, lrelu, clamp)", ("sa::layer_epilogue",)),
     ("upfirdn2d (native)", ("Upfirdn2d", "Upfirdn2dBackward", "Upfirdn2dGrad")),
     ("bias_act (native)", ("BiasAct", "BiasActGrad", "BiasActBackward")),

@@ -49,9 +49,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("out") = py::none(), py::arg("work") = py::none(), py::arg("u_index") = py::none());
     m.def("work_floats", &sa::winograd_work_floats, "S (6: conv, conv_rgb; 9: up_conv), N, C, K, H, W, band -> the "
           "floats of the work buffers the fused conv of N images of H x W (C channels in, K out) takes");
-    m.def("up_weight", &sa::winograd_up_weight, "g [K, C, 3, 3] -> U [81, K, C]");
     m.def("up_planes", &sa::winograd_up_planes, "taps [3, 3, K, C], keep (int64 [V]: values 0..80), out (None: "
-          "new) -> U [V, K, C], the values keep of up_weight's", py::arg("taps"), py::arg("keep"),
+          "new) -> U [V, K, C], the values keep of each filter's 81 (up_weight_tile)", py::arg("taps"), py::arg("keep"),
           py::arg("out") = py::none());
     m.def("products_from_weights", &sa::winograd_products_from_weights, "g [K, C, 3, 3], V [36, C, P], M [36, K, P], "
           "work (None: new) -> M = the products of V and g's filter transform, made block by block into work",

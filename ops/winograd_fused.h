@@ -470,8 +470,8 @@ inline std::tuple<c10::optional<torch::Tensor>, torch::Tensor> winograd_conv_rgb
     return {y, out};
 }
 
-// conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U = winograd_up_weight(g): [81, K, C],
-// or from the planes of it that u_index names for each value ([81] indices into U)
+// conv_transpose2d(x * scale[:, :, None, None], w_t, stride=2) from U: [81, K, C], each filter's up_weight_tile
+// values, or from the planes of it that u_index names for each value ([81] indices into U)
 // → [N, K, 2H + 1, 2W + 1], zero where no window reaches (winograd.h), stored in out if given; work as
 // winograd_conv's. No gradients.
 inline torch::Tensor winograd_up_conv(const torch::Tensor& x, const torch::Tensor& u, const c10::optional<torch::Tensor>& scale,

@@ -4,6 +4,9 @@
 // per-tile arithmetic is in winograd.h. One part of the winograd extension's single translation unit
 // (winograd.cpp includes it); not a stand-alone header.
 #pragma once
+#include <array>
+#include <vector>
+
 #include <torch/extension.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -196,26 +199,13 @@ inline torch::Tensor winograd_weight_adjoint(const torch::Tensor& du) {
     return dg;
 }
 
-// The transposed conv's filters: conv2d's weight g: [K, C, 3, 3] (conv_transpose2d's weight with the
-// channel axes swapped) → U: [81, K, C].
-inline torch::Tensor winograd_up_weight(const torch::Tensor& g) {
-    check_cpu(g, "weight", 4);
-    TORCH_CHECK(g.size(2) == 3 && g.size(3) == 3, "winograd: weight must be [K, C, 3, 3]");
-    const int64_t kc = g.size(0) * g.size(1);
-    torch::Tensor u = torch::empty({wino::UP_VALUES * wino::UP_VALUES, g.size(0), g.size(1)}, g.options());
-    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winograd_up_weight", [&] {
-        transform_filters<3, wino::UP_VALUES, false>(g.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(), kc,
-                                                     [](const auto& f, auto& t) { wino::up_weight_tile(f, t); });
-    });
-    return u;
-}
-
 // The planes keep (int64 [V], values 0..80 of up_weight_tile) of the transposed conv's filters from its taps
 // in planes, taps: [3, 3, K, C] → U: [V, K, C] (into out if given: a plan's reused buffer, no allocation).
 // Each value is a sum of at most four taps times constants, so a chunk of filters takes whole-vector loads
 // of its taps and writes each plane in one run of 4 KiB: 5.3-6 ms for 512 x 512 filters on 2 cores, where
-// up_weight's tile-by-tile transform writing 36 planes LANES values at a time took 9-11 ms into the same
-// buffer (benchmarks/THRESHOLDS.md, FILTERS_IN_ARENA). So a plan can make them per call.
+// the tile-by-tile transform (up_weight_tile over LANES filters at a time, 36 planes stored LANES values at a
+// time) took 9-11 ms into the same buffer (benchmarks/THRESHOLDS.md, FILTERS_IN_ARENA). So a plan can make
+// them per call.
 inline torch::Tensor winograd_up_planes(const torch::Tensor& taps, const torch::Tensor& keep,
                                         const c10::optional<torch::Tensor>& out) {
     check_cpu(taps, "taps", 4);
@@ -237,7 +227,15 @@ inline torch::Tensor winograd_up_planes(const torch::Tensor& taps, const torch::
         wino::up_weight_tile(unit, tile);
         for (int v = 0; v < values; ++v) coef[v][t] = tile[v / wino::UP_VALUES][v % wino::UP_VALUES];
     }
-    const int64_t* picked = index.data_ptr<int64_t>();
+    // plane j's non-zero terms: taps[j][0 .. terms[j] - 1] with coefficients weights[j][...]
+    std::vector<std::array<int, 9>> tap(planes);
+    std::vector<std::array<double, 9>> weights(planes);
+    std::vector<int> terms(planes, 0);
+    for (int64_t j = 0; j < planes; ++j)
+        for (int t = 0; t < 9; ++t) {
+            const double w = coef[index.data_ptr<int64_t>()[j]][t];
+            if (w != 0.0) tap[j][terms[j]] = t, weights[j][terms[j]++] = w;
+        }
     AT_DISPATCH_FLOATING_TYPES(taps.scalar_type(), "winograd_up_planes", [&] {
         constexpr int64_t chunk = 1024;  // filters a pass: 4 KiB runs of each plane, 36 KiB of taps in L1/L2
         const scalar_t* g = taps.data_ptr<scalar_t>();
@@ -246,15 +244,12 @@ inline torch::Tensor winograd_up_planes(const torch::Tensor& taps, const torch::
             for (int64_t q0 = begin * chunk; q0 < std::min(end * chunk, filters); q0 += chunk) {
                 const int64_t count = std::min(chunk, filters - q0);
                 for (int64_t j = 0; j < planes; ++j) {
-                    int tap[9], terms = 0;
-                    scalar_t w[9];
-                    for (int t = 0; t < 9; ++t)
-                        if (coef[picked[j]][t] != 0.0) tap[terms] = t, w[terms++] = scalar_t(coef[picked[j]][t]);
                     scalar_t* row = dst + j * filters + q0;
                     for (int64_t q = 0; q < count; ++q) row[q] = 0;
-                    for (int e = 0; e < terms; ++e) {
-                        const scalar_t* src = g + tap[e] * filters + q0;
-                        for (int64_t q = 0; q < count; ++q) row[q] += w[e] * src[q];
+                    for (int e = 0; e < terms[j]; ++e) {
+                        const scalar_t* src = g + tap[j][e] * filters + q0;
+                        const scalar_t w = scalar_t(weights[j][e]);
+                        for (int64_t q = 0; q < count; ++q) row[q] += w * src[q];
                     }
                 }
             }

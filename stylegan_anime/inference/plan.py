@@ -75,7 +75,7 @@ class LayerPlan:
     why: str
     to_rgb_fused: bool  # the block's toRGB runs inside this layer's conv
     square_sums: torch.Tensor = field(repr=False)  # [out, in]
-    # Winograd filters ([36, out, in] or the stride-2 ones; "up_winograd_unkept": their edge taps alone), or the
+    # Winograd filters ([36, out, in] or the stride-2 ones; "up_winograd_unkept": those without their planes), or the
     # transposed layout [in, out, k, k] (as a onednn_deconv.PackedDeconv where oneDNN's transposed conv reads it)
     prepared: torch.Tensor | None = field(repr=False)
     fir: Fir | None = field(default=None, repr=False)  # the upsampling FIR's split taps (None: reference resampling)

@@ -384,14 +384,9 @@ def up_output_transform(m: torch.Tensor, n: int, h: int, w: int, grouped: bool =
     return _native("up_output", m, n, h, w, None, 0, -1, _UP_ORDER if grouped else None)
 
 
-def up_weight_transform(weight: torch.Tensor) -> torch.Tensor:
-    """Native ``up_weight_transform_ref`` (no gradients)."""
-    return _native("up_weight", weight)
-
-
 def up_filter_planes(taps: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """taps: a weight [K, C, 3, 3]'s taps in planes, [3, 3, K, C] (float32 or float64, CPU; ``up_taps``) →
-    ``UpFilters.u``: [36, K, C], the distinct planes of ``up_weight_transform(weight)``, each made natively as
+    ``UpFilters.u``: [36, K, C], the distinct planes of ``up_weight_transform_ref(weight)``, each made natively as
     its sum of taps (within rounding of the tile transform's), into ``out`` if given (a plan's arena: making
     them there per call costs no allocation)."""
     return _native("up_planes", taps, _UP_KEPT_VALUES, out)
@@ -404,7 +399,7 @@ def up_taps(weight: torch.Tensor) -> torch.Tensor:
 
 class UpFilters(NamedTuple):
     """A transposed conv's filters, prepared once (``up_filters``): u: [36, K, C], the distinct planes of
-    ``up_weight_transform(weight)`` (``_up_grouping``) for the windows, and the taps that reach the
+    ``up_weight_transform_ref(weight)`` (``_up_grouping``) for the windows, and the taps that reach the
     output's last row and column, as matrices
     for one product each (oneDNN took 1.5-3x as long with a one-pixel-high image): ``last_row`` [3K, C]
     (row t·K + k: weight[k, :, 2, t]) and ``last_col`` [3K, C] (weight[k, :, t, 2]). Where u is made per
